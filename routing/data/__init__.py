@@ -1,0 +1,1 @@
+"""Preference data: schemas, converters between them, and the sources they are built from."""

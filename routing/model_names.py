@@ -1,0 +1,48 @@
+"""The ``model`` field's router syntax: ``router-<router>[-<threshold>]``.
+
+``router-mf-0.3`` asks the ``mf`` router with threshold 0.3; ``router-mf`` uses the router's
+configured default threshold. Router names never contain hyphens, so the text after the
+second hyphen is the whole threshold (``router-mf-1e-05`` parses).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from routing.errors import InvalidRequest
+
+ROUTER_PREFIX = "router-"
+
+
+@dataclass(frozen=True)
+class RouterAlias:
+    router: str
+    threshold: float | None
+
+
+def parse_router_alias(model: str) -> RouterAlias | None:
+    """The router alias in ``model``, or None when ``model`` names an upstream model."""
+    if not model.startswith(ROUTER_PREFIX):
+        return None
+    router, _, threshold_text = model[len(ROUTER_PREFIX):].partition("-")
+    if not router:
+        raise InvalidRequest(
+            f"'{model}' names no router: use 'router-<router>-<threshold>', e.g. 'router-mf-0.5'",
+            param="model",
+        )
+    if not threshold_text:
+        return RouterAlias(router, None)
+    try:
+        threshold = float(threshold_text)
+    except ValueError:
+        raise InvalidRequest(
+            f"threshold '{threshold_text}' in '{model}' is not a number: use a value in [0, 1]",
+            param="model", code="invalid_threshold",
+        ) from None
+    if not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
+        raise InvalidRequest(
+            f"threshold {threshold_text} in '{model}' is outside [0, 1]",
+            param="model", code="invalid_threshold",
+        )
+    return RouterAlias(router, threshold)

@@ -1,0 +1,1 @@
+"""Training routers from preference data."""

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+
+
+class ChatBackend(Protocol):
+    """One upstream model. Failures raise :class:`routing.errors.UpstreamError` subclasses."""
+
+    model: str
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion: ...
+
+    def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]: ...

@@ -1,0 +1,149 @@
+"""A small OpenAI-compatible server standing in for an upstream LLM API in tests.
+
+Run as its own process: ``python tests/fake_upstream.py --name strong``. It binds a free port on
+127.0.0.1 and prints ``PORT <n>`` on its first line. Tests steer it over HTTP:
+
+- ``POST /_control`` with ``{"mode": ..., ...}``: ``ok`` (default), ``status`` (answer with
+  ``status``), ``hang`` (never answer), ``malformed`` (broken JSON), ``cut`` (stream ``chunks``
+  chunks, then drop the connection);
+- ``GET /_requests``: every request body received, oldest first; ``DELETE /_requests`` clears.
+
+Answers are ``"<name> answer #<k>"`` split into ``chunks`` pieces when streamed, so a test can
+tell which upstream answered. ``/v1/embeddings`` returns deterministic unit vectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import socket
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+
+def create_app(name: str) -> FastAPI:
+    app = FastAPI()
+    state: dict[str, Any] = {"behaviour": {"mode": "ok"}, "requests": [], "count": 0}
+
+    @app.post("/_control")
+    async def control(request: Request) -> dict[str, Any]:
+        state["behaviour"] = await request.json()
+        return state["behaviour"]
+
+    @app.get("/_requests")
+    async def requests() -> list[dict[str, Any]]:
+        return state["requests"]
+
+    @app.delete("/_requests")
+    async def clear() -> dict[str, int]:
+        state["requests"].clear()
+        state["count"] = 0
+        return {"cleared": 1}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "fake"}]}
+
+    async def misbehave(behaviour: dict[str, Any]) -> Response | None:
+        mode = behaviour.get("mode", "ok")
+        if mode == "hang":
+            await asyncio.sleep(3600)
+        if mode == "status":
+            status = int(behaviour.get("status", 500))
+            return JSONResponse({"error": {"message": f"{name} failed on purpose", "type": "server_error",
+                                           "param": None, "code": None}}, status_code=status)
+        if mode == "malformed":
+            return PlainTextResponse('{"id": "x", "choices": [', media_type="application/json")
+        return None
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
+        behaviour = state["behaviour"]
+        failure = await misbehave(behaviour)
+        if failure is not None:
+            return failure
+        state["count"] += 1
+        text = f"{name} answer #{state['count']}"
+        model = body.get("model", name)
+        ident, created = f"chatcmpl-{name}-{state['count']}", int(time.time())
+        if not body.get("stream"):
+            return JSONResponse({
+                "id": ident, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+            })
+        pieces = _split(text, int(behaviour.get("chunks", 4)))
+        cut_after = int(behaviour["chunks"]) if behaviour.get("mode") == "cut" else None
+        delay = float(behaviour.get("delay_s", 0.0))
+
+        async def events() -> Any:
+            def event(delta: dict[str, Any], finish: str | None = None) -> str:
+                chunk = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                return f"data: {json.dumps(chunk)}\n\n"
+
+            yield event({"role": "assistant", "content": ""})
+            for number, piece in enumerate(pieces, start=1):
+                await asyncio.sleep(delay)
+                yield event({"content": piece})
+                if cut_after is not None and number >= cut_after:
+                    raise ConnectionResetError("stream cut on purpose")
+            yield event({}, "stop")
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        body = await request.json()
+        state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
+        failure = await misbehave(state["behaviour"])
+        if failure is not None:
+            return failure
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dim = int(body.get("dimensions") or state["behaviour"].get("dimensions", 384))
+        data = [{"object": "embedding", "index": i, "embedding": _vector(t, dim)} for i, t in enumerate(texts)]
+        return JSONResponse({"object": "list", "data": data, "model": body.get("model"),
+                             "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
+    return app
+
+
+def _split(text: str, parts: int) -> list[str]:
+    size = max(1, -(-len(text) // max(1, parts)))
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def _vector(text: str, dim: int) -> list[float]:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    v = np.random.default_rng(seed).standard_normal(dim)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--name", required=True)
+    args = parser.parse_args()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections queue from now on, before the server loop starts
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(create_app(args.name), log_level="critical", timeout_graceful_shutdown=1)
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from routing.config import AppConfig, ConfigError, LocalUpstream, OpenAIUpstream, load_app_config
+from routing.routers import check_routers
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def error_of(args: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_app_config(args)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"routers": {"mf": {"type": "mf", "checkpont": "x"}}}, "args.routers.mf.checkpont: unknown key 'checkpont'"),
+        ({"embeding": {}}, "args.embeding: unknown key 'embeding'"),
+        ({"embedding": {"backend": "openai", "base_ur": "x"}}, "args.embedding.base_ur: unknown key 'base_ur'"),
+        ({"upstreams": {"strong": {"backend": "openai", "model": "a", "api_key": "sk-1"},
+                        "weak": {"backend": "local"}}}, "args.upstreams.strong.api_key: unknown key 'api_key'"),
+        ({"fallback": {"on_error": "other_model"}}, "args.fallback.on_error: unknown key 'on_error'"),
+    ],
+)
+def test_unknown_keys_are_named_with_their_path(args: dict, expected: str) -> None:
+    assert expected in error_of(args)
+
+
+def test_every_bad_key_is_reported_at_once() -> None:
+    message = error_of({"routers": {"mf": {"type": "mf", "a": 1, "b": 2}}, "c": 3})
+    assert "args.routers.mf.a" in message and "args.routers.mf.b" in message and "args.c" in message
+
+
+def test_value_errors_name_the_field() -> None:
+    assert "args.routers.mf.default_threshold" in error_of({"routers": {"mf": {"type": "mf", "default_threshold": 2}}})
+    assert "args.upstreams.strong: missing key 'backend'" in error_of(
+        {"upstreams": {"strong": {"model": "a"}, "weak": {"backend": "local"}}})
+    assert "'strong: nope' names no entry of 'upstreams'" in error_of({"strong": "nope"})
+    assert "router name 'Big-Router'" in error_of({"routers": {"Big-Router": {"type": "random"}}})
+    assert "share the model name x" in error_of({"upstreams": {
+        "strong": {"backend": "openai", "model": "x"}, "weak": {"backend": "local", "model": "x"}}})
+    assert "may not start with 'router-'" in error_of({"upstreams": {
+        "strong": {"backend": "openai", "model": "router-x"}, "weak": {"backend": "local"}}})
+
+
+def test_defaults_are_the_embedded_service() -> None:
+    config = load_app_config({})
+    assert isinstance(config.upstreams["weak"], LocalUpstream)
+    strong = config.upstreams["strong"]
+    assert isinstance(strong, OpenAIUpstream) and not strong.configured
+    assert set(config.routers) == {"random", "mf"}
+
+
+def test_environment_configures_the_strong_model() -> None:
+    config = load_app_config({}).resolve_env(
+        {"STRONG_BASE_URL": "http://10.0.0.1:8000/v1", "STRONG_MODEL": "llama-70b"})
+    strong = config.upstreams["strong"]
+    assert strong.configured and strong.base_url == "http://10.0.0.1:8000/v1"
+    assert config.upstream_by_model("llama-70b") == "strong"
+    unset = load_app_config({}).resolve_env({"STRONG_BASE_URL": ""})
+    assert not unset.upstreams["strong"].configured and unset.upstreams["strong"].model == "gpt-4o"
+
+
+def test_environment_cannot_make_two_models_share_a_name() -> None:
+    with pytest.raises(ValueError, match="share the model name"):
+        load_app_config({}).resolve_env({"STRONG_MODEL": "smollm2-135m-instruct"})
+
+
+def test_router_checkpoints_must_match_the_embedding_model() -> None:
+    check_routers(load_app_config({}))
+    with pytest.raises(ConfigError, match="trained on embeddings of 'sentence-transformers/all-MiniLM-L6-v2'"):
+        check_routers(load_app_config({"embedding": {"backend": "openai", "model": "text-embedding-3-small"}}))
+    with pytest.raises(ConfigError, match="args.routers.mf: no shipped checkpoint 'nope'"):
+        check_routers(load_app_config({"routers": {"mf": {"type": "mf", "checkpoint": "builtin:nope"}}}))
+    with pytest.raises(ConfigError, match="strong_model_id 'gpt-5' is not in the checkpoint"):
+        check_routers(load_app_config({"routers": {"mf": {"type": "mf", "strong_model_id": "gpt-5"}}}))
+
+
+def serve_config() -> dict:
+    return yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+
+
+def test_serve_config_is_valid_for_ray_and_for_us() -> None:
+    from ray.serve.schema import ServeDeploySchema
+
+    ServeDeploySchema.model_validate(serve_config())
+    (application,) = serve_config()["applications"]
+    assert isinstance(load_app_config(application["args"]), AppConfig)
+
+
+def test_serve_config_fits_two_cores_and_names_real_deployments() -> None:
+    from graph import build_app
+
+    (application,) = serve_config()["applications"]
+    options = {d["name"]: d for d in application["deployments"]}
+    built = build_app(application["args"])
+    names = {d.name for d in _deployments(built)}
+    assert set(options) == names
+    for name, option in options.items():
+        assert option["ray_actor_options"]["num_cpus"] <= 0.5, name
+    assert sum(o["ray_actor_options"]["num_cpus"] for o in options.values()) <= 2
+
+
+def _deployments(app):  # type: ignore[no-untyped-def]
+    """Every deployment reachable from the ingress's bound arguments."""
+    from ray.serve.deployment import Application
+
+    seen, stack = [], [app]
+    while stack:
+        node = stack.pop()
+        seen.append(node._bound_deployment)
+        args = list(node._bound_deployment.init_args) + list(node._bound_deployment.init_kwargs.values())
+        while args:
+            arg = args.pop()
+            if isinstance(arg, Application):
+                stack.append(arg)
+            elif isinstance(arg, dict):
+                args.extend(arg.values())
+    return seen

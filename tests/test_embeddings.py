@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from routing.config import LocalEmbedding, OpenAIEmbedding
+from routing.embeddings import make_embedder
+from routing.embeddings.local import LocalEmbedder
+from routing.errors import UpstreamError, UpstreamUnconfigured
+from routing.resources import minilm_dir
+
+PROMPTS = ["What is the capital of France?", "Write a haiku about autumn leaves.",
+           "Prove that the square root of two is irrational. " * 40, ""]
+
+
+@pytest.fixture(scope="module")
+def minilm() -> LocalEmbedder:
+    return LocalEmbedder(LocalEmbedding())
+
+
+def test_minilm_matches_sentence_transformers(minilm: LocalEmbedder) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(minilm_dir()), device="cpu").encode(PROMPTS, normalize_embeddings=True)
+    ours = minilm.encode(PROMPTS)
+    assert ours.shape == (4, 384) and ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(ours, reference, atol=2e-5)
+
+
+def test_minilm_batches_keep_input_order(minilm: LocalEmbedder) -> None:
+    texts = [f"question number {i}: " + "why? " * (i % 7) for i in range(20)]
+    np.testing.assert_allclose(minilm.encode(texts, batch_size=3), minilm.encode(texts), atol=1e-5)
+    assert asyncio.run(minilm.embed([])).shape == (0, 384)
+
+
+def test_openai_embeddings_backend(strong) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        embedder = make_embedder(OpenAIEmbedding(backend="openai", model="embed-small", base_url=strong.base_url))
+        vectors = await embedder.embed(["a", "b", "a"])
+        assert vectors.shape == (3, 384)
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        assert np.allclose(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
+        (sent,) = strong.requests()
+        assert sent["body"]["model"] == "embed-small" and sent["body"]["input"] == ["a", "b", "a"]
+
+        strong.behave("status", status=500)
+        with pytest.raises(UpstreamError, match="embed-small"):
+            await embedder.embed(["a"])
+
+    asyncio.run(scenario())
+
+
+def test_openai_embeddings_without_endpoint_say_which_variable_to_set() -> None:
+    config = OpenAIEmbedding(backend="openai", base_url_env="EMBEDDINGS_URL").resolve_env({})
+    with pytest.raises(UpstreamUnconfigured, match="EMBEDDINGS_URL"):
+        asyncio.run(make_embedder(config).embed(["a"]))

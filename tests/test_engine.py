@@ -1,0 +1,130 @@
+"""The request path in one process: real routers and MiniLM, fake upstream servers over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from conftest import FakeUpstream, fake_pair_args
+
+from routing.config import load_app_config
+from routing.engine import RoutingEngine, in_process_engine
+from routing.errors import ModelNotFound, UpstreamError, UpstreamUnconfigured
+from routing.protocol import ChatCompletionRequest
+
+PROMPT = "Explain the difference between a process and a thread."
+
+
+def engine_for(strong: FakeUpstream, weak: FakeUpstream, **overrides: Any) -> RoutingEngine:
+    return in_process_engine(load_app_config(fake_pair_args(strong, weak, **overrides)).resolve_env({}))
+
+
+def chat(model: str, stream: bool = False) -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate(
+        {"model": model, "stream": stream, "messages": [{"role": "system", "content": "be brief"},
+                                                        {"role": "user", "content": PROMPT}]})
+
+
+def test_mf_threshold_decides_which_upstream_is_called(strong: FakeUpstream, weak: FakeUpstream) -> None:
+    engine = engine_for(strong, weak)
+
+    async def scenario() -> None:
+        decision = await engine.route("router-mf-0.5", chat("x").messages)
+        assert decision.router == "mf" and 0 < decision.score < 1
+        below, above = max(decision.score - 1e-3, 0), min(decision.score + 1e-3, 1)
+
+        outcome, completion = await engine.complete(chat(f"router-mf-{below}"))
+        assert (outcome.decision.target, outcome.model, completion.model) == ("big", "big", "big")
+        assert outcome.fallback is None and abs(outcome.decision.score - decision.score) < 1e-6
+        assert len(strong.requests()) == 1 and weak.requests() == []
+
+        outcome, completion = await engine.complete(chat(f"router-mf-{above}"))
+        assert (outcome.decision.target, completion.model) == ("small", "small")
+        assert len(strong.requests()) == 1 and len(weak.requests()) == 1
+        assert weak.requests()[0]["body"]["messages"][1]["content"] == PROMPT
+
+    asyncio.run(scenario())
+
+
+def test_direct_model_names_and_unknown_names(strong: FakeUpstream, weak: FakeUpstream) -> None:
+    engine = engine_for(strong, weak)
+
+    async def scenario() -> None:
+        outcome, completion = await engine.complete(chat("small"))
+        assert outcome.decision is None and completion.choices[0].message.content == "weak answer #1"
+        for model in ("gpt-unknown", "router-nope-0.5"):
+            with pytest.raises(ModelNotFound):
+                await engine.complete(chat(model))
+        assert [m.id for m in engine.models().data] == ["router-random", "router-mf", "big", "small"]
+
+    asyncio.run(scenario())
+    assert strong.requests() == []
+
+
+def test_unconfigured_strong_model_is_answered_by_the_weak_one(strong: FakeUpstream, weak: FakeUpstream) -> None:
+    args = fake_pair_args(strong, weak)
+    args["upstreams"]["strong"] = {"backend": "openai", "model": "big", "base_url_env": "UNSET_STRONG_URL"}
+    engine = in_process_engine(load_app_config(args).resolve_env({}))
+
+    async def scenario() -> None:
+        outcome, completion = await engine.complete(chat("router-random-0"))
+        assert outcome.decision.target == "big" and completion.model == "small"
+        assert outcome.fallback == "upstream_unconfigured"
+        with pytest.raises(UpstreamUnconfigured, match="UNSET_STRONG_URL"):
+            await engine.complete(chat("big"))  # a direct call never switches models
+
+    asyncio.run(scenario())
+    args["fallback"] = {"on_unconfigured": "error"}
+    strict = in_process_engine(load_app_config(args).resolve_env({}))
+    with pytest.raises(UpstreamUnconfigured):
+        asyncio.run(strict.complete(chat("router-random-0")))
+
+
+def test_failing_upstream_falls_back_once(strong: FakeUpstream, weak: FakeUpstream) -> None:
+    strong.behave("status", status=503)
+    engine = engine_for(strong, weak)
+
+    async def scenario() -> None:
+        outcome, completion = await engine.complete(chat("router-random-0"))
+        assert (completion.model, outcome.fallback) == ("small", "upstream_error")
+        with pytest.raises(UpstreamError) as info:
+            await engine.complete(chat("big"))
+        assert info.value.status_code == 502
+        weak.behave("status", status=500)
+        with pytest.raises(UpstreamError):
+            await engine.complete(chat("router-random-0"))
+
+    asyncio.run(scenario())
+    assert len(strong.requests()) == 3 and len(weak.requests()) == 2
+
+    strong.behave("status", status=503)
+    weak.behave("ok")
+    strict = engine_for(strong, weak, fallback={"on_upstream_error": "error"})
+    with pytest.raises(UpstreamError):
+        asyncio.run(strict.complete(chat("router-random-0")))
+
+
+def test_stream_falls_back_only_before_its_first_chunk(strong: FakeUpstream, weak: FakeUpstream) -> None:
+    engine = engine_for(strong, weak)
+
+    async def collect(model: str) -> tuple[Any, list[str]]:
+        outcome, chunks = await engine.stream(chat(model, stream=True))
+        return outcome, [c.choices[0].delta.content or "" async for c in chunks]
+
+    async def scenario() -> None:
+        strong.behave("status", status=500)
+        outcome, pieces = await collect("router-random-0")
+        assert outcome.model == "small" and outcome.fallback == "upstream_error"
+        assert "".join(pieces) == "weak answer #1"
+
+        strong.behave("cut", chunks=2)
+        outcome, chunks = await engine.stream(chat("router-random-0", stream=True))
+        assert outcome.model == "big" and outcome.fallback is None
+        received = []
+        with pytest.raises(UpstreamError):
+            async for chunk in chunks:
+                received.append(chunk.choices[0].delta.content)
+        assert len(received) == 3 and len(weak.requests()) == 1
+
+    asyncio.run(scenario())

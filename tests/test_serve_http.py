@@ -1,0 +1,186 @@
+"""The composed graph on a real Ray cluster, through Serve's HTTP proxy, with the openai client."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from conftest import FakeUpstream, fake_pair_args
+
+pytestmark = pytest.mark.cluster
+
+PROMPT = "Write a short poem about the sea."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(upstreams: dict[str, FakeUpstream]) -> Iterator[str]:
+    import ray
+    from ray import serve
+
+    from graph import build_app
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    args = fake_pair_args(upstreams["strong"], upstreams["weak"])
+    args["upstreams"]["strong"]["timeout_s"] = 2
+    serve.run(build_app(args), name="router", route_prefix="/")
+    yield f"http://127.0.0.1:{port}"
+    ray.shutdown()
+
+
+@pytest.fixture
+def http(service: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def client(service: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{service}/v1", api_key="unused", max_retries=0, timeout=30)
+
+
+def ask(client: openai.OpenAI, model: str, **fields: Any):  # type: ignore[no-untyped-def]
+    return client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": PROMPT}], **fields)
+
+
+def test_router_threshold_sends_each_prompt_to_one_upstream(client, http, strong, weak) -> None:  # type: ignore[no-untyped-def]
+    decision = http.post("/v1/route", json={"model": "router-mf-0.5",
+                                            "messages": [{"role": "user", "content": PROMPT}]}).json()
+    assert set(decision) == {"router", "score", "threshold", "target"} and decision["router"] == "mf"
+    score = decision["score"]
+
+    raw = ask(client, f"router-mf-{max(score - 1e-3, 0):.6f}")
+    assert raw.headers["x-route-router"] == "mf" and raw.headers["x-route-target"] == "big"
+    assert abs(float(raw.headers["x-route-score"]) - score) < 1e-5 and "x-route-fallback" not in raw.headers
+    assert raw.parse().model == "big" and raw.parse().choices[0].message.content == "strong answer #1"
+    assert len(strong.requests()) == 1 and weak.requests() == []
+
+    raw = ask(client, f"router-mf-{min(score + 1e-3, 1):.6f}")
+    assert raw.headers["x-route-target"] == "small" and raw.parse().model == "small"
+    assert len(strong.requests()) == 1 and len(weak.requests()) == 1
+    assert weak.requests()[0]["body"]["messages"] == [{"role": "user", "content": PROMPT}]
+
+
+def test_direct_model_names_bypass_routing(client, strong, weak) -> None:  # type: ignore[no-untyped-def]
+    raw = ask(client, "small", max_tokens=3)
+    assert raw.parse().model == "small" and "x-route-router" not in raw.headers
+    assert weak.requests()[0]["body"]["max_tokens"] == 3 and strong.requests() == []
+
+
+def test_openai_client_streams_chunk_by_chunk(client, strong) -> None:  # type: ignore[no-untyped-def]
+    strong.behave("ok", chunks=4, delay_s=0.3)
+    started, arrivals, pieces = time.monotonic(), [], []
+    with client.chat.completions.create(model="router-random-0", stream=True,
+                                        messages=[{"role": "user", "content": PROMPT}]) as stream:
+        for chunk in stream:
+            arrivals.append(time.monotonic() - started)
+            pieces.append(chunk.choices[0].delta.content or "")
+            assert chunk.model == "big"
+    assert "".join(pieces) == "strong answer #1" and len(pieces) == 6  # role, 4 pieces, finish
+    assert arrivals[-1] - arrivals[1] > 0.6  # pieces arrived as produced, not all at the end
+
+
+def test_stream_failure_after_first_bytes_ends_with_an_error_event(http, strong, weak) -> None:  # type: ignore[no-untyped-def]
+    strong.behave("cut", chunks=2)
+    response = http.post("/v1/chat/completions", json={
+        "model": "router-random-0", "stream": True, "messages": [{"role": "user", "content": PROMPT}]})
+    assert response.status_code == 200 and response.headers["x-route-target"] == "big"
+    events = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
+    error = json.loads(events[-1])["error"]
+    assert error["type"] == "upstream_error" and "big" in error["message"]
+    assert "[DONE]" not in events and weak.requests() == []
+
+
+def test_failing_strong_model_falls_back_with_a_header(client, strong, weak) -> None:  # type: ignore[no-untyped-def]
+    strong.behave("status", status=500)
+    raw = ask(client, "router-random-0")
+    assert raw.headers["x-route-target"] == "big" and raw.headers["x-route-fallback"] == "upstream_error"
+    assert raw.parse().model == "small"
+    streamed = client.chat.completions.with_raw_response.create(
+        model="router-random-0", stream=True, messages=[{"role": "user", "content": PROMPT}])
+    assert streamed.headers["x-route-fallback"] == "upstream_error"
+    assert "".join(c.choices[0].delta.content or "" for c in streamed.parse()) == "weak answer #2"
+
+
+def test_upstream_failure_is_502_and_timeout_is_504(http, strong) -> None:  # type: ignore[no-untyped-def]
+    body = {"model": "big", "messages": [{"role": "user", "content": PROMPT}]}
+    strong.behave("status", status=500)
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 502 and response.json()["error"]["type"] == "upstream_error"
+    strong.behave("hang")
+    started = time.monotonic()
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 504 and response.json()["error"]["code"] == "upstream_timeout"
+    assert time.monotonic() - started < 10
+    response = http.post("/v1/chat/completions", json={**body, "stream": True})
+    assert response.status_code == 504
+
+
+MALFORMED: list[tuple[str, Any, int, str | None]] = [
+    ("not json", b"{bad json", 400, None),
+    ("json array", b"[1, 2]", 400, None),
+    ("empty body", b"", 400, None),
+    ("missing messages", {"model": "router-mf-0.5"}, 400, "messages"),
+    ("empty messages", {"model": "router-mf-0.5", "messages": []}, 400, "messages"),
+    ("bad role", {"model": "router-mf-0.5", "messages": [{"role": "wizard", "content": "x"}]}, 400,
+     "messages[0].role"),
+    ("no user turn", {"model": "router-mf-0.5", "messages": [{"role": "system", "content": "x"}]}, 400, "messages"),
+    ("content not text", {"model": "big", "messages": [{"role": "user", "content": 42}]}, 400,
+     "messages[0].content"),
+    ("text/plain body", b'{"model": "big"}', 400, None),
+    ("missing model", {"messages": [{"role": "user", "content": "x"}]}, 400, "model"),
+    ("unknown field", {"model": "big", "messages": [{"role": "user", "content": "x"}], "temprature": 1}, 400,
+     "temprature"),
+    ("wrong type", {"model": "big", "messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"}, 400,
+     "max_tokens"),
+    ("unknown router", {"model": "router-nope-0.5", "messages": [{"role": "user", "content": "x"}]}, 404, "model"),
+    ("unknown model", {"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}, 404, "model"),
+    ("threshold not a number", {"model": "router-mf-high", "messages": [{"role": "user", "content": "x"}]}, 400,
+     "model"),
+    ("threshold above 1", {"model": "router-mf-1.5", "messages": [{"role": "user", "content": "x"}]}, 400, "model"),
+    ("threshold negative", {"model": "router-mf--0.5", "messages": [{"role": "user", "content": "x"}]}, 400,
+     "model"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "status", "param"), MALFORMED, ids=[c[0] for c in MALFORMED])
+def test_malformed_requests_get_openai_errors(http, case, body, status, param) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/v1/chat/completions", "/v1/route"):
+        if isinstance(body, bytes):
+            content_type = "text/plain" if case == "text/plain body" else "application/json"
+            response = http.post(path, content=body, headers={"content-type": content_type})
+        else:
+            response = http.post(path, json=body)
+        assert response.status_code == status, (path, response.text)
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["message"]
+        assert "Traceback" not in response.text
+        assert error["param"] == param, (path, error)
+
+
+def test_service_is_healthy_after_bad_requests(http, client, strong) -> None:  # type: ignore[no-untyped-def]
+    for body in MALFORMED:
+        http.post("/v1/chat/completions", content=json.dumps(body[1]) if not isinstance(body[1], bytes) else body[1])
+    assert http.get("/health").json()["status"] == "ok"
+    assert ask(client, "router-random-0").parse().choices[0].message.content == "strong answer #1"
+
+
+def test_models_and_unknown_paths(http, client) -> None:  # type: ignore[no-untyped-def]
+    assert [m.id for m in client.models.list()] == ["router-random", "router-mf", "big", "small"]
+    response = http.get("/v1/nothing-here")
+    assert response.status_code == 404 and response.json()["error"]["type"] == "not_found_error"
+    assert http.get("/health").json() == {"status": "ok", "upstreams": {"big": "configured", "small": "configured"}}

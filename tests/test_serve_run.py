@@ -1,0 +1,109 @@
+"""``serve run serve_config.yaml`` as a user runs it: the shipped config, real SmolLM2 generation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from conftest import ROOT, FakeUpstream
+
+STARTUP_DEADLINE_S = 240
+PROMPT = "What is the capital of France?"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_run(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[httpx.Client]:
+    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    port = free_port()
+    config["http_options"]["port"] = port
+    path = tmp_path / "serve_config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRONG_")}
+    env.update(extra_env, RAY_ADDRESS="local")  # a private cluster, whatever else runs on this machine
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(["serve", "run", str(path)], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+    try:
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        while True:
+            assert process.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                if client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "service did not start"
+            time.sleep(1)
+        yield client
+    finally:
+        client.close()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def chat(client: httpx.Client, model: str, **fields: object) -> httpx.Response:
+    return client.post("/v1/chat/completions", json={
+        "model": model, "max_tokens": 24, "messages": [{"role": "user", "content": PROMPT}], **fields})
+
+
+def test_default_config_answers_offline_with_the_embedded_model(tmp_path: Path) -> None:
+    with serve_run(tmp_path, {}) as client:
+        response = chat(client, "router-mf-0.5")
+        assert response.status_code == 200, response.text
+        headers = response.headers
+        assert headers["x-route-router"] == "mf" and headers["x-route-threshold"] == "0.5"
+        assert 0 < float(headers["x-route-score"]) < 1 and headers["x-route-target"] in {"gpt-4o",
+                                                                                          "smollm2-135m-instruct"}
+        body = response.json()
+        assert body["model"] == "smollm2-135m-instruct" and "Paris" in body["choices"][0]["message"]["content"]
+
+        response = chat(client, "router-mf-0")  # always strong: not configured, so answered by the weak model
+        assert response.headers["x-route-target"] == "gpt-4o"
+        assert response.headers["x-route-fallback"] == "upstream_unconfigured"
+        assert response.json()["model"] == "smollm2-135m-instruct"
+
+        response = chat(client, "gpt-4o")
+        assert response.status_code == 503 and "STRONG_BASE_URL" in response.json()["error"]["message"]
+        assert client.get("/health").json()["upstreams"] == {"gpt-4o": "unconfigured",
+                                                             "smollm2-135m-instruct": "configured"}
+
+
+@pytest.mark.usefixtures("weak")
+def test_strong_endpoint_from_the_environment(tmp_path: Path, strong: FakeUpstream) -> None:
+    env = {"STRONG_BASE_URL": strong.base_url, "STRONG_MODEL": "remote-large", "STRONG_API_KEY": "sk-env-key"}
+    with serve_run(tmp_path, env) as client:
+        decision = client.post("/v1/route", json={
+            "model": "router-mf", "messages": [{"role": "user", "content": PROMPT}]}).json()
+        score = decision["score"]
+
+        response = chat(client, f"router-mf-{max(score - 1e-3, 0):.6f}")
+        assert response.headers["x-route-target"] == "remote-large" and "x-route-fallback" not in response.headers
+        assert response.json()["model"] == "remote-large"
+        (received,) = strong.requests()
+        assert received["body"]["model"] == "remote-large" and received["authorization"] == "Bearer sk-env-key"
+
+        response = chat(client, f"router-mf-{min(score + 1e-3, 1):.6f}")
+        assert response.headers["x-route-target"] == "smollm2-135m-instruct"
+        assert "Paris" in response.json()["choices"][0]["message"]["content"]
+        assert len(strong.requests()) == 1
