@@ -25,8 +25,7 @@ from routing.routers import check_routers
 def build_app(args: dict[str, Any]) -> Application:
     config = load_app_config(args).resolve_env(os.environ)
     check_routers(config)
-    needs_embeddings = any(router.needs_embeddings for router in config.routers.values())
-    embedding = Embedding.bind(config.embedding) if needs_embeddings else None
+    embedding = Embedding.bind(config.embedding) if config.needs_embeddings else None
     routers = {name: Router.options(name=f"Router-{name}").bind(router)
                for name, router in config.routers.items()}
     llms = {key: LLMClient.options(name=f"LLM-{key}").bind(upstream)

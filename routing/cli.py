@@ -13,13 +13,12 @@ import sys
 from pathlib import Path
 
 from routing.config import LocalEmbedding
+from routing.embeddings.local import LocalEmbedder
 
 ARENA_BENCH_FILE = "arena-bench-v1.scores.jsonl"
 
 
-def _local_encoder():  # type: ignore[no-untyped-def]
-    from routing.embeddings.local import LocalEmbedder
-
+def _local_encoder() -> LocalEmbedder:
     return LocalEmbedder(LocalEmbedding())
 
 

@@ -91,6 +91,9 @@ class LocalEmbedding(_Strict):
     def model_id(self) -> str:
         return self.model_path or MINILM_MODEL_ID
 
+    def resolve_env(self, env: Mapping[str, str]) -> LocalEmbedding:
+        return self
+
 
 class OpenAIEmbedding(_Strict):
     """Any OpenAI-compatible ``/v1/embeddings`` endpoint."""
@@ -198,10 +201,15 @@ class AppConfig(_Strict):
 
     def resolve_env(self, env: Mapping[str, str]) -> AppConfig:
         """A copy with every ``*_env`` value (except API keys) read from ``env``."""
-        upstreams = {key: u.resolve_env(env) for key, u in self.upstreams.items()}
-        embedding = self.embedding.resolve_env(env) if isinstance(self.embedding, OpenAIEmbedding) else self.embedding
-        # Re-validate: a variable may have renamed a model onto another one's name.
-        return AppConfig.model_validate({**self.model_dump(), "upstreams": upstreams, "embedding": embedding})
+        resolved = {**self.model_dump(),
+                    "upstreams": {key: u.resolve_env(env).model_dump() for key, u in self.upstreams.items()},
+                    "embedding": self.embedding.resolve_env(env).model_dump()}
+        # Validated again: a variable may have renamed a model onto another one's name.
+        return load_app_config(resolved, root="args (with environment variables applied)")
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return any(router.needs_embeddings for router in self.routers.values())
 
     def upstream_by_model(self, model: str) -> str | None:
         for key, upstream in self.upstreams.items():

@@ -168,10 +168,9 @@ async def _prepend(first: ChatCompletionChunk,
 
 def in_process_engine(config: AppConfig) -> RoutingEngine:
     """The whole request path in this process: no Ray, same behaviour as the service."""
-    needs_embeddings = any(router.needs_embeddings for router in config.routers.values())
     return RoutingEngine(
         config,
-        make_embedder(config.embedding) if needs_embeddings else None,
+        make_embedder(config.embedding) if config.needs_embeddings else None,
         {name: LocalScorer(make_router(router)) for name, router in config.routers.items()},
         {key: make_backend(upstream) for key, upstream in config.upstreams.items()},
     )

@@ -68,8 +68,16 @@ def test_environment_configures_the_strong_model() -> None:
 
 
 def test_environment_cannot_make_two_models_share_a_name() -> None:
-    with pytest.raises(ValueError, match="share the model name"):
+    with pytest.raises(ConfigError, match="share the model name smollm2-135m-instruct"):
         load_app_config({}).resolve_env({"STRONG_MODEL": "smollm2-135m-instruct"})
+
+
+def test_the_application_builder_reports_config_errors() -> None:
+    from graph import build_app
+
+    with pytest.raises(ConfigError, match="args.upstreams.weak.max_new_token: unknown key"):
+        build_app({"upstreams": {"strong": {"backend": "openai", "model": "a"},
+                                 "weak": {"backend": "local", "max_new_token": 5}}})
 
 
 def test_router_checkpoints_must_match_the_embedding_model() -> None:

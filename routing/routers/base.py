@@ -8,8 +8,7 @@ import numpy as np
 class Router(Protocol):
     """Scores prompts with P(the strong model's answer beats the weak model's)."""
 
-    needs_embeddings: bool
-
     def score(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
-        """One score in [0, 1] per prompt; ``embeddings`` is given when ``needs_embeddings``."""
+        """One score in [0, 1] per prompt; ``embeddings`` is given when the router's config
+        says ``needs_embeddings``."""
         ...

@@ -85,8 +85,6 @@ def scoring_pair(config: MFRouterConfig, meta: MFCheckpointMeta) -> tuple[str, s
 
 
 class MFRouter:
-    needs_embeddings = True
-
     def __init__(self, config: MFRouterConfig) -> None:
         model, self.meta = load_checkpoint(checkpoint_path(config.checkpoint))
         strong, weak = scoring_pair(config, self.meta)

@@ -8,8 +8,6 @@ from routing.config import RandomRouterConfig
 
 
 class RandomRouter:
-    needs_embeddings = False
-
     def __init__(self, config: RandomRouterConfig) -> None:
         self._rng = np.random.default_rng(config.seed)
 
