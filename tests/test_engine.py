@@ -128,3 +128,19 @@ def test_stream_falls_back_only_before_its_first_chunk(strong: FakeUpstream, wea
         assert len(received) == 3 and len(weak.requests()) == 1
 
     asyncio.run(scenario())
+
+
+def test_embeddings_can_come_from_an_openai_compatible_endpoint(strong: FakeUpstream, weak: FakeUpstream) -> None:
+    # A server that serves all-MiniLM-L6-v2 over /v1/embeddings satisfies the shipped MF checkpoint.
+    engine = engine_for(strong, weak, embedding={
+        "backend": "openai", "model": "sentence-transformers/all-MiniLM-L6-v2", "base_url": weak.base_url})
+
+    async def scenario() -> None:
+        decision = await engine.route("router-mf-0.5", chat("x").messages)
+        assert 0 < decision.score < 1
+        again = await engine.route("router-mf-0.5", chat("x").messages)
+        assert again.score == decision.score
+
+    asyncio.run(scenario())
+    sent = [r["body"] for r in weak.requests()]
+    assert [(b["model"], b["input"]) for b in sent] == [("sentence-transformers/all-MiniLM-L6-v2", [PROMPT])] * 2
