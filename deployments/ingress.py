@@ -24,13 +24,17 @@ from routing.protocol import ChatCompletionChunk, ChatCompletionRequest, ErrorBo
 
 logger = logging.getLogger("ray.serve")
 
-app = FastAPI(title="routellm-serve", summary="OpenAI-compatible chat completions routed between a strong "
-                                              "and a weak model")
+app = FastAPI(
+    title="routellm-serve", summary="OpenAI-compatible chat completions routed between a strong and a weak model"
+)
 
-def error_response(status: int, message: str, error_type: str, param: str | None = None,
-                   code: str | None = None) -> JSONResponse:
+
+def error_response(
+    status: int, message: str, error_type: str, param: str | None = None, code: str | None = None
+) -> JSONResponse:
     body = ErrorResponse(error=ErrorBody(message=message, type=error_type, param=param, code=code))
     return JSONResponse(body.model_dump(), status_code=status)
+
 
 def _field_path(loc: tuple[Any, ...], body: Any) -> str | None:
     """The client's own path to the bad value, e.g. ``messages[0].role``.
@@ -83,25 +87,32 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
     return error_response(exc.status_code, exc.message, exc.error_type, exc.param, exc.code)
 
+
 @app.exception_handler(HTTPException)
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     error_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     return error_response(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", error_type)
+
 
 @app.exception_handler(Exception)
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal error in the router service", "internal_error")
 
+
 def route_headers(outcome: Outcome) -> dict[str, str]:
     decision = outcome.decision
     headers = {"x-route-target": decision.target if decision else outcome.model}
     if decision is not None:
-        headers |= {"x-route-router": decision.router, "x-route-score": f"{decision.score:.6f}",
-                    "x-route-threshold": f"{decision.threshold:g}"}
+        headers |= {
+            "x-route-router": decision.router,
+            "x-route-score": f"{decision.score:.6f}",
+            "x-route-threshold": f"{decision.threshold:g}",
+        }
     if outcome.fallback:
         headers["x-route-fallback"] = outcome.fallback
     return headers
+
 
 async def server_sent_events(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[str]:
     # Bytes are already on their way to the client: a failure now ends the stream with an
@@ -119,14 +130,21 @@ async def server_sent_events(chunks: AsyncIterator[ChatCompletionChunk]) -> Asyn
         return
     yield "data: [DONE]\n\n"
 
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=256)
 @serve.ingress(app)
 class Ingress:
-    def __init__(self, config: AppConfig, embedding: DeploymentHandle | None,
-                 routers: dict[str, DeploymentHandle], llms: dict[str, DeploymentHandle]) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        embedding: DeploymentHandle | None,
+        routers: dict[str, DeploymentHandle],
+        llms: dict[str, DeploymentHandle],
+    ) -> None:
         embedder = HandleEmbedder(embedding, config.embedding.model_id) if embedding is not None else None
         self.engine = RoutingEngine(
-            config, embedder,
+            config,
+            embedder,
             {name: HandleScorer(handle) for name, handle in routers.items()},
             {key: HandleBackend(handle, config.upstreams[key].model) for key, handle in llms.items()},
         )
@@ -135,8 +153,11 @@ class Ingress:
     async def chat_completions(self, body: ChatCompletionRequest) -> Any:
         if body.stream:
             outcome, chunks = await self.engine.stream(body)
-            return StreamingResponse(server_sent_events(chunks), media_type="text/event-stream",
-                                     headers=route_headers(outcome) | {"cache-control": "no-cache"})
+            return StreamingResponse(
+                server_sent_events(chunks),
+                media_type="text/event-stream",
+                headers=route_headers(outcome) | {"cache-control": "no-cache"},
+            )
         outcome, completion = await self.engine.complete(body)
         return JSONResponse(completion.model_dump(mode="json", exclude_none=True), headers=route_headers(outcome))
 
@@ -152,6 +173,7 @@ class Ingress:
 
     @app.get("/health")
     async def health(self) -> Any:
-        upstreams = {u.model: "configured" if u.configured else "unconfigured"
-                     for u in self.engine.config.upstreams.values()}
+        upstreams = {
+            u.model: "configured" if u.configured else "unconfigured" for u in self.engine.config.upstreams.values()
+        }
         return JSONResponse({"status": "ok", "upstreams": upstreams})

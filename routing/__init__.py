@@ -1,1 +1,4 @@
-"""RouteLLM-style LLM routing: config, wire protocol, routers, embeddings, upstreams and the request path. No Ray imports."""
+"""RouteLLM-style LLM routing: config, wire format, routers, embeddings, upstreams, the request path.
+
+No Ray imports: the Serve deployments in ``deployments/`` wrap what is here.
+"""

@@ -30,15 +30,20 @@ def build_data(shared: Path, out: Path) -> None:
     scores = arena_bench_v1_scores(shared)
     prompts = sorted({row.prompt for row in scores})
     evals = evaluation_prompts(shared)
-    print(f"arena-bench-v1: {len(prompts)} prompts after the contamination list; "
-          f"checking them against {len(evals)} evaluation prompts", file=sys.stderr)
+    print(
+        f"arena-bench-v1: {len(prompts)} prompts after the contamination list; "
+        f"checking them against {len(evals)} evaluation prompts",
+        file=sys.stderr,
+    )
     encoder = _local_encoder()
     mask = near_duplicate_mask(encoder.encode(prompts), encoder.encode(evals))
-    near = {p for p, hit in zip(prompts, mask) if hit}
+    near = {p for p, hit in zip(prompts, mask, strict=True) if hit}
     kept = [row for row in scores if row.prompt not in near]
     count = write_jsonl(out / ARENA_BENCH_FILE, kept)
-    print(f"dropped {len(near)} prompts with cosine >= {THRESHOLD} to an evaluation prompt; "
-          f"wrote {count} judge scores for {len(prompts) - len(near)} prompts to {out / ARENA_BENCH_FILE}")
+    print(
+        f"dropped {len(near)} prompts with cosine >= {THRESHOLD} to an evaluation prompt; "
+        f"wrote {count} judge scores for {len(prompts) - len(near)} prompts to {out / ARENA_BENCH_FILE}"
+    )
 
 
 def train_mf_command(data: Path, out: Path, strong: str, weak: str, epochs: int, seed: int) -> None:
@@ -50,21 +55,31 @@ def train_mf_command(data: Path, out: Path, strong: str, weak: str, epochs: int,
     battles = scores_to_battles(read_jsonl(data, JudgeScore))
     encoder = _local_encoder()
     model, meta = train_mf(
-        battles, encoder.encode, embedding_model_id=LocalEmbedding().model_id,
-        default_strong=strong, default_weak=weak, config=MFTrainConfig(epochs=epochs, seed=seed),
+        battles,
+        encoder.encode,
+        embedding_model_id=LocalEmbedding().model_id,
+        default_strong=strong,
+        default_weak=weak,
+        config=MFTrainConfig(epochs=epochs, seed=seed),
         log=lambda line: print(line, file=sys.stderr),
     )
-    meta.training["data"] = {"file": data.name, "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
-                             "battles": len(battles)}
+    meta.training["data"] = {
+        "file": data.name,
+        "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        "battles": len(battles),
+    }
     save_checkpoint(model, meta, out)
-    print(f"saved {out}: best epoch {meta.training['best_epoch']}, "
-          f"validation accuracy {meta.training['validation_accuracy']:.3f} "
-          f"(loss {meta.training['validation_loss']:.4f}) on held-out prompts")
+    print(
+        f"saved {out}: best epoch {meta.training['best_epoch']}, "
+        f"validation accuracy {meta.training['validation_accuracy']:.3f} "
+        f"(loss {meta.training['validation_loss']:.4f}) on held-out prompts"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="routellm-serve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="routellm-serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     build = commands.add_parser("build-data", help="convert and decontaminate the training set")

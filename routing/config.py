@@ -157,8 +157,11 @@ class FallbackPolicy(_Strict):
 def _default_upstreams() -> dict[str, Upstream]:
     return {
         "strong": OpenAIUpstream(
-            backend="openai", model="gpt-4o", model_env="STRONG_MODEL",
-            base_url_env="STRONG_BASE_URL", api_key_env="STRONG_API_KEY",
+            backend="openai",
+            model="gpt-4o",
+            model_env="STRONG_MODEL",
+            base_url_env="STRONG_BASE_URL",
+            api_key_env="STRONG_API_KEY",
         ),
         "weak": LocalUpstream(backend="local"),
     }
@@ -201,9 +204,11 @@ class AppConfig(_Strict):
 
     def resolve_env(self, env: Mapping[str, str]) -> AppConfig:
         """A copy with every ``*_env`` value (except API keys) read from ``env``."""
-        resolved = {**self.model_dump(),
-                    "upstreams": {key: u.resolve_env(env).model_dump() for key, u in self.upstreams.items()},
-                    "embedding": self.embedding.resolve_env(env).model_dump()}
+        resolved = {
+            **self.model_dump(),
+            "upstreams": {key: u.resolve_env(env).model_dump() for key, u in self.upstreams.items()},
+            "embedding": self.embedding.resolve_env(env).model_dump(),
+        }
         # Validated again: a variable may have renamed a model onto another one's name.
         return load_app_config(resolved, root="args (with environment variables applied)")
 
@@ -235,8 +240,11 @@ def _describe(err: Any, data: Any, root: str) -> str:
         if isinstance(node, dict) and part not in node and part in (node.get("backend"), node.get("type")):
             continue
         path.append(str(part))
-        node = node.get(part) if isinstance(node, dict) else (
-            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+        node = (
+            node.get(part)
+            if isinstance(node, dict)
+            else (node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+        )
     where = ".".join(path)
     if err["type"] == "extra_forbidden":
         return f"{where}: unknown key '{path[-1]}'"

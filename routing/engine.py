@@ -32,7 +32,6 @@ from routing.protocol import (
 from routing.routers import Router, make_router
 from routing.upstreams import ChatBackend, make_backend
 
-
 T = TypeVar("T")
 
 
@@ -75,8 +74,13 @@ class Outcome:
 
 
 class RoutingEngine:
-    def __init__(self, config: AppConfig, embedder: Embedder | None, scorers: Mapping[str, Scorer],
-                 backends: Mapping[str, ChatBackend]) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        embedder: Embedder | None,
+        scorers: Mapping[str, Scorer],
+        backends: Mapping[str, ChatBackend],
+    ) -> None:
         self.config = config
         self.embedder = embedder
         self.scorers = scorers
@@ -97,8 +101,9 @@ class RoutingEngine:
             return Plan(decision=None, order=(key,))
         router = self.config.routers.get(alias.router)
         if router is None:
-            raise ModelNotFound(f"router '{alias.router}' does not exist; available: "
-                                f"{', '.join(self.config.routers)}", param="model")
+            raise ModelNotFound(
+                f"router '{alias.router}' does not exist; available: {', '.join(self.config.routers)}", param="model"
+            )
         threshold = router.default_threshold if alias.threshold is None else alias.threshold
         prompt = routed_prompt(messages)
         embeddings = None
@@ -111,19 +116,24 @@ class RoutingEngine:
         target, other = (strong, weak) if score >= threshold else (weak, strong)
         upstreams, policy = self.config.upstreams, self.config.fallback
         skip = not upstreams[target].configured and policy.on_unconfigured == "other_model"
-        decision = RouteDecision(router=alias.router, score=score, threshold=threshold,
-                                 target=upstreams[target].model, fallback="upstream_unconfigured" if skip else None)
+        decision = RouteDecision(
+            router=alias.router,
+            score=score,
+            threshold=threshold,
+            target=upstreams[target].model,
+            fallback="upstream_unconfigured" if skip else None,
+        )
         if skip:
             return Plan(decision=decision, order=(other,), skip_reason=decision.fallback)
-        may_fall_back = (policy.on_upstream_error == "other_model" and upstreams[target].configured
-                         and upstreams[other].configured)
+        may_fall_back = (
+            policy.on_upstream_error == "other_model" and upstreams[target].configured and upstreams[other].configured
+        )
         return Plan(decision=decision, order=(target, other) if may_fall_back else (target,))
 
     async def route(self, model: str, messages: Sequence[ChatMessage]) -> RouteDecision:
         plan = await self.plan(model, messages)
         if plan.decision is None:
-            raise InvalidRequest(f"'{model}' is not a router alias: use 'router-<router>-<threshold>'",
-                                 param="model")
+            raise InvalidRequest(f"'{model}' is not a router alias: use 'router-<router>-<threshold>'", param="model")
         return plan.decision
 
     async def complete(self, request: ChatCompletionRequest) -> tuple[Outcome, ChatCompletion]:
@@ -159,8 +169,9 @@ class RoutingEngine:
         raise first_error
 
 
-async def _prepend(first: ChatCompletionChunk,
-                   rest: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[ChatCompletionChunk]:
+async def _prepend(
+    first: ChatCompletionChunk, rest: AsyncIterator[ChatCompletionChunk]
+) -> AsyncIterator[ChatCompletionChunk]:
     yield first
     async for chunk in rest:
         yield chunk

@@ -54,8 +54,15 @@ class UpstreamError(ServiceError):
     default_code = "upstream_error"
     fallback_reason = "upstream_error"
 
-    def __init__(self, message: str, *, model: str, upstream_status: int | None = None,
-                 param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        upstream_status: int | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message, param=param, code=code)
         self.model = model
         self.upstream_status = upstream_status

@@ -25,7 +25,7 @@ def parse_router_alias(model: str) -> RouterAlias | None:
     """The router alias in ``model``, or None when ``model`` names an upstream model."""
     if not model.startswith(ROUTER_PREFIX):
         return None
-    router, _, threshold_text = model[len(ROUTER_PREFIX):].partition("-")
+    router, _, threshold_text = model[len(ROUTER_PREFIX) :].partition("-")
     if not router:
         raise InvalidRequest(
             f"'{model}' names no router: use 'router-<router>-<threshold>', e.g. 'router-mf-0.5'",
@@ -38,11 +38,13 @@ def parse_router_alias(model: str) -> RouterAlias | None:
     except ValueError:
         raise InvalidRequest(
             f"threshold '{threshold_text}' in '{model}' is not a number: use a value in [0, 1]",
-            param="model", code="invalid_threshold",
+            param="model",
+            code="invalid_threshold",
         ) from None
     if not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
         raise InvalidRequest(
             f"threshold {threshold_text} in '{model}' is outside [0, 1]",
-            param="model", code="invalid_threshold",
+            param="model",
+            code="invalid_threshold",
         )
     return RouterAlias(router, threshold)

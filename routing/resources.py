@@ -41,7 +41,7 @@ def smollm2_dir() -> Path:
 def checkpoint_path(ref: str) -> Path:
     """A checkpoint directory from ``builtin:<name>`` or a filesystem path."""
     if ref.startswith(BUILTIN_PREFIX):
-        name = ref[len(BUILTIN_PREFIX):]
+        name = ref[len(BUILTIN_PREFIX) :]
         path = CHECKPOINT_DIR / name
         if not path.is_dir():
             shipped = sorted(p.name for p in CHECKPOINT_DIR.iterdir() if p.is_dir())

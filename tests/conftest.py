@@ -28,8 +28,9 @@ class FakeUpstream:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.process = subprocess.Popen([sys.executable, str(TESTS / "fake_upstream.py"), "--name", name],
-                                        stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, str(TESTS / "fake_upstream.py"), "--name", name], stdout=subprocess.PIPE, text=True
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line.startswith("PORT "):

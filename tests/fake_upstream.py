@@ -58,8 +58,17 @@ def create_app(name: str) -> FastAPI:
             await asyncio.sleep(3600)
         if mode == "status":
             status = int(behaviour.get("status", 500))
-            return JSONResponse({"error": {"message": f"{name} failed on purpose", "type": "server_error",
-                                           "param": None, "code": None}}, status_code=status)
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": f"{name} failed on purpose",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                status_code=status,
+            )
         if mode == "malformed":
             return PlainTextResponse('{"id": "x", "choices": [', media_type="application/json")
         return None
@@ -77,20 +86,36 @@ def create_app(name: str) -> FastAPI:
         model = body.get("model", name)
         ident, created = f"chatcmpl-{name}-{state['count']}", int(time.time())
         if not body.get("stream"):
-            return JSONResponse({
-                "id": ident, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
-            })
+            return JSONResponse(
+                {
+                    "id": ident,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+                }
+            )
         pieces = _split(text, int(behaviour.get("chunks", 4)))
         cut_after = int(behaviour["chunks"]) if behaviour.get("mode") == "cut" else None
         delay = float(behaviour.get("delay_s", 0.0))
 
         async def events() -> Any:
             def event(delta: dict[str, Any], finish: str | None = None) -> str:
-                chunk = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                chunk = {
+                    "id": ident,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
                 return f"data: {json.dumps(chunk)}\n\n"
 
             yield event({"role": "assistant", "content": ""})
@@ -114,15 +139,21 @@ def create_app(name: str) -> FastAPI:
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
         dim = int(body.get("dimensions") or state["behaviour"].get("dimensions", 384))
         data = [{"object": "embedding", "index": i, "embedding": _vector(t, dim)} for i, t in enumerate(texts)]
-        return JSONResponse({"object": "list", "data": data, "model": body.get("model"),
-                             "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+            }
+        )
 
     return app
 
 
 def _split(text: str, parts: int) -> list[str]:
     size = max(1, -(-len(text) // max(1, parts)))
-    return [text[i:i + size] for i in range(0, len(text), size)]
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def _vector(text: str, dim: int) -> list[float]:

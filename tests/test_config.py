@@ -23,8 +23,15 @@ def error_of(args: dict) -> str:
         ({"routers": {"mf": {"type": "mf", "checkpont": "x"}}}, "args.routers.mf.checkpont: unknown key 'checkpont'"),
         ({"embeding": {}}, "args.embeding: unknown key 'embeding'"),
         ({"embedding": {"backend": "openai", "base_ur": "x"}}, "args.embedding.base_ur: unknown key 'base_ur'"),
-        ({"upstreams": {"strong": {"backend": "openai", "model": "a", "api_key": "sk-1"},
-                        "weak": {"backend": "local"}}}, "args.upstreams.strong.api_key: unknown key 'api_key'"),
+        (
+            {
+                "upstreams": {
+                    "strong": {"backend": "openai", "model": "a", "api_key": "sk-1"},
+                    "weak": {"backend": "local"},
+                }
+            },
+            "args.upstreams.strong.api_key: unknown key 'api_key'",
+        ),
         ({"fallback": {"on_error": "other_model"}}, "args.fallback.on_error: unknown key 'on_error'"),
     ],
 )
@@ -40,13 +47,16 @@ def test_every_bad_key_is_reported_at_once() -> None:
 def test_value_errors_name_the_field() -> None:
     assert "args.routers.mf.default_threshold" in error_of({"routers": {"mf": {"type": "mf", "default_threshold": 2}}})
     assert "args.upstreams.strong: missing key 'backend'" in error_of(
-        {"upstreams": {"strong": {"model": "a"}, "weak": {"backend": "local"}}})
+        {"upstreams": {"strong": {"model": "a"}, "weak": {"backend": "local"}}}
+    )
     assert "'strong: nope' names no entry of 'upstreams'" in error_of({"strong": "nope"})
     assert "router name 'Big-Router'" in error_of({"routers": {"Big-Router": {"type": "random"}}})
-    assert "share the model name x" in error_of({"upstreams": {
-        "strong": {"backend": "openai", "model": "x"}, "weak": {"backend": "local", "model": "x"}}})
-    assert "may not start with 'router-'" in error_of({"upstreams": {
-        "strong": {"backend": "openai", "model": "router-x"}, "weak": {"backend": "local"}}})
+    assert "share the model name x" in error_of(
+        {"upstreams": {"strong": {"backend": "openai", "model": "x"}, "weak": {"backend": "local", "model": "x"}}}
+    )
+    assert "may not start with 'router-'" in error_of(
+        {"upstreams": {"strong": {"backend": "openai", "model": "router-x"}, "weak": {"backend": "local"}}}
+    )
 
 
 def test_defaults_are_the_embedded_service() -> None:
@@ -59,7 +69,8 @@ def test_defaults_are_the_embedded_service() -> None:
 
 def test_environment_configures_the_strong_model() -> None:
     config = load_app_config({}).resolve_env(
-        {"STRONG_BASE_URL": "http://10.0.0.1:8000/v1", "STRONG_MODEL": "llama-70b"})
+        {"STRONG_BASE_URL": "http://10.0.0.1:8000/v1", "STRONG_MODEL": "llama-70b"}
+    )
     strong = config.upstreams["strong"]
     assert strong.configured and strong.base_url == "http://10.0.0.1:8000/v1"
     assert config.upstream_by_model("llama-70b") == "strong"
@@ -76,8 +87,14 @@ def test_the_application_builder_reports_config_errors() -> None:
     from graph import build_app
 
     with pytest.raises(ConfigError, match="args.upstreams.weak.max_new_token: unknown key"):
-        build_app({"upstreams": {"strong": {"backend": "openai", "model": "a"},
-                                 "weak": {"backend": "local", "max_new_token": 5}}})
+        build_app(
+            {
+                "upstreams": {
+                    "strong": {"backend": "openai", "model": "a"},
+                    "weak": {"backend": "local", "max_new_token": 5},
+                }
+            }
+        )
 
 
 def test_router_checkpoints_must_match_the_embedding_model() -> None:

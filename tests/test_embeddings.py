@@ -11,8 +11,12 @@ from routing.embeddings.local import LocalEmbedder
 from routing.errors import UpstreamError, UpstreamUnconfigured
 from routing.resources import minilm_dir
 
-PROMPTS = ["What is the capital of France?", "Write a haiku about autumn leaves.",
-           "Prove that the square root of two is irrational. " * 40, ""]
+PROMPTS = [
+    "What is the capital of France?",
+    "Write a haiku about autumn leaves.",
+    "Prove that the square root of two is irrational. " * 40,
+    "",
+]
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +61,11 @@ def test_openai_embeddings_without_endpoint_say_which_variable_to_set() -> None:
     config = OpenAIEmbedding(backend="openai", base_url_env="EMBEDDINGS_URL").resolve_env({})
     with pytest.raises(UpstreamUnconfigured, match="EMBEDDINGS_URL"):
         asyncio.run(make_embedder(config).embed(["a"]))
+
+
+def test_local_encoder_loads_from_an_explicit_path(minilm: LocalEmbedder) -> None:
+    # The same code path takes a hub id (e.g. 'sentence-transformers/all-MiniLM-L6-v2') when online.
+    explicit = LocalEmbedder(LocalEmbedding(model_path=str(minilm_dir()), max_length=32))
+    assert explicit.model_id == str(minilm_dir())
+    short = ["a short prompt"]
+    np.testing.assert_allclose(explicit.encode(short), minilm.encode(short), atol=1e-5)

@@ -22,8 +22,12 @@ def engine_for(strong: FakeUpstream, weak: FakeUpstream, **overrides: Any) -> Ro
 
 def chat(model: str, stream: bool = False) -> ChatCompletionRequest:
     return ChatCompletionRequest.model_validate(
-        {"model": model, "stream": stream, "messages": [{"role": "system", "content": "be brief"},
-                                                        {"role": "user", "content": PROMPT}]})
+        {
+            "model": model,
+            "stream": stream,
+            "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": PROMPT}],
+        }
+    )
 
 
 def test_mf_threshold_decides_which_upstream_is_called(strong: FakeUpstream, weak: FakeUpstream) -> None:
@@ -132,8 +136,11 @@ def test_stream_falls_back_only_before_its_first_chunk(strong: FakeUpstream, wea
 
 def test_embeddings_can_come_from_an_openai_compatible_endpoint(strong: FakeUpstream, weak: FakeUpstream) -> None:
     # A server that serves all-MiniLM-L6-v2 over /v1/embeddings satisfies the shipped MF checkpoint.
-    engine = engine_for(strong, weak, embedding={
-        "backend": "openai", "model": "sentence-transformers/all-MiniLM-L6-v2", "base_url": weak.base_url})
+    engine = engine_for(
+        strong,
+        weak,
+        embedding={"backend": "openai", "model": "sentence-transformers/all-MiniLM-L6-v2", "base_url": weak.base_url},
+    )
 
     async def scenario() -> None:
         decision = await engine.route("router-mf-0.5", chat("x").messages)

@@ -12,10 +12,12 @@ from routing.protocol import ChatCompletionRequest
 
 
 def test_graph_routes_through_every_deployment(strong: FakeUpstream, weak: FakeUpstream) -> None:
-    handle = serve.run(build_app(fake_pair_args(strong, weak)), name="local", route_prefix=None,
-                       _local_testing_mode=True)
+    handle = serve.run(
+        build_app(fake_pair_args(strong, weak)), name="local", route_prefix=None, _local_testing_mode=True
+    )
     request = ChatCompletionRequest.model_validate(
-        {"model": "router-mf-0", "messages": [{"role": "user", "content": "Summarise the plot of Hamlet."}]})
+        {"model": "router-mf-0", "messages": [{"role": "user", "content": "Summarise the plot of Hamlet."}]}
+    )
 
     response = handle.chat_completions.remote(request).result()
     assert response.status_code == 200

@@ -25,8 +25,10 @@ def test_router_aliases(model: str, expected: RouterAlias | None) -> None:
     assert parse_router_alias(model) == expected
 
 
-@pytest.mark.parametrize("model", ["router-mf-abc", "router-mf-1.5", "router-mf--0.1", "router-mf-nan",
-                                   "router-mf-inf", "router--0.5", "router-"])
+@pytest.mark.parametrize(
+    "model",
+    ["router-mf-abc", "router-mf-1.5", "router-mf--0.1", "router-mf-nan", "router-mf-inf", "router--0.5", "router-"],
+)
 def test_bad_router_aliases_are_invalid_requests(model: str) -> None:
     with pytest.raises(InvalidRequest) as info:
         parse_router_alias(model)
@@ -35,7 +37,8 @@ def test_bad_router_aliases_are_invalid_requests(model: str) -> None:
 
 def request(**fields: object) -> ChatCompletionRequest:
     return ChatCompletionRequest.model_validate(
-        {"model": "m", "messages": [{"role": "user", "content": "hi"}], **fields})
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], **fields}
+    )
 
 
 @pytest.mark.parametrize(
@@ -66,20 +69,32 @@ def test_invalid_requests_are_rejected(fields: dict) -> None:
 
 def test_valid_request_forwards_only_what_was_set() -> None:
     r = request(temperature=0, max_tokens=5, stop="\n", tools=[{"type": "function", "function": {"name": "f"}}])
-    assert r.upstream_params() == {"temperature": 0, "max_tokens": 5, "stop": "\n",
-                                   "tools": [{"type": "function", "function": {"name": "f"}}]}
+    assert r.upstream_params() == {
+        "temperature": 0,
+        "max_tokens": 5,
+        "stop": "\n",
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+    }
 
 
 def test_routed_prompt_is_the_last_user_turn() -> None:
-    messages = [ChatMessage.model_validate(m) for m in [
-        {"role": "system", "content": "be brief"},
-        {"role": "user", "content": "first question"},
-        {"role": "assistant", "content": "first answer"},
-        {"role": "user", "content": [{"type": "text", "text": "second"},
-                                     {"type": "image_url", "image_url": {"url": "http://x/y.png"}},
-                                     {"type": "text", "text": "question"}]},
-        {"role": "assistant", "content": "partial"},
-    ]]
+    messages = [
+        ChatMessage.model_validate(m)
+        for m in [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "first question"},
+            {"role": "assistant", "content": "first answer"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "second"},
+                    {"type": "image_url", "image_url": {"url": "http://x/y.png"}},
+                    {"type": "text", "text": "question"},
+                ],
+            },
+            {"role": "assistant", "content": "partial"},
+        ]
+    ]
     assert routed_prompt(messages) == "second\nquestion"
     with pytest.raises(InvalidRequest, match="needs at least one 'user' message"):
         routed_prompt(messages[:1])

@@ -9,9 +9,9 @@ import torch
 from routing.config import MFRouterConfig, RandomRouterConfig
 from routing.data.convert import scores_to_battles
 from routing.data.schema import Battle, JudgeScore
+from routing.resources import checkpoint_path
 from routing.routers import make_router
 from routing.routers.mf import MFRouter, load_checkpoint, save_checkpoint
-from routing.resources import checkpoint_path
 from routing.training.mf import MFTrainConfig, train_mf
 
 
@@ -34,24 +34,27 @@ def test_shipped_mf_checkpoint_scores_like_the_full_model() -> None:
     index = {name: i for i, name in enumerate(meta.model_names)}
     q = torch.from_numpy(embeddings)
     with torch.no_grad():
-        margin = (model(torch.full((16,), index[meta.default_strong]), q)
-                  - model(torch.full((16,), index[meta.default_weak]), q))
+        margin = model(torch.full((16,), index[meta.default_strong]), q) - model(
+            torch.full((16,), index[meta.default_weak]), q
+        )
     np.testing.assert_allclose(router.score(["p"] * 16, embeddings), torch.sigmoid(margin).numpy(), atol=1e-5)
 
 
 def test_mf_scoring_pair_is_configurable() -> None:
     embeddings = np.random.default_rng(1).standard_normal((8, 384)).astype(np.float32)
     default = MFRouter(MFRouterConfig(type="mf")).score(["p"] * 8, embeddings)
-    swapped = MFRouter(MFRouterConfig(type="mf", strong_model_id="mistralai/Mixtral-8x7B-Instruct-v0.1",
-                                      weak_model_id="gpt-4-1106-preview")).score(["p"] * 8, embeddings)
+    swapped = MFRouter(
+        MFRouterConfig(
+            type="mf", strong_model_id="mistralai/Mixtral-8x7B-Instruct-v0.1", weak_model_id="gpt-4-1106-preview"
+        )
+    ).score(["p"] * 8, embeddings)
     np.testing.assert_allclose(default + swapped, 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="embeddings"):
         MFRouter(MFRouterConfig(type="mf")).score(["p"] * 2, embeddings)
 
 
 def test_scores_become_battles_between_every_pair() -> None:
-    rows = [JudgeScore(prompt_id="1", prompt="p", model=m, score=s)
-            for m, s in [("c", 5), ("a", 9), ("b", 9)]]
+    rows = [JudgeScore(prompt_id="1", prompt="p", model=m, score=s) for m, s in [("c", 5), ("a", 9), ("b", 9)]]
     battles = {(b.model_a, b.model_b): b.winner for b in scores_to_battles(rows)}
     assert battles == {("a", "b"): "tie", ("a", "c"): "model_a", ("b", "c"): "model_a"}
 
@@ -69,12 +72,19 @@ def test_mf_training_learns_who_wins_where(tmp_path: Path) -> None:
     battles = []
     for i in range(60):
         battles.append(Battle(prompt=f"integral number {i}", model_a="big", model_b="small", winner="model_a"))
-        battles.append(Battle(prompt=f"hello friend {i}", model_a="big", model_b="small",
-                              winner="model_b" if i % 4 else "model_a"))
+        battles.append(
+            Battle(prompt=f"hello friend {i}", model_a="big", model_b="small", winner="model_b" if i % 4 else "model_a")
+        )
         battles.append(Battle(prompt=f"hello friend {i}", model_a="big", model_b="mid", winner="tie"))
-    model, meta = train_mf(battles, _keyword_embedding, embedding_model_id="keywords", default_strong="big",
-                           default_weak="small", config=MFTrainConfig(epochs=60, hidden_dim=8, lr=1e-2),
-                           log=lambda line: None)
+    model, meta = train_mf(
+        battles,
+        _keyword_embedding,
+        embedding_model_id="keywords",
+        default_strong="big",
+        default_weak="small",
+        config=MFTrainConfig(epochs=60, hidden_dim=8, lr=1e-2),
+        log=lambda line: None,
+    )
     assert meta.model_names == ["big", "mid", "small"] and meta.training["validation_accuracy"] > 0.8
     save_checkpoint(model, meta, tmp_path / "ckpt")
     router = MFRouter(MFRouterConfig(type="mf", checkpoint=str(tmp_path / "ckpt")))

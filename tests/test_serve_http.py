@@ -54,12 +54,14 @@ def client(service: str) -> openai.OpenAI:
 
 def ask(client: openai.OpenAI, model: str, **fields: Any):  # type: ignore[no-untyped-def]
     return client.chat.completions.with_raw_response.create(
-        model=model, messages=[{"role": "user", "content": PROMPT}], **fields)
+        model=model, messages=[{"role": "user", "content": PROMPT}], **fields
+    )
 
 
 def test_router_threshold_sends_each_prompt_to_one_upstream(client, http, strong, weak) -> None:  # type: ignore[no-untyped-def]
-    decision = http.post("/v1/route", json={"model": "router-mf-0.5",
-                                            "messages": [{"role": "user", "content": PROMPT}]}).json()
+    decision = http.post(
+        "/v1/route", json={"model": "router-mf-0.5", "messages": [{"role": "user", "content": PROMPT}]}
+    ).json()
     assert set(decision) == {"router", "score", "threshold", "target"} and decision["router"] == "mf"
     score = decision["score"]
 
@@ -84,8 +86,9 @@ def test_direct_model_names_bypass_routing(client, strong, weak) -> None:  # typ
 def test_openai_client_streams_chunk_by_chunk(client, strong) -> None:  # type: ignore[no-untyped-def]
     strong.behave("ok", chunks=4, delay_s=0.3)
     started, arrivals, pieces = time.monotonic(), [], []
-    with client.chat.completions.create(model="router-random-0", stream=True,
-                                        messages=[{"role": "user", "content": PROMPT}]) as stream:
+    with client.chat.completions.create(
+        model="router-random-0", stream=True, messages=[{"role": "user", "content": PROMPT}]
+    ) as stream:
         for chunk in stream:
             arrivals.append(time.monotonic() - started)
             pieces.append(chunk.choices[0].delta.content or "")
@@ -96,8 +99,10 @@ def test_openai_client_streams_chunk_by_chunk(client, strong) -> None:  # type: 
 
 def test_stream_failure_after_first_bytes_ends_with_an_error_event(http, strong, weak) -> None:  # type: ignore[no-untyped-def]
     strong.behave("cut", chunks=2)
-    response = http.post("/v1/chat/completions", json={
-        "model": "router-random-0", "stream": True, "messages": [{"role": "user", "content": PROMPT}]})
+    response = http.post(
+        "/v1/chat/completions",
+        json={"model": "router-random-0", "stream": True, "messages": [{"role": "user", "content": PROMPT}]},
+    )
     assert response.status_code == 200 and response.headers["x-route-target"] == "big"
     events = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
     error = json.loads(events[-1])["error"]
@@ -111,7 +116,8 @@ def test_failing_strong_model_falls_back_with_a_header(client, strong, weak) -> 
     assert raw.headers["x-route-target"] == "big" and raw.headers["x-route-fallback"] == "upstream_error"
     assert raw.parse().model == "small"
     streamed = client.chat.completions.with_raw_response.create(
-        model="router-random-0", stream=True, messages=[{"role": "user", "content": PROMPT}])
+        model="router-random-0", stream=True, messages=[{"role": "user", "content": PROMPT}]
+    )
     assert streamed.headers["x-route-fallback"] == "upstream_error"
     assert "".join(c.choices[0].delta.content or "" for c in streamed.parse()) == "weak answer #2"
 
@@ -136,24 +142,33 @@ MALFORMED: list[tuple[str, Any, int, str | None]] = [
     ("empty body", b"", 400, None),
     ("missing messages", {"model": "router-mf-0.5"}, 400, "messages"),
     ("empty messages", {"model": "router-mf-0.5", "messages": []}, 400, "messages"),
-    ("bad role", {"model": "router-mf-0.5", "messages": [{"role": "wizard", "content": "x"}]}, 400,
-     "messages[0].role"),
+    ("bad role", {"model": "router-mf-0.5", "messages": [{"role": "wizard", "content": "x"}]}, 400, "messages[0].role"),
     ("no user turn", {"model": "router-mf-0.5", "messages": [{"role": "system", "content": "x"}]}, 400, "messages"),
-    ("content not text", {"model": "big", "messages": [{"role": "user", "content": 42}]}, 400,
-     "messages[0].content"),
+    ("content not text", {"model": "big", "messages": [{"role": "user", "content": 42}]}, 400, "messages[0].content"),
     ("text/plain body", b'{"model": "big"}', 400, None),
     ("missing model", {"messages": [{"role": "user", "content": "x"}]}, 400, "model"),
-    ("unknown field", {"model": "big", "messages": [{"role": "user", "content": "x"}], "temprature": 1}, 400,
-     "temprature"),
-    ("wrong type", {"model": "big", "messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"}, 400,
-     "max_tokens"),
+    (
+        "unknown field",
+        {"model": "big", "messages": [{"role": "user", "content": "x"}], "temprature": 1},
+        400,
+        "temprature",
+    ),
+    (
+        "wrong type",
+        {"model": "big", "messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"},
+        400,
+        "max_tokens",
+    ),
     ("unknown router", {"model": "router-nope-0.5", "messages": [{"role": "user", "content": "x"}]}, 404, "model"),
     ("unknown model", {"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}, 404, "model"),
-    ("threshold not a number", {"model": "router-mf-high", "messages": [{"role": "user", "content": "x"}]}, 400,
-     "model"),
+    (
+        "threshold not a number",
+        {"model": "router-mf-high", "messages": [{"role": "user", "content": "x"}]},
+        400,
+        "model",
+    ),
     ("threshold above 1", {"model": "router-mf-1.5", "messages": [{"role": "user", "content": "x"}]}, 400, "model"),
-    ("threshold negative", {"model": "router-mf--0.5", "messages": [{"role": "user", "content": "x"}]}, 400,
-     "model"),
+    ("threshold negative", {"model": "router-mf--0.5", "messages": [{"role": "user", "content": "x"}]}, 400, "model"),
 ]
 
 

@@ -36,8 +36,9 @@ def serve_run(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[httpx.Clien
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRONG_")}
     env.update(extra_env, RAY_ADDRESS="local")  # a private cluster, whatever else runs on this machine
     log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(["serve", "run", str(path)], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        ["serve", "run", str(path)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
     try:
         deadline = time.monotonic() + STARTUP_DEADLINE_S
@@ -63,8 +64,10 @@ def serve_run(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[httpx.Clien
 
 
 def chat(client: httpx.Client, model: str, **fields: object) -> httpx.Response:
-    return client.post("/v1/chat/completions", json={
-        "model": model, "max_tokens": 24, "messages": [{"role": "user", "content": PROMPT}], **fields})
+    return client.post(
+        "/v1/chat/completions",
+        json={"model": model, "max_tokens": 24, "messages": [{"role": "user", "content": PROMPT}], **fields},
+    )
 
 
 def test_default_config_answers_offline_with_the_embedded_model(tmp_path: Path) -> None:
@@ -73,8 +76,10 @@ def test_default_config_answers_offline_with_the_embedded_model(tmp_path: Path) 
         assert response.status_code == 200, response.text
         headers = response.headers
         assert headers["x-route-router"] == "mf" and headers["x-route-threshold"] == "0.5"
-        assert 0 < float(headers["x-route-score"]) < 1 and headers["x-route-target"] in {"gpt-4o",
-                                                                                          "smollm2-135m-instruct"}
+        assert 0 < float(headers["x-route-score"]) < 1 and headers["x-route-target"] in {
+            "gpt-4o",
+            "smollm2-135m-instruct",
+        }
         body = response.json()
         assert body["model"] == "smollm2-135m-instruct" and "Paris" in body["choices"][0]["message"]["content"]
 
@@ -85,16 +90,19 @@ def test_default_config_answers_offline_with_the_embedded_model(tmp_path: Path) 
 
         response = chat(client, "gpt-4o")
         assert response.status_code == 503 and "STRONG_BASE_URL" in response.json()["error"]["message"]
-        assert client.get("/health").json()["upstreams"] == {"gpt-4o": "unconfigured",
-                                                             "smollm2-135m-instruct": "configured"}
+        assert client.get("/health").json()["upstreams"] == {
+            "gpt-4o": "unconfigured",
+            "smollm2-135m-instruct": "configured",
+        }
 
 
 @pytest.mark.usefixtures("weak")
 def test_strong_endpoint_from_the_environment(tmp_path: Path, strong: FakeUpstream) -> None:
     env = {"STRONG_BASE_URL": strong.base_url, "STRONG_MODEL": "remote-large", "STRONG_API_KEY": "sk-env-key"}
     with serve_run(tmp_path, env) as client:
-        decision = client.post("/v1/route", json={
-            "model": "router-mf", "messages": [{"role": "user", "content": PROMPT}]}).json()
+        decision = client.post(
+            "/v1/route", json={"model": "router-mf", "messages": [{"role": "user", "content": PROMPT}]}
+        ).json()
         score = decision["score"]
 
         response = chat(client, f"router-mf-{max(score - 1e-3, 0):.6f}")

@@ -14,7 +14,8 @@ from routing.upstreams.local import LocalChatBackend, StopTrimmer
 
 def chat(stream: bool = False, **fields: object) -> ChatCompletionRequest:
     return ChatCompletionRequest.model_validate(
-        {"model": "any", "messages": [{"role": "user", "content": "Say hello."}], "stream": stream, **fields})
+        {"model": "any", "messages": [{"role": "user", "content": "Say hello."}], "stream": stream, **fields}
+    )
 
 
 def openai_backend(base_url: str | None, **fields: object):  # type: ignore[no-untyped-def]
@@ -116,13 +117,18 @@ def smollm2() -> LocalChatBackend:
 
 def test_embedded_smollm2_generates(smollm2: LocalChatBackend) -> None:
     async def scenario() -> None:
-        completion = await smollm2.complete(chat(max_tokens=12, messages=[
-            {"role": "user", "content": "What is the capital of France? Answer in one word."}]))
+        completion = await smollm2.complete(
+            chat(
+                max_tokens=12,
+                messages=[{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+            )
+        )
         text = completion.choices[0].message.content or ""
         assert completion.model == "smollm2-135m-instruct" and "Paris" in text
         assert 0 < completion.usage.completion_tokens <= 12
-        chunks = [c async for c in smollm2.stream(chat(stream=True, max_tokens=200,
-                                                       stream_options={"include_usage": True}))]
+        chunks = [
+            c async for c in smollm2.stream(chat(stream=True, max_tokens=200, stream_options={"include_usage": True}))
+        ]
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert len(chunks) > 3 and streamed.strip()
         assert chunks[-2].choices[0].finish_reason == "length"  # capped at max_new_tokens=24

@@ -24,6 +24,5 @@ def scores_to_battles(scores: Iterable[JudgeScore]) -> list[Battle]:
             if a.model == b.model:
                 continue
             winner = "model_a" if a.score > b.score else "model_b" if b.score > a.score else "tie"
-            battles.append(Battle(prompt=a.prompt, model_a=a.model, model_b=b.model, winner=winner,
-                                  source=a.source))
+            battles.append(Battle(prompt=a.prompt, model_a=a.model, model_b=b.model, winner=winner, source=a.source))
     return battles

@@ -35,8 +35,15 @@ def arena_bench_v1_scores(shared: Path) -> list[JudgeScore]:
         for row in csv.DictReader(f):
             # The judge's output could not be parsed for a few answers: no label, not a zero.
             if row["question_id"] in prompts and row["score"].strip():
-                rows.append(JudgeScore(prompt_id=row["question_id"], prompt=prompts[row["question_id"]],
-                                       model=row["model"], score=float(row["score"]), source=ARENA_BENCH_V1))
+                rows.append(
+                    JudgeScore(
+                        prompt_id=row["question_id"],
+                        prompt=prompts[row["question_id"]],
+                        model=row["model"],
+                        score=float(row["score"]),
+                        source=ARENA_BENCH_V1,
+                    )
+                )
     return rows
 
 

@@ -35,8 +35,10 @@ def check_routers(config: AppConfig) -> None:
             problems.append(f"{where}: {exc}")
             continue
         if meta.embedding_model_id != config.embedding.model_id:
-            problems.append(f"{where}: checkpoint '{router.checkpoint}' was trained on embeddings of "
-                            f"'{meta.embedding_model_id}', but args.embedding is '{config.embedding.model_id}'")
+            problems.append(
+                f"{where}: checkpoint '{router.checkpoint}' was trained on embeddings of "
+                f"'{meta.embedding_model_id}', but args.embedding is '{config.embedding.model_id}'"
+            )
     if problems:
         raise ConfigError("invalid application config:\n  " + "\n  ".join(problems))
 

@@ -32,8 +32,7 @@ class MFTrainConfig(BaseModel):
     seed: int = 42
 
 
-def _pairs(battles: Sequence[Battle], model_index: dict[str, int],
-           prompt_index: dict[str, int]) -> np.ndarray:
+def _pairs(battles: Sequence[Battle], model_index: dict[str, int], prompt_index: dict[str, int]) -> np.ndarray:
     """(winner id, loser id, prompt id) per decisive battle."""
     rows = []
     for b in battles:
@@ -52,9 +51,16 @@ def _loss_and_accuracy(model: MFModel, pairs: torch.Tensor, prompts: torch.Tenso
     return loss, accuracy
 
 
-def train_mf(battles: Sequence[Battle], embed: Callable[[list[str]], np.ndarray], *,
-             embedding_model_id: str, default_strong: str, default_weak: str,
-             config: MFTrainConfig, log: Callable[[str], None] = print) -> tuple[MFModel, MFCheckpointMeta]:
+def train_mf(
+    battles: Sequence[Battle],
+    embed: Callable[[list[str]], np.ndarray],
+    *,
+    embedding_model_id: str,
+    default_strong: str,
+    default_weak: str,
+    config: MFTrainConfig,
+    log: Callable[[str], None] = print,
+) -> tuple[MFModel, MFCheckpointMeta]:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
 
@@ -75,8 +81,10 @@ def train_mf(battles: Sequence[Battle], embed: Callable[[list[str]], np.ndarray]
     val_prompts = rng.permutation(len(prompt_texts))[: int(round(config.val_fraction * len(prompt_texts)))]
     is_val = np.isin(pairs[:, 2], val_prompts)
     train_pairs, val_pairs = torch.from_numpy(pairs[~is_val]), torch.from_numpy(pairs[is_val])
-    log(f"{len(pairs)} decisive battles over {len(model_names)} models: "
-        f"{len(train_pairs)} train, {len(val_pairs)} validation ({len(val_prompts)} held-out prompts)")
+    log(
+        f"{len(pairs)} decisive battles over {len(model_names)} models: "
+        f"{len(train_pairs)} train, {len(val_pairs)} validation ({len(val_prompts)} held-out prompts)"
+    )
 
     model = MFModel(len(model_names), prompts.shape[1], config.hidden_dim)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -86,7 +94,7 @@ def train_mf(battles: Sequence[Battle], embed: Callable[[list[str]], np.ndarray]
         model.train()
         order = torch.randperm(len(train_pairs), generator=generator)
         for start in range(0, len(order), config.batch_size):
-            batch = train_pairs[order[start:start + config.batch_size]]
+            batch = train_pairs[order[start : start + config.batch_size]]
             q = prompts[batch[:, 2]]
             if config.noise_std:
                 q = q + config.noise_std * torch.randn(q.shape, generator=generator)
@@ -99,8 +107,10 @@ def train_mf(battles: Sequence[Battle], embed: Callable[[list[str]], np.ndarray]
         train_loss, train_acc = _loss_and_accuracy(model, train_pairs, prompts)
         held_out = val_pairs if len(val_pairs) else train_pairs
         val_loss, val_acc = _loss_and_accuracy(model, held_out, prompts)
-        log(f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.3f}  "
-            f"val loss {val_loss:.4f} acc {val_acc:.3f}")
+        log(
+            f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.3f}  "
+            f"val loss {val_loss:.4f} acc {val_acc:.3f}"
+        )
         if best is None or val_loss < best[0]:
             best = (val_loss, epoch, copy.deepcopy(model.state_dict()), val_acc)
 
@@ -108,13 +118,20 @@ def train_mf(battles: Sequence[Battle], embed: Callable[[list[str]], np.ndarray]
     val_loss, best_epoch, state, val_acc = best
     model.load_state_dict(state)
     meta = MFCheckpointMeta(
-        model_names=model_names, embedding_model_id=embedding_model_id, embedding_dim=prompts.shape[1],
-        hidden_dim=config.hidden_dim, default_strong=default_strong, default_weak=default_weak,
+        model_names=model_names,
+        embedding_model_id=embedding_model_id,
+        embedding_dim=prompts.shape[1],
+        hidden_dim=config.hidden_dim,
+        default_strong=default_strong,
+        default_weak=default_weak,
         training={
             "hyperparameters": config.model_dump(),
-            "prompts": len(prompt_texts), "decisive_battles": len(pairs),
-            "train_battles": len(train_pairs), "validation_battles": len(val_pairs),
-            "best_epoch": best_epoch, "validation_loss": round(val_loss, 4),
+            "prompts": len(prompt_texts),
+            "decisive_battles": len(pairs),
+            "train_battles": len(train_pairs),
+            "validation_battles": len(val_pairs),
+            "best_epoch": best_epoch,
+            "validation_loss": round(val_loss, 4),
             "validation_accuracy": round(val_acc, 4),
         },
     )

@@ -51,7 +51,7 @@ class StopTrimmer:
             out, self.pending, self.stopped = self.pending[: min(hits)], "", True
             return out
         keep = max((k for s in self.stops for k in range(1, len(s)) if self.pending.endswith(s[:k])), default=0)
-        out, self.pending = self.pending[: len(self.pending) - keep], self.pending[len(self.pending) - keep:]
+        out, self.pending = self.pending[: len(self.pending) - keep], self.pending[len(self.pending) - keep :]
         return out
 
     def flush(self) -> str:
@@ -111,19 +111,25 @@ class LocalChatBackend:
         }
         for name, used in unsupported.items():
             if used:
-                raise UpstreamRejected(f"model '{self.model}' (local) does not support '{name}'",
-                                       model=self.model, param=name)
+                raise UpstreamRejected(
+                    f"model '{self.model}' (local) does not support '{name}'", model=self.model, param=name
+                )
         if any(m.role == "tool" or m.tool_calls for m in request.messages):
-            raise UpstreamRejected(f"model '{self.model}' (local) does not support tool messages",
-                                   model=self.model, param="messages")
-        messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-                    for m in request.messages]
-        inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                    return_dict=True)
+            raise UpstreamRejected(
+                f"model '{self.model}' (local) does not support tool messages", model=self.model, param="messages"
+            )
+        messages = [
+            {"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in request.messages
+        ]
+        inputs = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
         max_new_tokens = min(request.generation_limit() or self.max_new_tokens, self.max_new_tokens)
         stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens,
-                                  "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        }
         if request.temperature:
             kwargs.update(do_sample=True, temperature=request.temperature, top_p=request.top_p or 1.0)
         else:
@@ -138,15 +144,16 @@ class LocalChatBackend:
             with self._lock, torch.inference_mode():
                 if job.seed is not None:
                     torch.manual_seed(job.seed)
-                return self.lm.generate(**job.inputs, **job.generate_kwargs, stopping_criteria=[job.control],
-                                        streamer=streamer)
+                return self.lm.generate(
+                    **job.inputs, **job.generate_kwargs, stopping_criteria=[job.control], streamer=streamer
+                )
         except Exception:
             if streamer is not None:
                 streamer.end()  # unblock the reader; the error surfaces when the result is awaited
             raise
 
     def _finish_reason(self, job: _Job, output: torch.Tensor, trimmer: StopTrimmer) -> str:
-        generated = output[0, job.control.prompt_tokens:]
+        generated = output[0, job.control.prompt_tokens :]
         ended = len(generated) > 0 and int(generated[-1]) in self.eos_ids
         return "length" if not (ended or trimmer.stopped) and len(generated) >= job.max_new_tokens else "stop"
 
@@ -159,17 +166,23 @@ class LocalChatBackend:
         try:
             output = await asyncio.to_thread(self._generate, job)
         except Exception as exc:
-            raise UpstreamError(f"model '{self.model}' failed to generate: {type(exc).__name__}",
-                                model=self.model) from None
+            raise UpstreamError(
+                f"model '{self.model}' failed to generate: {type(exc).__name__}", model=self.model
+            ) from None
         finally:
             job.control.cancelled.set()
         trimmer = StopTrimmer(job.stops)
-        text = trimmer.feed(self.tokenizer.decode(output[0, job.control.prompt_tokens:], skip_special_tokens=True))
+        text = trimmer.feed(self.tokenizer.decode(output[0, job.control.prompt_tokens :], skip_special_tokens=True))
         text += trimmer.flush()
         return ChatCompletion(
             model=self.model,
-            choices=[Choice(index=0, message=AssistantMessage(content=text),
-                            finish_reason=self._finish_reason(job, output, trimmer))],
+            choices=[
+                Choice(
+                    index=0,
+                    message=AssistantMessage(content=text),
+                    finish_reason=self._finish_reason(job, output, trimmer),
+                )
+            ],
             usage=self._usage(job),
         )
 
@@ -181,8 +194,12 @@ class LocalChatBackend:
         ident, created = completion_id(), int(time.time())
 
         def chunk(delta: Delta, finish_reason: str | None = None) -> ChatCompletionChunk:
-            return ChatCompletionChunk(id=ident, created=created, model=self.model,
-                                       choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)])
+            return ChatCompletionChunk(
+                id=ident,
+                created=created,
+                model=self.model,
+                choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)],
+            )
 
         try:
             yield chunk(Delta(role="assistant", content=""))
@@ -198,12 +215,14 @@ class LocalChatBackend:
             try:
                 output = await generation
             except Exception as exc:
-                raise UpstreamError(f"model '{self.model}' failed while generating: {type(exc).__name__}",
-                                    model=self.model) from None
+                raise UpstreamError(
+                    f"model '{self.model}' failed while generating: {type(exc).__name__}", model=self.model
+                ) from None
             yield chunk(Delta(), self._finish_reason(job, output, trimmer))
             if job.include_usage:
-                yield ChatCompletionChunk(id=ident, created=created, model=self.model, choices=[],
-                                          usage=self._usage(job))
+                yield ChatCompletionChunk(
+                    id=ident, created=created, model=self.model, choices=[], usage=self._usage(job)
+                )
         finally:
             job.control.cancelled.set()
 

@@ -26,18 +26,22 @@ class OpenAIChatBackend:
         # The key is read here, in the process that uses it, and never leaves it.
         api_key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
         self.client = openai.AsyncOpenAI(
-            base_url=config.base_url, api_key=api_key or "unused", max_retries=0,
+            base_url=config.base_url,
+            api_key=api_key or "unused",
+            max_retries=0,
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
         )
 
     def _arguments(self, request: ChatCompletionRequest) -> dict[str, Any]:
         if not self.config.configured:
             raise UpstreamUnconfigured(
-                f"model '{self.model}' has no endpoint: set {self.config.base_url_env or 'base_url'}",
-                model=self.model)
-        return {"model": self.model,
-                "messages": [m.model_dump(exclude_none=True) for m in request.messages],
-                **request.upstream_params()}
+                f"model '{self.model}' has no endpoint: set {self.config.base_url_env or 'base_url'}", model=self.model
+            )
+        return {
+            "model": self.model,
+            "messages": [m.model_dump(exclude_none=True) for m in request.messages],
+            **request.upstream_params(),
+        }
 
     def _fail(self, exc: Exception) -> NoReturn:
         if isinstance(exc, openai.APITimeoutError):
@@ -45,10 +49,16 @@ class OpenAIChatBackend:
         if isinstance(exc, openai.APIStatusError):
             detail = _error_message(exc)
             if exc.status_code in CLIENT_FAULT_STATUSES:
-                raise UpstreamRejected(f"model '{self.model}' rejected the request: {detail}", model=self.model,
-                                       upstream_status=exc.status_code) from None
-            raise UpstreamError(f"model '{self.model}' answered HTTP {exc.status_code}: {detail}",
-                                model=self.model, upstream_status=exc.status_code) from None
+                raise UpstreamRejected(
+                    f"model '{self.model}' rejected the request: {detail}",
+                    model=self.model,
+                    upstream_status=exc.status_code,
+                ) from None
+            raise UpstreamError(
+                f"model '{self.model}' answered HTTP {exc.status_code}: {detail}",
+                model=self.model,
+                upstream_status=exc.status_code,
+            ) from None
         if isinstance(exc, openai.APIConnectionError):
             raise UpstreamError(f"model '{self.model}' is unreachable: {exc}", model=self.model) from None
         if isinstance(exc, (ValidationError, openai.APIResponseValidationError, ValueError)):
@@ -77,7 +87,8 @@ class OpenAIChatBackend:
                 async for chunk in chunks:
                     received += 1
                     yield ChatCompletionChunk.model_validate(
-                        {**chunk.model_dump(exclude_unset=True), "model": self.model})
+                        {**chunk.model_dump(exclude_unset=True), "model": self.model}
+                    )
             except Exception as exc:
                 self._fail(exc)
             if not received:

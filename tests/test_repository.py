@@ -8,3 +8,12 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert command.endswith("pytest") and f"    {command}\n" in readme
     assert "serve run serve_config.yaml" in readme.split("## Try it")[0]
+
+
+def test_code_passes_the_linter_and_formatter() -> None:
+    import subprocess
+    import sys
+
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
