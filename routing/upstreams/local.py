@@ -225,6 +225,8 @@ class LocalChatBackend:
                 )
         finally:
             job.control.cancelled.set()
+            # A client that left early never awaits the generation; its outcome is not news.
+            generation.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _as_list(value: int | list[int] | None) -> list[int]:

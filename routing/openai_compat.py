@@ -1,0 +1,59 @@
+"""What every client of an OpenAI-compatible API here shares: how it is built, and how its
+failures become the service's own :class:`~routing.errors.UpstreamError` subclasses."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import openai
+
+from routing.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
+
+# The upstream judged the request itself bad; any other status is the upstream's (or our
+# configuration's) problem, and the client sees 502.
+CLIENT_FAULT_STATUSES = {400, 413, 422}
+
+
+def async_client(
+    base_url: str | None, api_key_env: str | None, timeout_s: float, connect_timeout_s: float
+) -> openai.AsyncOpenAI:
+    # The key is read here, in the process that uses it, and never leaves it.
+    api_key = os.environ.get(api_key_env, "") if api_key_env else ""
+    return openai.AsyncOpenAI(
+        base_url=base_url,
+        api_key=api_key or "unused",
+        max_retries=0,
+        timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+    )
+
+
+def upstream_error(exc: Exception, model: str) -> UpstreamError:
+    """The service error to raise for a failed call to ``model``."""
+    if isinstance(exc, openai.APITimeoutError):
+        return UpstreamTimeout(f"model '{model}' timed out", model=model)
+    if isinstance(exc, openai.APIStatusError):
+        detail = _error_message(exc)
+        if exc.status_code in CLIENT_FAULT_STATUSES:
+            return UpstreamRejected(
+                f"model '{model}' rejected the request: {detail}", model=model, upstream_status=exc.status_code
+            )
+        return UpstreamError(
+            f"model '{model}' answered HTTP {exc.status_code}: {detail}", model=model, upstream_status=exc.status_code
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return UpstreamError(f"model '{model}' is unreachable: {exc}", model=model)
+    if isinstance(exc, (openai.APIResponseValidationError, ValueError)):  # pydantic's errors are ValueErrors
+        return UpstreamError(f"model '{model}' sent a malformed response", model=model)
+    return UpstreamError(f"model '{model}' failed: {type(exc).__name__}", model=model)
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"][:500]
+        if isinstance(inner, str):
+            return inner[:500]
+    return exc.message[:500]
