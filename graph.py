@@ -26,6 +26,9 @@ def build_app(args: dict[str, Any]) -> Application:
     config = load_app_config(args).resolve_env(os.environ)
     check_routers(config)
     embedding = Embedding.bind(config.embedding) if config.needs_embeddings else None
-    routers = {name: Router.options(name=f"Router-{name}").bind(router) for name, router in config.routers.items()}
+    routers = {
+        name: Router.options(name=f"Router-{name}").bind(router, config.router_model_ids)
+        for name, router in config.routers.items()
+    }
     llms = {key: LLMClient.options(name=f"LLM-{key}").bind(upstream) for key, upstream in config.upstreams.items()}
     return Ingress.bind(config, embedding, routers, llms)

@@ -3,16 +3,23 @@ from __future__ import annotations
 import numpy as np
 from ray import serve
 
+from deployments.batching import MAX_BATCH_SIZE, batched
 from routing.config import Embedding as EmbeddingConfig
 from routing.embeddings import make_embedder
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=2 * MAX_BATCH_SIZE)
 class Embedding:
-    """Prompt embeddings for every router that needs them."""
+    """Prompt embeddings for every router that needs them, batching concurrent requests."""
 
     def __init__(self, config: EmbeddingConfig) -> None:
         self.embedder = make_embedder(config)
+        self._embed_one = batched(self._embed_batch)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
-        return await self.embedder.embed(texts)
+        if len(texts) != 1:
+            return await self.embedder.embed(texts)
+        return (await self._embed_one(texts[0]))[None, :]
+
+    async def _embed_batch(self, texts: list[str]) -> list[np.ndarray]:
+        return list(await self.embedder.embed(texts))

@@ -1,18 +1,33 @@
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 from ray import serve
 
+from deployments.batching import MAX_BATCH_SIZE, batched
 from routing.config import RouterConfig
 from routing.routers import make_router
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=2 * MAX_BATCH_SIZE)
 class Router:
-    """One router model; scores prompts with P(strong wins)."""
+    """One router model; scores prompts with P(strong wins), batching concurrent requests."""
 
-    def __init__(self, config: RouterConfig) -> None:
-        self.router = make_router(config)
+    def __init__(self, config: RouterConfig, upstream_ids: tuple[str | None, str | None] = (None, None)) -> None:
+        self.router = make_router(config, upstream_ids)
+        self._score_one = batched(self._score_batch)
 
     async def score(self, prompts: list[str], embeddings: np.ndarray | None) -> list[float]:
-        return [float(s) for s in self.router.score(prompts, embeddings)]
+        if len(prompts) != 1:
+            return await self._score_batch(
+                list(zip(prompts, embeddings if embeddings is not None else [None] * len(prompts), strict=True))
+            )
+        return [await self._score_one((prompts[0], None if embeddings is None else embeddings[0]))]
+
+    async def _score_batch(self, items: list[tuple[str, np.ndarray | None]]) -> list[float]:
+        prompts = [prompt for prompt, _ in items]
+        embeddings = None if items[0][1] is None else np.stack([e for _, e in items])
+        # Scoring is CPU-bound: off the event loop, so the replica keeps accepting requests meanwhile.
+        scores = await asyncio.to_thread(self.router.score, prompts, embeddings)
+        return [float(s) for s in scores]

@@ -1,79 +1,172 @@
 """``routellm-serve``: build the training set and train routers.
 
     routellm-serve build-data --shared ../shared/data --out data/train
-    routellm-serve train-mf --data data/train/arena-bench-v1.scores.jsonl \
-        --out routing/checkpoints/mf-arena-bench-minilm
+    routellm-serve train random     --out routing/checkpoints/random
+    routellm-serve train sw_ranking --out routing/checkpoints/sw_ranking
+    routellm-serve train mf         --out routing/checkpoints/mf
+    routellm-serve train bert       --out routing/checkpoints/bert
+    routellm-serve train causal_llm --out routing/checkpoints/causal_llm
+
+``--data`` takes files (JSONL, CSV, Parquet), folders of them, or Hugging Face dataset ids; it
+defaults to the shipped training set in ``data/train``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import json
 import sys
+import time
 from pathlib import Path
 
 from routing.config import LocalEmbedding
-from routing.embeddings.local import LocalEmbedder
+from routing.data.files import SOURCES_FILE
 
-ARENA_BENCH_FILE = "arena-bench-v1.scores.jsonl"
-
-
-def _local_encoder() -> LocalEmbedder:
-    return LocalEmbedder(LocalEmbedding())
+DEFAULT_DATA = Path("data/train")
+DEFAULT_STRONG = "gpt-4-1106-preview"
+DEFAULT_WEAK = "mixtral-8x7b-instruct-v0.1"
 
 
-def build_data(shared: Path, out: Path) -> None:
+def _log(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def build_data(shared: Path, out: Path, unlicensed_out: Path | None) -> None:
+    import numpy as np
+
     from routing.data.decontaminate import THRESHOLD, near_duplicate_mask
-    from routing.data.schema import write_jsonl
-    from routing.data.sources import arena_bench_v1_scores, evaluation_prompts
+    from routing.data.files import write_jsonl
+    from routing.data.sources import SOURCES, evaluation_prompts
+    from routing.embeddings.local import LocalEmbedder
 
-    scores = arena_bench_v1_scores(shared)
-    prompts = sorted({row.prompt for row in scores})
+    chosen = [s for s in SOURCES if s.shippable or unlicensed_out is not None]
+    rows = {s.name: s.read(shared) for s in chosen}
+    prompts = sorted({row.prompt for source_rows in rows.values() for row in source_rows})
     evals = evaluation_prompts(shared)
-    print(
-        f"arena-bench-v1: {len(prompts)} prompts after the contamination list; "
-        f"checking them against {len(evals)} evaluation prompts",
-        file=sys.stderr,
-    )
-    encoder = _local_encoder()
+    _log(f"{len(prompts)} training prompts after the contamination list; checking against {len(evals)} evaluation ones")
+    encoder = LocalEmbedder(LocalEmbedding())
     mask = near_duplicate_mask(encoder.encode(prompts), encoder.encode(evals))
     near = {p for p, hit in zip(prompts, mask, strict=True) if hit}
-    kept = [row for row in scores if row.prompt not in near]
-    count = write_jsonl(out / ARENA_BENCH_FILE, kept)
-    print(
-        f"dropped {len(near)} prompts with cosine >= {THRESHOLD} to an evaluation prompt; "
-        f"wrote {count} judge scores for {len(prompts) - len(near)} prompts to {out / ARENA_BENCH_FILE}"
+    print(f"dropped {len(near)} training prompts with cosine >= {THRESHOLD} to an evaluation prompt")
+    records = {}
+    for source in chosen:
+        folder = out if source.shippable else unlicensed_out
+        assert folder is not None
+        kept = [row for row in rows[source.name] if row.prompt not in near]
+        count = write_jsonl(folder / source.file, kept)
+        distinct = len(np.unique([row.prompt for row in kept]))
+        print(f"{source.name}: {count} rows, {distinct} prompts -> {folder / source.file} (licence {source.licence})")
+        records[source.file] = {"source": source.name, "licence": source.licence, "upstream": source.upstream}
+    for folder in {out, unlicensed_out} - {None}:
+        assert folder is not None
+        here = {f: r for f, r in records.items() if (folder / f).exists()}
+        (folder / SOURCES_FILE).write_text(json.dumps(here, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _read_data(refs: list[str]):  # type: ignore[no-untyped-def]
+    """Battles from every ``--data`` reference, and what the checkpoint records of each file."""
+    from routing.data.convert import to_battles
+    from routing.data.files import data_files, read_preference_file
+    from routing.routers.checkpoint import data_record
+
+    rows, files, licences = [], [], set()
+    for ref in refs:
+        for path in data_files(ref):
+            loaded = read_preference_file(path)
+            rows.extend(loaded)
+            files.append(data_record(path, len(loaded)))
+            sources = path.parent / SOURCES_FILE
+            known = json.loads(sources.read_text(encoding="utf-8")) if sources.is_file() else {}
+            licences.add(known.get(path.name, {}).get("licence", f"not recorded ({ref})"))
+    battles = to_battles(rows)
+    _log(f"{len(rows)} rows -> {len(battles)} battles")
+    return battles, files, sorted(licences)
+
+
+def train_command(args: argparse.Namespace) -> None:
+    from routing.routers.checkpoint import TrainingRecord, save
+    from routing.training.common import Trained
+
+    started = time.perf_counter()
+    kind = args.kind
+    battles, files, licences = _read_data(args.data or [str(DEFAULT_DATA)])
+    trained: Trained
+    if kind == "random":
+        trained = _train_random(battles, args.seed)
+    elif kind in ("mf", "sw_ranking"):
+        from routing.embeddings.local import LocalEmbedder
+
+        embedding = LocalEmbedding(model_path=args.embedding_model)
+        encoder = LocalEmbedder(embedding)
+        common = {
+            "embedding_model_id": embedding.model_id,
+            "default_strong": args.strong,
+            "default_weak": args.weak,
+            "log": _log,
+        }
+        if kind == "mf":
+            from routing.training import mf
+
+            config = mf.MFTrainConfig(seed=args.seed, **_given(args, "epochs", "lr", "batch_size"))
+            trained = mf.train(battles, encoder.encode, config=config, **common)
+        else:
+            from routing.training import sw_ranking
+
+            trained = sw_ranking.build(
+                battles, encoder.encode, config=sw_ranking.SWRankingTrainConfig(seed=args.seed), **common
+            )
+    else:
+        from routing.training import classifier
+
+        config = classifier.ClassifierTrainConfig(
+            kind=kind,
+            seed=args.seed,
+            device=args.device,
+            **_given(
+                args, "mode", "base_model", "epochs", "lr", "batch_size", "max_length", "strong_models", "weak_models"
+            ),
+        )
+        trained = classifier.train(battles, config, log=_log)
+    record = trained.manifest.training
+    manifest = trained.manifest.model_copy(
+        update={"training": TrainingRecord(**{**record.model_dump(), "data": files, "data_licences": licences})}
+    )
+    save(args.out, manifest, trained.tensors)
+    metrics = ", ".join(f"{k} {v}" for k, v in manifest.training.metrics.items())
+    print(f"saved {args.out} ({kind}) in {time.perf_counter() - started:.0f} s: {metrics}")
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _train_random(battles, seed: int):  # type: ignore[no-untyped-def]
+    """The random router has nothing to learn; its held-out figure is the chance level the others must beat."""
+    from routing.routers.checkpoint import TrainingRecord
+    from routing.routers.random import make_manifest
+    from routing.training.common import Trained, decisive, held_out_prompts
+
+    manifest = make_manifest(seed)
+    held_out = held_out_prompts([b.prompt for b in battles], 0.1, seed)
+    tests = [b for b in decisive(battles) if b.prompt in held_out]
+    import numpy as np
+
+    guesses = np.random.default_rng(seed).random(len(tests)) >= 0.5
+    accuracy = float(np.mean(guesses == np.array([b.winner == "model_a" for b in tests]))) if tests else float("nan")
+    return Trained(
+        manifest.model_copy(
+            update={
+                "training": TrainingRecord(
+                    hyperparameters={"seed": seed},
+                    metrics={"validation_accuracy": round(accuracy, 4), "validation_battles": len(tests)},
+                )
+            }
+        )
     )
 
 
-def train_mf_command(data: Path, out: Path, strong: str, weak: str, epochs: int, seed: int) -> None:
-    from routing.data.convert import scores_to_battles
-    from routing.data.schema import JudgeScore, read_jsonl
-    from routing.routers.mf import save_checkpoint
-    from routing.training.mf import MFTrainConfig, train_mf
-
-    battles = scores_to_battles(read_jsonl(data, JudgeScore))
-    encoder = _local_encoder()
-    model, meta = train_mf(
-        battles,
-        encoder.encode,
-        embedding_model_id=LocalEmbedding().model_id,
-        default_strong=strong,
-        default_weak=weak,
-        config=MFTrainConfig(epochs=epochs, seed=seed),
-        log=lambda line: print(line, file=sys.stderr),
-    )
-    meta.training["data"] = {
-        "file": data.name,
-        "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
-        "battles": len(battles),
-    }
-    save_checkpoint(model, meta, out)
-    print(
-        f"saved {out}: best epoch {meta.training['best_epoch']}, "
-        f"validation accuracy {meta.training['validation_accuracy']:.3f} "
-        f"(loss {meta.training['validation_loss']:.4f}) on held-out prompts"
-    )
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,21 +177,43 @@ def main(argv: list[str] | None = None) -> None:
 
     build = commands.add_parser("build-data", help="convert and decontaminate the training set")
     build.add_argument("--shared", type=Path, required=True, help="the data folder (see data/README.md)")
-    build.add_argument("--out", type=Path, default=Path("data/train"))
+    build.add_argument("--out", type=Path, default=DEFAULT_DATA)
+    build.add_argument(
+        "--unlicensed-out",
+        type=Path,
+        help="also convert sources without a licence to ship (RouterBench), into this folder",
+    )
 
-    train = commands.add_parser("train-mf", help="train the matrix-factorisation router")
-    train.add_argument("--data", type=Path, default=Path("data/train") / ARENA_BENCH_FILE)
-    train.add_argument("--out", type=Path, required=True)
-    train.add_argument("--strong", default="gpt-4-1106-preview", help="default strong model of the scoring pair")
-    train.add_argument("--weak", default="mistralai/Mixtral-8x7B-Instruct-v0.1")
-    train.add_argument("--epochs", type=int, default=15)
+    train = commands.add_parser("train", help="train a router and save its checkpoint")
+    train.add_argument("kind", choices=["random", "sw_ranking", "mf", "bert", "causal_llm"])
+    train.add_argument("--data", action="append", help="file, folder or Hugging Face dataset id (repeatable)")
+    train.add_argument("--out", type=Path, required=True, help="checkpoint directory")
     train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--batch-size", type=int)
+    pair = train.add_argument_group("mf and sw_ranking")
+    pair.add_argument("--strong", default=DEFAULT_STRONG, help="default strong model of the scoring pair")
+    pair.add_argument("--weak", default=DEFAULT_WEAK, help="default weak model of the scoring pair")
+    pair.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
+    classifiers = train.add_argument_group("bert and causal_llm")
+    classifiers.add_argument("--mode", choices=["head", "lora", "full"])
+    classifiers.add_argument("--device", default="cpu")
+    classifiers.add_argument("--base-model", help="local directory or hub id; default: the embedded model")
+    classifiers.add_argument("--max-length", type=int)
+    classifiers.add_argument(
+        "--strong-models", type=_csv, help="comma-separated; battles against a weak model are labels"
+    )
+    classifiers.add_argument("--weak-models", type=_csv)
 
     args = parser.parse_args(argv)
-    if args.command == "build-data":
-        build_data(args.shared, args.out)
-    else:
-        train_mf_command(args.data, args.out, args.strong, args.weak, args.epochs, args.seed)
+    try:
+        if args.command == "build-data":
+            build_data(args.shared, args.out, args.unlicensed_out)
+        else:
+            train_command(args)
+    except ValueError as exc:  # bad data or options: the message names the file, row and field
+        parser.exit(2, f"routellm-serve: error: {exc}\n")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from routing.resources import MINILM_MODEL_ID
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
 ROUTER_NAME = re.compile(r"^[a-z0-9_]+$")
+ROUTER_MODEL_ID_HELP = "this model's name in router training data, so mf and sw_ranking score it directly"
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,7 @@ class OpenAIUpstream(_Strict):
     api_key_env: EnvName | None = Field(default=None, description="variable holding the API key")
     timeout_s: float = Field(default=120.0, gt=0)
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    router_model_id: str | None = Field(default=None, description=ROUTER_MODEL_ID_HELP)
 
     @property
     def configured(self) -> bool:
@@ -64,6 +66,7 @@ class LocalUpstream(_Strict):
     gguf_file: str | None = None
     max_new_tokens: int = Field(default=256, ge=1, le=8192, description="default and cap per request")
     torch_threads: int | None = Field(default=None, ge=1)
+    router_model_id: str | None = Field(default=None, description=ROUTER_MODEL_ID_HELP)
 
     @property
     def configured(self) -> bool:
@@ -122,26 +125,68 @@ Embedding = Annotated[LocalEmbedding | OpenAIEmbedding, Field(discriminator="bac
 
 
 class RandomRouterConfig(_Strict):
+    """The paper's baseline: a uniform random score."""
+
     needs_embeddings: ClassVar[bool] = False
 
     type: Literal["random"]
+    checkpoint: str = "builtin:random"
     default_threshold: Threshold = 0.5
-    seed: int | None = None
+    seed: int | None = Field(default=None, description="overrides the checkpoint's seed")
 
 
-class MFRouterConfig(_Strict):
-    """The paper's matrix-factorisation router over prompt embeddings."""
+class _PairRouterConfig(_Strict):
+    """A router over prompt embeddings that scores any pair of models its checkpoint knows."""
 
     needs_embeddings: ClassVar[bool] = True
 
-    type: Literal["mf"]
-    checkpoint: str = "builtin:mf-arena-bench-minilm"
     default_threshold: Threshold = 0.5
-    strong_model_id: str | None = Field(default=None, description="scoring pair; default: the checkpoint's")
+    strong_model_id: str | None = Field(
+        default=None, description="scoring pair; default: the upstreams' router_model_id, else the checkpoint's"
+    )
     weak_model_id: str | None = None
 
 
-RouterConfig = Annotated[RandomRouterConfig | MFRouterConfig, Field(discriminator="type")]
+class SWRankingRouterConfig(_PairRouterConfig):
+    """Similarity-weighted Bradley–Terry ranking over the training battles, refit per prompt."""
+
+    type: Literal["sw_ranking"]
+    checkpoint: str = "builtin:sw_ranking"
+
+
+class MFRouterConfig(_PairRouterConfig):
+    """The paper's matrix-factorisation router over prompt embeddings."""
+
+    type: Literal["mf"]
+    checkpoint: str = "builtin:mf"
+
+
+class _ClassifierRouterConfig(_Strict):
+    """A fine-tuned classifier that reads the prompt's tokens itself (strong wins / tie / weak wins)."""
+
+    needs_embeddings: ClassVar[bool] = False
+
+    default_threshold: Threshold = 0.5
+    base_model_path: str | None = Field(
+        default=None, description="where to load the checkpoint's base model from; default: its recorded source"
+    )
+    torch_threads: int | None = Field(default=None, ge=1)
+
+
+class BertRouterConfig(_ClassifierRouterConfig):
+    type: Literal["bert"]
+    checkpoint: str = "builtin:bert"
+
+
+class CausalLLMRouterConfig(_ClassifierRouterConfig):
+    type: Literal["causal_llm"]
+    checkpoint: str = "builtin:causal_llm"
+
+
+RouterConfig = Annotated[
+    RandomRouterConfig | SWRankingRouterConfig | MFRouterConfig | BertRouterConfig | CausalLLMRouterConfig,
+    Field(discriminator="type"),
+]
 
 
 class FallbackPolicy(_Strict):
@@ -168,7 +213,13 @@ def _default_upstreams() -> dict[str, Upstream]:
 
 
 def _default_routers() -> dict[str, RouterConfig]:
-    return {"random": RandomRouterConfig(type="random"), "mf": MFRouterConfig(type="mf")}
+    return {
+        "random": RandomRouterConfig(type="random"),
+        "sw_ranking": SWRankingRouterConfig(type="sw_ranking"),
+        "mf": MFRouterConfig(type="mf"),
+        "bert": BertRouterConfig(type="bert"),
+        "causal_llm": CausalLLMRouterConfig(type="causal_llm"),
+    }
 
 
 class AppConfig(_Strict):
@@ -215,6 +266,11 @@ class AppConfig(_Strict):
     @property
     def needs_embeddings(self) -> bool:
         return any(router.needs_embeddings for router in self.routers.values())
+
+    @property
+    def router_model_ids(self) -> tuple[str | None, str | None]:
+        """The strong and weak upstreams' names in router training data, where configured."""
+        return self.upstreams[self.strong].router_model_id, self.upstreams[self.weak].router_model_id
 
     def upstream_by_model(self, model: str) -> str | None:
         for key, upstream in self.upstreams.items():

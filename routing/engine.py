@@ -182,6 +182,6 @@ def in_process_engine(config: AppConfig) -> RoutingEngine:
     return RoutingEngine(
         config,
         make_embedder(config.embedding) if config.needs_embeddings else None,
-        {name: LocalScorer(make_router(router)) for name, router in config.routers.items()},
+        {name: LocalScorer(make_router(router, config.router_model_ids)) for name, router in config.routers.items()},
         {key: make_backend(upstream) for key, upstream in config.upstreams.items()},
     )

@@ -14,6 +14,7 @@ BUILTIN_PREFIX = "builtin:"
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+SMOLLM2_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

@@ -64,7 +64,7 @@ def test_defaults_are_the_embedded_service() -> None:
     assert isinstance(config.upstreams["weak"], LocalUpstream)
     strong = config.upstreams["strong"]
     assert isinstance(strong, OpenAIUpstream) and not strong.configured
-    assert set(config.routers) == {"random", "mf"}
+    assert set(config.routers) == {"random", "sw_ranking", "mf", "bert", "causal_llm"}
 
 
 def test_environment_configures_the_strong_model() -> None:
@@ -103,8 +103,23 @@ def test_router_checkpoints_must_match_the_embedding_model() -> None:
         check_routers(load_app_config({"embedding": {"backend": "openai", "model": "text-embedding-3-small"}}))
     with pytest.raises(ConfigError, match="args.routers.mf: no shipped checkpoint 'nope'"):
         check_routers(load_app_config({"routers": {"mf": {"type": "mf", "checkpoint": "builtin:nope"}}}))
-    with pytest.raises(ConfigError, match="strong_model_id 'gpt-5' is not in the checkpoint"):
+    with pytest.raises(ConfigError, match="args.routers.mf: strong model 'gpt-5' is not one the checkpoint"):
         check_routers(load_app_config({"routers": {"mf": {"type": "mf", "strong_model_id": "gpt-5"}}}))
+    with pytest.raises(ConfigError, match="args.routers.sw: .*/mf: a 'mf' checkpoint, not 'sw_ranking'"):
+        check_routers(load_app_config({"routers": {"sw": {"type": "sw_ranking", "checkpoint": "builtin:mf"}}}))
+
+
+def test_upstreams_name_the_pair_that_pair_routers_score() -> None:
+    upstreams = {
+        "strong": {"backend": "openai", "model": "a", "router_model_id": "gpt-4-0314"},
+        "weak": {"backend": "local", "router_model_id": "llama-13b"},
+    }
+    config = load_app_config({"upstreams": upstreams})
+    assert config.router_model_ids == ("gpt-4-0314", "llama-13b")
+    check_routers(config)
+    upstreams["weak"]["router_model_id"] = "my-finetune"
+    with pytest.raises(ConfigError, match="args.routers.sw_ranking: weak model 'my-finetune' is not one"):
+        check_routers(load_app_config({"upstreams": upstreams}))
 
 
 def serve_config() -> dict:

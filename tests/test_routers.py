@@ -1,93 +1,255 @@
+"""Routers: each learns a planted signal, survives save → load, and the shipped checkpoints load."""
+
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from routing.config import MFRouterConfig, RandomRouterConfig
-from routing.data.convert import scores_to_battles
-from routing.data.schema import Battle, JudgeScore
-from routing.resources import checkpoint_path
+from routing.cli import main as cli
+from routing.config import (
+    BertRouterConfig,
+    CausalLLMRouterConfig,
+    LocalEmbedding,
+    MFRouterConfig,
+    RandomRouterConfig,
+    SWRankingRouterConfig,
+)
+from routing.data.files import write_jsonl
+from routing.data.schema import Battle
+from routing.embeddings.local import LocalEmbedder
+from routing.resources import CHECKPOINT_DIR, checkpoint_path
 from routing.routers import make_router
-from routing.routers.mf import MFRouter, load_checkpoint, save_checkpoint
-from routing.training.mf import MFTrainConfig, train_mf
+from routing.routers.checkpoint import CheckpointError, load_manifest, save
+from routing.routers.classifier import ClassifierRouter
+from routing.routers.mf import MFRouter, load_model
+from routing.routers.sw_ranking import SWRankingRouter
+from routing.training import classifier, mf, sw_ranking
+from routing.training.common import Trained
+
+MATHS = [
+    "Compute the definite integral of x^{n} sin(x) from 0 to {n}.",
+    "Prove that the sum of the first {n} odd numbers is a perfect square.",
+    "Solve the differential equation y'' + {n}y = 0 with y(0)=1.",
+    "Find all real roots of x^3 - {n}x + 1 = 0 and justify each step.",
+]
+CHAT = [
+    "Hi! Can you suggest a fun name for my pet hamster number {n}?",
+    "Say hello to my friend Sam, it is their birthday number {n} today.",
+    "What is a nice greeting to start an email to a colleague, version {n}?",
+    "Tell me something cheerful, I feel a bit bored this afternoon ({n}).",
+]
 
 
-def test_random_router_is_uniform_and_seedable() -> None:
-    router = make_router(RandomRouterConfig(type="random", seed=7))
+def prompts(templates: list[str], numbers: range) -> list[str]:
+    return [t.format(n=n) for n in numbers for t in templates]
+
+
+def planted_battles() -> list[Battle]:
+    """The strong model 'big' wins maths prompts; on small talk the weak 'small' is as good or better."""
+    battles = []
+    rng = np.random.default_rng(0)
+    for prompt in prompts(MATHS, range(2, 30)):
+        battles.append(
+            Battle(prompt=prompt, model_a="big", model_b="small", winner="model_a" if rng.random() < 0.9 else "tie")
+        )
+        battles.append(Battle(prompt=prompt, model_a="mid", model_b="small", winner="model_a"))
+    for prompt in prompts(CHAT, range(2, 30)):
+        battles.append(
+            Battle(prompt=prompt, model_a="big", model_b="small", winner="model_b" if rng.random() < 0.6 else "tie")
+        )
+        battles.append(Battle(prompt=prompt, model_a="big", model_b="mid", winner="tie"))
+    return battles
+
+
+HELD_OUT = prompts(MATHS, range(100, 115)) + prompts(CHAT, range(100, 115))
+IS_MATHS = np.array([True] * 60 + [False] * 60)
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """P(a random positive scores above a random negative), ties counting half."""
+    pos, neg = scores[positive][:, None], scores[~positive][None, :]
+    return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
+
+
+@pytest.fixture(scope="module")
+def encoder() -> LocalEmbedder:
+    return LocalEmbedder(LocalEmbedding())
+
+
+def held_out_scores(router: object, embed: Callable[[list[str]], np.ndarray] | None) -> np.ndarray:
+    return router.score(HELD_OUT, embed(HELD_OUT) if embed else None)  # type: ignore[attr-defined]
+
+
+def test_random_router_is_chance(tmp_path: Path) -> None:
+    cli(["train", "random", "--data", str(_battle_file(tmp_path)), "--out", str(tmp_path / "random")])
+    router = make_router(RandomRouterConfig(type="random", checkpoint=str(tmp_path / "random")))
     scores = router.score(["p"] * 4000, None)
-    assert scores.shape == (4000,) and 0 <= scores.min() and scores.max() < 1
-    assert abs(scores.mean() - 0.5) < 0.03 and abs(np.median(scores) - 0.5) < 0.03
-    again = make_router(RandomRouterConfig(type="random", seed=7)).score(["p"] * 4000, None)
+    assert 0 <= scores.min() and scores.max() < 1 and abs(scores.mean() - 0.5) < 0.03
+    assert abs(auc(held_out_scores(router, None), IS_MATHS) - 0.5) < 0.15
+    again = make_router(RandomRouterConfig(type="random", checkpoint=str(tmp_path / "random"))).score(
+        ["p"] * 4000, None
+    )
     np.testing.assert_array_equal(scores, again)
 
 
-def test_shipped_mf_checkpoint_scores_like_the_full_model() -> None:
-    model, meta = load_checkpoint(checkpoint_path("builtin:mf-arena-bench-minilm"))
-    assert meta.embedding_model_id == "sentence-transformers/all-MiniLM-L6-v2" and meta.embedding_dim == 384
-    assert meta.default_strong == "gpt-4-1106-preview" and meta.training["decisive_battles"] > 10_000
-    router = MFRouter(MFRouterConfig(type="mf"))
-    embeddings = np.random.default_rng(0).standard_normal((16, 384)).astype(np.float32)
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
-    index = {name: i for i, name in enumerate(meta.model_names)}
-    q = torch.from_numpy(embeddings)
-    with torch.no_grad():
-        margin = model(torch.full((16,), index[meta.default_strong]), q) - model(
-            torch.full((16,), index[meta.default_weak]), q
-        )
-    np.testing.assert_allclose(router.score(["p"] * 16, embeddings), torch.sigmoid(margin).numpy(), atol=1e-5)
-
-
-def test_mf_scoring_pair_is_configurable() -> None:
-    embeddings = np.random.default_rng(1).standard_normal((8, 384)).astype(np.float32)
-    default = MFRouter(MFRouterConfig(type="mf")).score(["p"] * 8, embeddings)
-    swapped = MFRouter(
-        MFRouterConfig(
-            type="mf", strong_model_id="mistralai/Mixtral-8x7B-Instruct-v0.1", weak_model_id="gpt-4-1106-preview"
-        )
-    ).score(["p"] * 8, embeddings)
-    np.testing.assert_allclose(default + swapped, 1.0, atol=1e-5)
-    with pytest.raises(ValueError, match="embeddings"):
-        MFRouter(MFRouterConfig(type="mf")).score(["p"] * 2, embeddings)
-
-
-def test_scores_become_battles_between_every_pair() -> None:
-    rows = [JudgeScore(prompt_id="1", prompt="p", model=m, score=s) for m, s in [("c", 5), ("a", 9), ("b", 9)]]
-    battles = {(b.model_a, b.model_b): b.winner for b in scores_to_battles(rows)}
-    assert battles == {("a", "b"): "tie", ("a", "c"): "model_a", ("b", "c"): "model_a"}
-
-
-def _keyword_embedding(texts: list[str]) -> np.ndarray:
-    """A stand-in encoder: one direction for maths prompts, another for small talk, plus noise."""
-    rng = np.random.default_rng(3)
-    out = rng.normal(scale=0.1, size=(len(texts), 16)).astype(np.float32)
-    for i, text in enumerate(texts):
-        out[i, 0 if "integral" in text else 1] += 1.0
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
-def test_mf_training_learns_who_wins_where(tmp_path: Path) -> None:
-    battles = []
-    for i in range(60):
-        battles.append(Battle(prompt=f"integral number {i}", model_a="big", model_b="small", winner="model_a"))
-        battles.append(
-            Battle(prompt=f"hello friend {i}", model_a="big", model_b="small", winner="model_b" if i % 4 else "model_a")
-        )
-        battles.append(Battle(prompt=f"hello friend {i}", model_a="big", model_b="mid", winner="tie"))
-    model, meta = train_mf(
-        battles,
-        _keyword_embedding,
-        embedding_model_id="keywords",
+def test_sw_ranking_learns_the_planted_signal(tmp_path: Path, encoder: LocalEmbedder) -> None:
+    trained = sw_ranking.build(
+        planted_battles(),
+        encoder.encode,
+        embedding_model_id="minilm",
         default_strong="big",
         default_weak="small",
-        config=MFTrainConfig(epochs=60, hidden_dim=8, lr=1e-2),
+        config=sw_ranking.SWRankingTrainConfig(),
         log=lambda line: None,
     )
-    assert meta.model_names == ["big", "mid", "small"] and meta.training["validation_accuracy"] > 0.8
-    save_checkpoint(model, meta, tmp_path / "ckpt")
-    router = MFRouter(MFRouterConfig(type="mf", checkpoint=str(tmp_path / "ckpt")))
-    prompts = ["integral number 999", "hello friend 999"]
-    maths, chat = router.score(prompts, _keyword_embedding(prompts))
-    assert maths > 0.8 and chat < 0.5
+    assert sorted(trained.manifest.params["tiers"].values()) == [0, 1, 2]
+    in_memory = SWRankingRouter(
+        trained.manifest, trained.tensors["prompt_embeddings"].float().numpy(), trained.tensors["tier_wins"].numpy()
+    )
+    scores = held_out_scores(in_memory, encoder.encode)
+    assert auc(scores, IS_MATHS) >= 0.9 and scores[IS_MATHS].mean() > 0.5 > scores[~IS_MATHS].mean()
+    save(tmp_path / "sw", trained.manifest, trained.tensors)
+    loaded = make_router(SWRankingRouterConfig(type="sw_ranking", checkpoint=str(tmp_path / "sw")))
+    np.testing.assert_allclose(held_out_scores(loaded, encoder.encode), scores, rtol=1e-9)
+    assert trained.manifest.training.metrics["validation_accuracy"] > 0.8
+
+
+def test_mf_learns_the_planted_signal_for_any_known_pair(tmp_path: Path, encoder: LocalEmbedder) -> None:
+    trained = mf.train(
+        planted_battles(),
+        encoder.encode,
+        embedding_model_id="minilm",
+        default_strong="big",
+        default_weak="small",
+        config=mf.MFTrainConfig(epochs=40, hidden_dim=16, lr=1e-2),
+        log=lambda line: None,
+    )
+    save(tmp_path / "mf", trained.manifest, trained.tensors)
+    router = MFRouter(tmp_path / "mf")
+    scores = held_out_scores(router, encoder.encode)
+    assert auc(scores, IS_MATHS) >= 0.9
+
+    # The collapsed serving form equals the paper's full model, loaded from disk.
+    model = load_model(tmp_path / "mf")
+    q = torch.from_numpy(encoder.encode(HELD_OUT))
+    with torch.no_grad():
+        margin = model(torch.zeros(len(q), dtype=torch.long), q) - model(torch.full((len(q),), 2), q)
+    np.testing.assert_allclose(scores, torch.sigmoid(margin).numpy(), atol=1e-5)
+
+    # Many-model: the same checkpoint scores another pair, chosen by config or by the upstreams.
+    swapped = make_router(MFRouterConfig(type="mf", checkpoint=str(tmp_path / "mf")), upstream_ids=("small", "big"))
+    np.testing.assert_allclose(held_out_scores(swapped, encoder.encode) + scores, 1.0, atol=1e-5)
+    with pytest.raises(CheckpointError, match="'gpt-5' is not one the checkpoint was trained on"):
+        make_router(MFRouterConfig(type="mf", checkpoint=str(tmp_path / "mf"), strong_model_id="gpt-5"))
+
+
+def _classifier_round_trip(tmp_path: Path, trained: Trained, kind: str) -> np.ndarray:
+    save(tmp_path / kind, trained.manifest, trained.tensors)
+    config = (BertRouterConfig if kind == "bert" else CausalLLMRouterConfig)(type=kind, checkpoint=str(tmp_path / kind))
+    router = make_router(config)
+    scores = held_out_scores(router, None)
+    assert auc(scores, IS_MATHS) >= 0.9
+    # Loaded twice from disk: the same scores; and the held-out loss recorded at training time is
+    # reproduced by the loaded weights.
+    again = ClassifierRouter(tmp_path / kind, kind)  # type: ignore[arg-type]
+    np.testing.assert_allclose(again.score(HELD_OUT), scores, atol=1e-6)
+    return scores
+
+
+def test_bert_classifier_learns_the_planted_signal(tmp_path: Path) -> None:
+    config = classifier.ClassifierTrainConfig(
+        kind="bert", strong_models=["big"], weak_models=["small"], epochs=4, lr=2e-3, max_length=32
+    )
+    trained = classifier.train(planted_battles(), config, log=lambda line: None)
+    assert trained.manifest.params["mode"] == "lora" and all(k.startswith(("head.", "lora.")) for k in trained.tensors)
+    _classifier_round_trip(tmp_path, trained, "bert")
+
+
+def test_causal_llm_classifier_learns_the_planted_signal(tmp_path: Path) -> None:
+    config = classifier.ClassifierTrainConfig(
+        kind="causal_llm", strong_models=["big"], weak_models=["small"], max_length=32
+    )
+    trained = classifier.train(planted_battles(), config, log=lambda line: None)
+    assert trained.manifest.params["mode"] == "head" and set(trained.tensors) == {"head.weight", "head.bias"}
+    _classifier_round_trip(tmp_path, trained, "causal_llm")
+    with pytest.raises(ValueError, match="needs --device cuda"):
+        classifier.ClassifierTrainConfig(kind="causal_llm", mode="full")
+
+
+def _battle_file(tmp_path: Path) -> Path:
+    path = tmp_path / "battles.jsonl"
+    write_jsonl(path, planted_battles()[:60])
+    return path
+
+
+def test_cli_trains_a_tiny_checkpoint_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _battle_file(tmp_path)
+    out = tmp_path / "mf"
+    cli(["train", "mf", "--data", str(data), "--out", str(out), "--epochs", "2", "--strong", "big", "--weak", "small"])
+    assert "saved" in capsys.readouterr().out
+    manifest = load_manifest(out, "mf")
+    assert manifest.models == ["big", "mid", "small"] and manifest.embedding is not None
+    assert manifest.training.data[0].file == "battles.jsonl" and manifest.training.data[0].rows == 60
+    scores = make_router(MFRouterConfig(type="mf", checkpoint=str(out))).score(["x"], np.ones((1, 384), np.float32))
+    assert 0 < scores[0] < 1
+
+    # Reproducible: the same command gives the same manifest and weights.
+    cli(
+        [
+            "train",
+            "mf",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "again"),
+            "--epochs",
+            "2",
+            "--strong",
+            "big",
+            "--weak",
+            "small",
+        ]
+    )
+    assert (tmp_path / "again" / "manifest.json").read_text() == (out / "manifest.json").read_text()
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+
+def test_cli_names_the_bad_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "p", "model_a": "a", "model_b": "b", "winner": "a"}\n')
+    with pytest.raises(SystemExit) as exit_:
+        cli(["train", "sw_ranking", "--data", str(bad), "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2
+    assert f"{bad}: row 1: field 'winner'" in capsys.readouterr().err
+
+
+SHIPPED = ["random", "sw_ranking", "mf", "bert", "causal_llm"]
+
+
+def test_shipped_checkpoints_are_small_licensed_and_load(encoder: LocalEmbedder) -> None:
+    size = sum(p.stat().st_size for p in CHECKPOINT_DIR.rglob("*") if p.is_file())
+    assert size <= 30 * 2**20
+    configs = [
+        RandomRouterConfig(type="random"),
+        SWRankingRouterConfig(type="sw_ranking"),
+        MFRouterConfig(type="mf"),
+        BertRouterConfig(type="bert"),
+        CausalLLMRouterConfig(type="causal_llm"),
+    ]
+    sample = [
+        "What is 2+2?",
+        "Prove that there are infinitely many primes, then generalise to primes of the form 4k+3.",
+    ]
+    for kind, config in zip(SHIPPED, configs, strict=True):
+        manifest = load_manifest(checkpoint_path(config.checkpoint), kind)  # type: ignore[arg-type]
+        assert set(manifest.training.data_licences) <= {"Apache-2.0", "MIT"}, kind
+        if kind != "random":
+            assert manifest.training.metrics["validation_accuracy"] > 0.5, kind
+            assert json.loads(manifest.model_dump_json())["training"]["data"], kind
+        scores = make_router(config).score(sample, encoder.encode(sample))
+        assert scores.shape == (2,) and ((0 <= scores) & (scores <= 1)).all(), kind

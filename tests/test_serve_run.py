@@ -96,22 +96,36 @@ def test_default_config_answers_offline_with_the_embedded_model(tmp_path: Path) 
         }
 
 
+ROUTERS = ["random", "sw_ranking", "mf", "bert", "causal_llm"]
+
+
 @pytest.mark.usefixtures("weak")
-def test_strong_endpoint_from_the_environment(tmp_path: Path, strong: FakeUpstream) -> None:
+def test_every_shipped_router_routes_through_the_graph(tmp_path: Path, strong: FakeUpstream) -> None:
+    """The strong endpoint comes from the environment; each of the five routers, each its own
+    deployment, sends a request to it when the threshold is just below the prompt's score, and to
+    the embedded weak model when just above."""
     env = {"STRONG_BASE_URL": strong.base_url, "STRONG_MODEL": "remote-large", "STRONG_API_KEY": "sk-env-key"}
     with serve_run(tmp_path, env) as client:
-        decision = client.post(
-            "/v1/route", json={"model": "router-mf", "messages": [{"role": "user", "content": PROMPT}]}
-        ).json()
-        score = decision["score"]
+        listed = [m["id"] for m in client.get("/v1/models").json()["data"]]
+        assert sorted(listed) == sorted([f"router-{r}" for r in ROUTERS] + ["remote-large", "smollm2-135m-instruct"])
+        for number, router in enumerate(ROUTERS, start=1):
+            decision = client.post(
+                "/v1/route", json={"model": f"router-{router}", "messages": [{"role": "user", "content": PROMPT}]}
+            ).json()
+            score = decision["score"]
+            assert decision["router"] == router and 0 <= score <= 1, decision
 
-        response = chat(client, f"router-mf-{max(score - 1e-3, 0):.6f}")
-        assert response.headers["x-route-target"] == "remote-large" and "x-route-fallback" not in response.headers
-        assert response.json()["model"] == "remote-large"
-        (received,) = strong.requests()
-        assert received["body"]["model"] == "remote-large" and received["authorization"] == "Bearer sk-env-key"
+            # The random router draws a new score per request: only 0 and 1 are sure to route one way.
+            below, above = (0.0, 1.0) if router == "random" else (max(score - 1e-3, 0), score + 1e-3)
+            response = chat(client, f"router-{router}-{below:.6f}")
+            assert response.headers["x-route-target"] == "remote-large", (router, response.text)
+            assert "x-route-fallback" not in response.headers and response.json()["model"] == "remote-large"
+            assert len(strong.requests()) == number
+            received = strong.requests()[-1]
+            assert received["body"]["model"] == "remote-large" and received["authorization"] == "Bearer sk-env-key"
 
-        response = chat(client, f"router-mf-{min(score + 1e-3, 1):.6f}")
-        assert response.headers["x-route-target"] == "smollm2-135m-instruct"
-        assert "Paris" in response.json()["choices"][0]["message"]["content"]
-        assert len(strong.requests()) == 1
+            if above <= 1:
+                response = chat(client, f"router-{router}-{above:.6f}")
+                assert response.headers["x-route-target"] == "smollm2-135m-instruct", router
+                assert "Paris" in response.json()["choices"][0]["message"]["content"]
+                assert len(strong.requests()) == number

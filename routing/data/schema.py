@@ -1,15 +1,21 @@
-"""One validated schema per kind of preference data, stored as JSON Lines."""
+"""One validated schema per kind of preference data.
+
+- :class:`Battle`: two models answered a prompt and one was preferred (or neither).
+- :class:`JudgeScore`: a judge graded one model's answer (e.g. GPT-4, 1–10).
+- :class:`GoldenLabel`: one model's answer was checked against a benchmark's gold answer.
+
+Judge scores and golden labels become battles with :mod:`routing.data.convert`.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Winner = Literal["model_a", "model_b", "tie", "tie (bothbad)"]
+ModelName = Field(min_length=1)
+Prompt = Field(min_length=1)
 
 
 class _Row(BaseModel):
@@ -19,41 +25,32 @@ class _Row(BaseModel):
 class Battle(_Row):
     """Two models answered ``prompt``; ``winner`` says whose answer was preferred."""
 
-    prompt: str
-    model_a: str
-    model_b: str
+    prompt: str = Prompt
+    model_a: str = ModelName
+    model_b: str = ModelName
     winner: Winner
     source: str | None = None
 
 
 class JudgeScore(_Row):
-    """A judge graded ``model``'s answer to ``prompt`` (e.g. GPT-4, 1–10)."""
+    """A judge graded ``model``'s answer to ``prompt``; higher is better, any scale."""
 
-    prompt_id: str
-    prompt: str
-    model: str
-    score: float = Field(ge=0)
+    prompt: str = Prompt
+    model: str = ModelName
+    score: float
+    prompt_id: str | None = Field(default=None, description="groups rows of one prompt; default: the prompt text")
     source: str | None = None
 
 
-Row = TypeVar("Row", bound=_Row)
+class GoldenLabel(_Row):
+    """``model``'s answer to ``prompt`` was (in)correct against the benchmark's gold answer."""
+
+    prompt: str = Prompt
+    model: str = ModelName
+    correct: bool
+    prompt_id: str | None = Field(default=None, description="groups rows of one prompt; default: the prompt text")
+    source: str | None = None
 
 
-def read_jsonl(path: Path, schema: type[Row]) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    yield schema.model_validate_json(line)
-                except ValueError as exc:
-                    raise ValueError(f"{path}:{number}: not a valid {schema.__name__}: {exc}") from None
-
-
-def write_jsonl(path: Path, rows: Iterable[_Row]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row.model_dump(exclude_none=True), ensure_ascii=False) + "\n")
-            count += 1
-    return count
+PreferenceRow = Battle | JudgeScore | GoldenLabel
+SCHEMAS: dict[str, type[_Row]] = {"battles": Battle, "judge_scores": JudgeScore, "golden_labels": GoldenLabel}

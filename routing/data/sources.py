@@ -1,19 +1,29 @@
 """Readers for the public preference and evaluation data this project trains and checks against.
 
-``shared`` is a folder laid out like the project's data drop (see ``data/README.md``): the
-training sources keep their upstream paths, and ``contamination_vs_eval.csv`` lists training
-rows whose text overlaps an evaluation item.
+``shared`` is a folder laid out like the project's data drop (see ``data/README.md``): each
+source keeps its upstream paths, and ``contamination_vs_eval.csv`` lists training rows whose
+text overlaps an evaluation item; those rows are dropped here.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from routing.data.schema import JudgeScore
+from routing.data.schema import Battle, GoldenLabel, JudgeScore, PreferenceRow
 
-ARENA_BENCH_V1 = "arena-hard-auto/arena-bench-v1"
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    file: str
+    licence: str
+    upstream: str
+    shippable: bool
+    read: Callable[[Path], list[PreferenceRow]]
 
 
 def contaminated_keys(shared: Path, dataset: str, file: str) -> set[str]:
@@ -21,16 +31,20 @@ def contaminated_keys(shared: Path, dataset: str, file: str) -> set[str]:
         return {row["key"] for row in csv.DictReader(f) if row["dataset"] == dataset and row["file"] == file}
 
 
-def arena_bench_v1_scores(shared: Path) -> list[JudgeScore]:
-    """GPT-4 single-answer grades (1–10) of 15 models on Arena prompts, contaminated prompts dropped."""
-    folder = shared / ARENA_BENCH_V1
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def arena_bench_v1(shared: Path) -> list[PreferenceRow]:
+    """GPT-4 single-answer grades (1–10) of 15 models on 300 hard Arena prompts."""
+    folder = shared / "arena-hard-auto" / "arena-bench-v1"
     dropped = contaminated_keys(shared, "arena-hard-auto", "arena-bench-v1/question.jsonl")
-    prompts = {}
-    for line in (folder / "question.jsonl").read_text(encoding="utf-8").splitlines():
-        question = json.loads(line)
-        if f"question_id={question['question_id']}" not in dropped:
-            prompts[question["question_id"]] = question["turns"][0]
-    rows = []
+    prompts = {
+        q["question_id"]: q["turns"][0]
+        for q in _jsonl(folder / "question.jsonl")
+        if f"question_id={q['question_id']}" not in dropped
+    }
+    rows: list[PreferenceRow] = []
     with (folder / "judgment_scores.csv").open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             # The judge's output could not be parsed for a few answers: no label, not a zero.
@@ -41,20 +55,131 @@ def arena_bench_v1_scores(shared: Path) -> list[JudgeScore]:
                         prompt=prompts[row["question_id"]],
                         model=row["model"],
                         score=float(row["score"]),
-                        source=ARENA_BENCH_V1,
+                        source="arena-bench-v1",
                     )
                 )
     return rows
+
+
+def vicuna_bench(shared: Path) -> list[PreferenceRow]:
+    """GPT-4 pairwise reviews (two 1–10 scores per review) on the 80 Vicuna-bench questions."""
+    folder = shared / "vicuna-blog-eval"
+    dropped = contaminated_keys(shared, "vicuna-blog-eval", "question.jsonl")
+    prompts = {
+        q["question_id"]: q["text"]
+        for q in _jsonl(folder / "question.jsonl")
+        if f"question_id={q['question_id']}" not in dropped
+    }
+    model_of = {a["answer_id"]: a["model_id"].split(":")[0] for p in folder.glob("answer/*.jsonl") for a in _jsonl(p)}
+    rows: list[PreferenceRow] = []
+    for path in sorted(folder.glob("review/*/*.jsonl")):
+        for review in _jsonl(path):
+            if review["question_id"] not in prompts:
+                continue
+            a, b = model_of[review["answer1_id"]], model_of[review["answer2_id"]]
+            s1, s2 = review["score"]
+            winner = "model_a" if s1 > s2 else "model_b" if s2 > s1 else "tie"
+            rows.append(
+                Battle(
+                    prompt=prompts[review["question_id"]], model_a=a, model_b=b, winner=winner, source="vicuna-bench"
+                )
+            )
+    return rows
+
+
+def llmrouter(shared: Path) -> list[PreferenceRow]:
+    """Per-query task scores in [0, 1] (mostly 0/1 correctness) of 9 open models (LLMRouter train split)."""
+    file = "dcrouter_preprocessed/train.json"
+    dropped = contaminated_keys(shared, "llmrouter-uiuc", file)
+    records = json.loads((shared / "llmrouter-uiuc" / file).read_text(encoding="utf-8"))
+    return [
+        JudgeScore(prompt_id=str(index), prompt=record["question"], model=model, score=score, source="llmrouter")
+        for index, record in enumerate(records)
+        if f"index={index}" not in dropped and record["question"].strip()
+        for model, score in sorted(record["scores"].items())
+    ]
+
+
+def math_l5(shared: Path) -> list[PreferenceRow]:
+    """Correctness of 40 models on MATH level-5 problems (ZeroEval)."""
+    folder = shared / "zeroeval"
+    dropped = contaminated_keys(shared, "zeroeval", "math-l5_questions.jsonl")
+    prompts = {
+        str(q["id"]): q["question"]
+        for q in _jsonl(folder / "math-l5_questions.jsonl")
+        if f"id={q['id']}" not in dropped
+    }
+    with (folder / "math-l5_correctness.csv").open(newline="", encoding="utf-8") as f:
+        return [
+            GoldenLabel(
+                prompt_id=row["id"],
+                prompt=prompts[row["id"]],
+                model=row["model"],
+                correct=row["correct"] == "1",
+                source="math-l5",
+            )
+            for row in csv.DictReader(f)
+            if row["id"] in prompts
+        ]
+
+
+# RouterBench's name for the model the paper's data calls mixtral-8x7b-instruct-v0.1.
+ROUTERBENCH_ALIASES = {"mixtral-8x7b-chat": "mixtral-8x7b-instruct-v0.1"}
+
+
+def routerbench(shared: Path) -> list[PreferenceRow]:
+    """Correctness of 11 models (GPT-4 and Mixtral among them) on RouterBench train splits."""
+    rows: list[PreferenceRow] = []
+    for name in ("arc_challenge_train.csv", "winograde_train.csv", "mbpp_train.csv"):
+        dropped = contaminated_keys(shared, "routerbench-routerdc", name)
+        with (shared / "routerbench-routerdc" / name).open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            # A model's correctness column is the one with a "<model>|model_response" sibling.
+            models = [c for c in reader.fieldnames or [] if f"{c}|model_response" in (reader.fieldnames or [])]
+            for row in reader:
+                if f"sample_id={row['sample_id']}" in dropped:
+                    continue
+                for model in models:
+                    if not row[model].strip():
+                        continue  # the model was not run on this item
+                    short = model.split("/")[-1]
+                    rows.append(
+                        GoldenLabel(
+                            prompt_id=f"{name}:{row['sample_id']}",
+                            prompt=row["prompt"],
+                            model=ROUTERBENCH_ALIASES.get(short, short),
+                            correct=float(row[model]) >= 0.5,
+                            source="routerbench",
+                        )
+                    )
+    return rows
+
+
+SOURCES = (
+    Source(
+        "arena-bench-v1",
+        "arena-bench-v1.judge_scores.jsonl.gz",
+        "Apache-2.0",
+        "lmarena/arena-hard-auto",
+        True,
+        arena_bench_v1,
+    ),
+    Source(
+        "vicuna-bench", "vicuna-bench.battles.jsonl.gz", "Apache-2.0", "lm-sys/vicuna-blog-eval", True, vicuna_bench
+    ),
+    Source("llmrouter", "llmrouter.judge_scores.jsonl.gz", "MIT", "ulab-uiuc/LLMRouter", True, llmrouter),
+    Source("math-l5", "math-l5.golden_labels.jsonl.gz", "Apache-2.0", "yuchenlin/ZeroEval", True, math_l5),
+    Source("routerbench", "routerbench.golden_labels.jsonl.gz", "none stated", "shuhao02/RouterDC", False, routerbench),
+)
 
 
 def evaluation_prompts(shared: Path) -> list[str]:
     """Every prompt of the evaluation benchmarks (MT Bench turns, MMLU, GSM8K test)."""
     evals = shared / "routellm" / "evals"
     prompts = []
-    for line in (evals / "mt_bench" / "question.jsonl").read_text(encoding="utf-8").splitlines():
-        prompts.extend(json.loads(line)["turns"])
-    for line in (evals / "gsm8k" / "test.jsonl").read_text(encoding="utf-8").splitlines():
-        prompts.append(json.loads(line)["question"])
+    for question in _jsonl(evals / "mt_bench" / "question.jsonl"):
+        prompts.extend(question["turns"])
+    prompts.extend(q["question"] for q in _jsonl(evals / "gsm8k" / "test.jsonl"))
     for path in sorted((evals / "mmlu" / "responses").glob("mmlu_*.csv")):
         with path.open(newline="", encoding="utf-8") as f:
             prompts.extend(row["prompt"] for row in csv.DictReader(f))

@@ -1,46 +1,82 @@
-"""Routers: each turns prompts into P(strong wins)."""
+"""Routers: each turns prompts into P(strong wins).
+
+Every router has a checkpoint directory (see :mod:`routing.routers.checkpoint`), is built by
+``routellm-serve train <kind>`` (see :mod:`routing.training`) and scores a batch at once.
+"""
 
 from __future__ import annotations
 
-from routing.config import AppConfig, ConfigError, MFRouterConfig, RandomRouterConfig, RouterConfig
+from typing import Protocol
+
+import numpy as np
+
+from routing.config import (
+    AppConfig,
+    BertRouterConfig,
+    CausalLLMRouterConfig,
+    ConfigError,
+    MFRouterConfig,
+    RandomRouterConfig,
+    RouterConfig,
+    SWRankingRouterConfig,
+)
 from routing.resources import MissingResource, checkpoint_path
-from routing.routers.base import Router
+from routing.routers.checkpoint import CheckpointError, load_manifest
 
 
-def make_router(config: RouterConfig) -> Router:
+class Router(Protocol):
+    def score(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        """One score in [0, 1] per prompt; ``embeddings`` is given when the router's config
+        says ``needs_embeddings``."""
+        ...
+
+
+def make_router(config: RouterConfig, upstream_ids: tuple[str | None, str | None] = (None, None)) -> Router:
+    """The router a config describes. ``upstream_ids`` are the strong and weak upstreams'
+    ``router_model_id``: the pair that mf and sw_ranking score unless their config names one."""
+    directory = checkpoint_path(config.checkpoint)
     if isinstance(config, RandomRouterConfig):
-        from routing.routers.random_router import RandomRouter
+        from routing.routers.random import RandomRouter
 
-        return RandomRouter(config)
-    if isinstance(config, MFRouterConfig):
-        from routing.routers.mf import MFRouter
+        return RandomRouter(directory, config.seed)
+    if isinstance(config, MFRouterConfig | SWRankingRouterConfig):
+        strong = config.strong_model_id or upstream_ids[0]
+        weak = config.weak_model_id or upstream_ids[1]
+        if isinstance(config, MFRouterConfig):
+            from routing.routers.mf import MFRouter
 
-        return MFRouter(config)
-    raise TypeError(f"no router for config {type(config).__name__}")
+            return MFRouter(directory, strong, weak)
+        from routing.routers.sw_ranking import SWRankingRouter
+
+        return SWRankingRouter.load(directory, strong, weak)
+    from routing.routers.classifier import ClassifierRouter
+
+    return ClassifierRouter(directory, config.type, config.base_model_path, config.torch_threads)
 
 
 def check_routers(config: AppConfig) -> None:
-    """Fail before deploying if a checkpoint is missing or was trained on another embedding model."""
-    from routing.routers.mf import load_meta, scoring_pair
+    """Fail before deploying if a checkpoint is missing, of another kind, trained on another
+    embedding model, or does not know the models it is asked to score."""
+    from routing.routers.pair import scoring_pair
 
     problems = []
     for name, router in config.routers.items():
-        if not isinstance(router, MFRouterConfig):
-            continue
         where = f"args.routers.{name}"
         try:
-            meta = load_meta(checkpoint_path(router.checkpoint))
-            scoring_pair(router, meta)
-        except (MissingResource, ValueError) as exc:
+            manifest = load_manifest(checkpoint_path(router.checkpoint), router.type)
+            if isinstance(router, MFRouterConfig | SWRankingRouterConfig):
+                strong, weak = config.router_model_ids
+                scoring_pair(manifest, router.strong_model_id or strong, router.weak_model_id or weak)
+                assert manifest.embedding is not None
+                if manifest.embedding.model_id != config.embedding.model_id:
+                    problems.append(
+                        f"{where}: checkpoint '{router.checkpoint}' was trained on embeddings of "
+                        f"'{manifest.embedding.model_id}', but args.embedding is '{config.embedding.model_id}'"
+                    )
+        except (MissingResource, CheckpointError) as exc:
             problems.append(f"{where}: {exc}")
-            continue
-        if meta.embedding_model_id != config.embedding.model_id:
-            problems.append(
-                f"{where}: checkpoint '{router.checkpoint}' was trained on embeddings of "
-                f"'{meta.embedding_model_id}', but args.embedding is '{config.embedding.model_id}'"
-            )
     if problems:
         raise ConfigError("invalid application config:\n  " + "\n  ".join(problems))
 
 
-__all__ = ["Router", "check_routers", "make_router"]
+__all__ = ["BertRouterConfig", "CausalLLMRouterConfig", "Router", "check_routers", "make_router"]

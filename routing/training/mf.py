@@ -9,21 +9,24 @@ generalisation to unseen prompts; the epoch with the lowest validation loss is k
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
 
 from routing.data.schema import Battle
-from routing.routers.mf import MFCheckpointMeta, MFModel
+from routing.routers.checkpoint import EmbeddingSpec, Manifest, TrainingRecord
+from routing.routers.mf import MFModel
+from routing.training.common import Embed, Log, Trained, decisive, held_out_prompts, seed_everything
 
 
 class MFTrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hidden_dim: int = Field(default=128, ge=1)
-    epochs: int = Field(default=15, ge=1)
+    epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=64, ge=1)
     lr: float = Field(default=3e-4, gt=0)
     weight_decay: float = Field(default=1e-5, ge=0)
@@ -35,9 +38,7 @@ class MFTrainConfig(BaseModel):
 def _pairs(battles: Sequence[Battle], model_index: dict[str, int], prompt_index: dict[str, int]) -> np.ndarray:
     """(winner id, loser id, prompt id) per decisive battle."""
     rows = []
-    for b in battles:
-        if b.winner not in ("model_a", "model_b") or b.model_a == b.model_b:
-            continue
+    for b in decisive(battles):
         winner, loser = (b.model_a, b.model_b) if b.winner == "model_a" else (b.model_b, b.model_a)
         rows.append((model_index[winner], model_index[loser], prompt_index[b.prompt]))
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
@@ -51,19 +52,17 @@ def _loss_and_accuracy(model: MFModel, pairs: torch.Tensor, prompts: torch.Tenso
     return loss, accuracy
 
 
-def train_mf(
+def train(
     battles: Sequence[Battle],
-    embed: Callable[[list[str]], np.ndarray],
+    embed: Embed,
     *,
     embedding_model_id: str,
     default_strong: str,
     default_weak: str,
     config: MFTrainConfig,
-    log: Callable[[str], None] = print,
-) -> tuple[MFModel, MFCheckpointMeta]:
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-
+    log: Log = print,
+) -> Trained:
+    seed_everything(config.seed)
     model_names = sorted({b.model_a for b in battles} | {b.model_b for b in battles})
     for name in (default_strong, default_weak):
         if name not in model_names:
@@ -78,19 +77,19 @@ def train_mf(
     if len(pairs) == 0:
         raise ValueError("no decisive battles (every battle is a tie)")
 
-    val_prompts = rng.permutation(len(prompt_texts))[: int(round(config.val_fraction * len(prompt_texts)))]
-    is_val = np.isin(pairs[:, 2], val_prompts)
+    held_out = held_out_prompts(prompt_texts, config.val_fraction, config.seed)
+    is_val = np.isin(pairs[:, 2], [prompt_index[p] for p in held_out])
     train_pairs, val_pairs = torch.from_numpy(pairs[~is_val]), torch.from_numpy(pairs[is_val])
     log(
         f"{len(pairs)} decisive battles over {len(model_names)} models: "
-        f"{len(train_pairs)} train, {len(val_pairs)} validation ({len(val_prompts)} held-out prompts)"
+        f"{len(train_pairs)} train, {len(val_pairs)} validation ({len(held_out)} held-out prompts)"
     )
 
     model = MFModel(len(model_names), prompts.shape[1], config.hidden_dim)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     best: tuple[float, int, dict[str, torch.Tensor], float] | None = None
-    for epoch in range(1, config.epochs + 1):
+    for epoch in (bar := tqdm(range(1, config.epochs + 1), desc="mf", unit="epoch", disable=None)):
         model.train()
         order = torch.randperm(len(train_pairs), generator=generator)
         for start in range(0, len(order), config.batch_size):
@@ -105,8 +104,9 @@ def train_mf(
             optimiser.step()
         model.eval()
         train_loss, train_acc = _loss_and_accuracy(model, train_pairs, prompts)
-        held_out = val_pairs if len(val_pairs) else train_pairs
-        val_loss, val_acc = _loss_and_accuracy(model, held_out, prompts)
+        held = val_pairs if len(val_pairs) else train_pairs
+        val_loss, val_acc = _loss_and_accuracy(model, held, prompts)
+        bar.set_postfix(train_loss=f"{train_loss:.4f}", val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")
         log(
             f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.3f}  "
             f"val loss {val_loss:.4f} acc {val_acc:.3f}"
@@ -116,23 +116,22 @@ def train_mf(
 
     assert best is not None
     val_loss, best_epoch, state, val_acc = best
-    model.load_state_dict(state)
-    meta = MFCheckpointMeta(
-        model_names=model_names,
-        embedding_model_id=embedding_model_id,
-        embedding_dim=prompts.shape[1],
-        hidden_dim=config.hidden_dim,
+    manifest = Manifest(
+        router="mf",
+        embedding=EmbeddingSpec(model_id=embedding_model_id, dim=prompts.shape[1]),
+        models=model_names,
         default_strong=default_strong,
         default_weak=default_weak,
-        training={
-            "hyperparameters": config.model_dump(),
-            "prompts": len(prompt_texts),
-            "decisive_battles": len(pairs),
-            "train_battles": len(train_pairs),
-            "validation_battles": len(val_pairs),
-            "best_epoch": best_epoch,
-            "validation_loss": round(val_loss, 4),
-            "validation_accuracy": round(val_acc, 4),
-        },
+        params={"hidden_dim": config.hidden_dim},
+        training=TrainingRecord(
+            hyperparameters=config.model_dump(),
+            metrics={
+                "best_epoch": best_epoch,
+                "validation_accuracy": round(val_acc, 4),
+                "validation_loss": round(val_loss, 4),
+                "validation_battles": len(val_pairs),
+                "train_battles": len(train_pairs),
+            },
+        ),
     )
-    return model.eval(), meta
+    return Trained(manifest, state)

@@ -1,0 +1,29 @@
+"""Routers that score a chosen pair of the models they were trained on (mf, sw_ranking)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from routing.data.convert import canonical_model_name
+from routing.routers.checkpoint import CheckpointError, Manifest
+
+
+def scoring_pair(manifest: Manifest, strong: str | None, weak: str | None) -> tuple[str, str]:
+    """The (strong, weak) pair to score, each given or else the checkpoint's default, checked to be known."""
+    pair = []
+    for role, name, default in (("strong", strong, manifest.default_strong), ("weak", weak, manifest.default_weak)):
+        chosen = canonical_model_name(name) if name else default
+        if chosen is None or chosen not in manifest.models:
+            known = ", ".join(manifest.models)
+            raise CheckpointError(
+                f"{role} model '{chosen}' is not one the checkpoint was trained on; it knows: {known}"
+            )
+        pair.append(chosen)
+    return pair[0], pair[1]
+
+
+def check_embeddings(embeddings: np.ndarray | None, prompts: list[str], dim: int, router: str) -> np.ndarray:
+    if embeddings is None or embeddings.shape != (len(prompts), dim):
+        got = None if embeddings is None else embeddings.shape
+        raise ValueError(f"{router} router needs {len(prompts)}×{dim} embeddings, got {got}")
+    return embeddings
