@@ -22,6 +22,7 @@ import numpy as np
 from routing.config import LocalEmbedding
 from routing.data.convert import to_battles
 from routing.data.files import read_preference_data
+from routing.data.schema import Battle
 from routing.embeddings.local import LocalEmbedder
 from routing.resources import checkpoint_path
 from routing.routers.sw_ranking import SWRankingRouter
@@ -30,7 +31,9 @@ PAPER_REQUESTS_PER_S = 2.9
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def reference_scores(router: SWRankingRouter, battles, prompt_rows, query_embeddings: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def reference_scores(
+    router: SWRankingRouter, battles: list[Battle], prompt_rows: dict[str, int], query_embeddings: np.ndarray
+) -> np.ndarray:
     """RouteLLM's per-request algorithm: duplicated battle table, weights γ^(1+s/max s), full refit."""
     from sklearn.linear_model import LogisticRegression
 
@@ -65,7 +68,7 @@ def main() -> None:
 
     directory = checkpoint_path("builtin:sw_ranking")
     router = SWRankingRouter.load(directory)
-    battles = [b for b in to_battles(read_preference_data(ROOT / "data" / "train"))]
+    battles = to_battles(read_preference_data(ROOT / "data" / "train"))
     prompts = sorted({b.prompt for b in battles})
     rng = np.random.default_rng(0)
     queries = [prompts[i] for i in rng.choice(len(prompts), size=args.requests, replace=False)]

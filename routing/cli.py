@@ -18,9 +18,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from routing.config import LocalEmbedding
 from routing.data.files import SOURCES_FILE
+
+if TYPE_CHECKING:
+    from routing.data.schema import Battle
+    from routing.routers.checkpoint import DataFile
 
 DEFAULT_DATA = Path("data/train")
 DEFAULT_STRONG = "gpt-4-1106-preview"
@@ -63,13 +68,15 @@ def build_data(shared: Path, out: Path, unlicensed_out: Path | None) -> None:
         (folder / SOURCES_FILE).write_text(json.dumps(here, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _read_data(refs: list[str]):  # type: ignore[no-untyped-def]
+def _read_data(refs: list[str]) -> tuple[list[Battle], list[DataFile], list[str]]:
     """Battles from every ``--data`` reference, and what the checkpoint records of each file."""
     from routing.data.convert import to_battles
     from routing.data.files import data_files, read_preference_file
     from routing.routers.checkpoint import data_record
 
-    rows, files, licences = [], [], set()
+    rows: list = []
+    files: list[DataFile] = []
+    licences: set[str] = set()
     for ref in refs:
         for path in data_files(ref):
             loaded = read_preference_file(path)
@@ -92,7 +99,9 @@ def train_command(args: argparse.Namespace) -> None:
     battles, files, licences = _read_data(args.data or [str(DEFAULT_DATA)])
     trained: Trained
     if kind == "random":
-        trained = _train_random(battles, args.seed)
+        from routing.training import random
+
+        trained = random.train(battles, args.seed)
     elif kind in ("mf", "sw_ranking"):
         from routing.embeddings.local import LocalEmbedder
 
@@ -138,31 +147,6 @@ def train_command(args: argparse.Namespace) -> None:
 
 def _given(args: argparse.Namespace, *names: str) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-
-
-def _train_random(battles, seed: int):  # type: ignore[no-untyped-def]
-    """The random router has nothing to learn; its held-out figure is the chance level the others must beat."""
-    from routing.routers.checkpoint import TrainingRecord
-    from routing.routers.random import make_manifest
-    from routing.training.common import Trained, decisive, held_out_prompts
-
-    manifest = make_manifest(seed)
-    held_out = held_out_prompts([b.prompt for b in battles], 0.1, seed)
-    tests = [b for b in decisive(battles) if b.prompt in held_out]
-    import numpy as np
-
-    guesses = np.random.default_rng(seed).random(len(tests)) >= 0.5
-    accuracy = float(np.mean(guesses == np.array([b.winner == "model_a" for b in tests]))) if tests else float("nan")
-    return Trained(
-        manifest.model_copy(
-            update={
-                "training": TrainingRecord(
-                    hyperparameters={"seed": seed},
-                    metrics={"validation_accuracy": round(accuracy, 4), "validation_battles": len(tests)},
-                )
-            }
-        )
-    )
 
 
 def _csv(value: str) -> list[str]:

@@ -76,6 +76,15 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
 
 
+# What mf and sw_ranking need besides battles, embeddings and their own config.
+PAIR: dict = {
+    "embedding_model_id": "minilm",
+    "default_strong": "big",
+    "default_weak": "small",
+    "log": lambda line: None,
+}
+
+
 @pytest.fixture(scope="module")
 def encoder() -> LocalEmbedder:
     return LocalEmbedder(LocalEmbedding())
@@ -98,15 +107,7 @@ def test_random_router_is_chance(tmp_path: Path) -> None:
 
 
 def test_sw_ranking_learns_the_planted_signal(tmp_path: Path, encoder: LocalEmbedder) -> None:
-    trained = sw_ranking.build(
-        planted_battles(),
-        encoder.encode,
-        embedding_model_id="minilm",
-        default_strong="big",
-        default_weak="small",
-        config=sw_ranking.SWRankingTrainConfig(),
-        log=lambda line: None,
-    )
+    trained = sw_ranking.build(planted_battles(), encoder.encode, config=sw_ranking.SWRankingTrainConfig(), **PAIR)
     assert sorted(trained.manifest.params["tiers"].values()) == [0, 1, 2]
     in_memory = SWRankingRouter(
         trained.manifest, trained.tensors["prompt_embeddings"].float().numpy(), trained.tensors["tier_wins"].numpy()
@@ -120,15 +121,8 @@ def test_sw_ranking_learns_the_planted_signal(tmp_path: Path, encoder: LocalEmbe
 
 
 def test_mf_learns_the_planted_signal_for_any_known_pair(tmp_path: Path, encoder: LocalEmbedder) -> None:
-    trained = mf.train(
-        planted_battles(),
-        encoder.encode,
-        embedding_model_id="minilm",
-        default_strong="big",
-        default_weak="small",
-        config=mf.MFTrainConfig(epochs=40, hidden_dim=16, lr=1e-2),
-        log=lambda line: None,
-    )
+    config = mf.MFTrainConfig(epochs=40, hidden_dim=16, lr=1e-2)
+    trained = mf.train(planted_battles(), encoder.encode, config=config, **PAIR)
     save(tmp_path / "mf", trained.manifest, trained.tensors)
     router = MFRouter(tmp_path / "mf")
     scores = held_out_scores(router, encoder.encode)

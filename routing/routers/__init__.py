@@ -12,8 +12,6 @@ import numpy as np
 
 from routing.config import (
     AppConfig,
-    BertRouterConfig,
-    CausalLLMRouterConfig,
     ConfigError,
     MFRouterConfig,
     RandomRouterConfig,
@@ -79,4 +77,4 @@ def check_routers(config: AppConfig) -> None:
         raise ConfigError("invalid application config:\n  " + "\n  ".join(problems))
 
 
-__all__ = ["BertRouterConfig", "CausalLLMRouterConfig", "Router", "check_routers", "make_router"]
+__all__ = ["Router", "check_routers", "make_router"]

@@ -126,9 +126,10 @@ class PromptClassifier(nn.Module):
 
 
 def classifier_for(manifest: Manifest, base_override: str | None = None) -> PromptClassifier:
-    assert manifest.base_model is not None and manifest.router in ("bert", "causal_llm")
+    kind = manifest.router
+    assert manifest.base_model is not None and (kind == "bert" or kind == "causal_llm")
     source, gguf_file = base_source(manifest.base_model, base_override)
-    return PromptClassifier(manifest.router, source, gguf_file, manifest.params["max_length"])  # type: ignore[arg-type]
+    return PromptClassifier(kind, source, gguf_file, manifest.params["max_length"])
 
 
 class ClassifierRouter:

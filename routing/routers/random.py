@@ -6,11 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routing.routers.checkpoint import Manifest, load_manifest
-
-
-def make_manifest(seed: int) -> Manifest:
-    return Manifest(router="random", params={"seed": seed})
+from routing.routers.checkpoint import load_manifest
 
 
 class RandomRouter:

@@ -12,7 +12,7 @@ The epoch with the lowest held-out loss is kept; held-out prompts are never trai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -24,6 +24,9 @@ from routing.data.schema import Battle
 from routing.routers.checkpoint import Manifest, TrainingRecord
 from routing.routers.classifier import DEFAULT_BASES, LABELS, ClassifierKind, PromptClassifier, base_source
 from routing.training.common import Log, Trained, held_out_prompts, seed_everything
+
+# Logits for the examples at these row numbers: one for a training step, one for evaluation.
+Step = Callable[[Sequence[int]], torch.Tensor]
 
 DEFAULT_STRONG = ["gpt-4-1106-preview", "gpt-4-turbo-2024-04-09", "llama-3.1-nemotron-51b-instruct"]
 DEFAULT_WEAK = ["mixtral-8x7b-instruct-v0.1", "gpt-3.5-turbo-0125", "mistral-7b-instruct-v0.3"]
@@ -166,7 +169,9 @@ def train(battles: Sequence[Battle], config: ClassifierTrainConfig, log: Log = p
     return Trained(manifest, tensors)
 
 
-def _head_mode(model: PromptClassifier, prompts: list[str], config: ClassifierTrainConfig, device: torch.device):  # type: ignore[no-untyped-def]
+def _head_mode(
+    model: PromptClassifier, prompts: list[str], config: ClassifierTrainConfig, device: torch.device
+) -> tuple[Step, Step]:
     """Frozen base: every distinct prompt's features once (length-sorted batches), then the head alone."""
     for parameter in model.base.parameters():
         parameter.requires_grad_(False)
@@ -182,7 +187,9 @@ def _head_mode(model: PromptClassifier, prompts: list[str], config: ClassifierTr
     return (lambda rows: model.head(per_example[rows])), (lambda rows: model.head(per_example[rows]))
 
 
-def _end_to_end_mode(model: PromptClassifier, prompts: list[str], config: ClassifierTrainConfig, device: torch.device):  # type: ignore[no-untyped-def]
+def _end_to_end_mode(
+    model: PromptClassifier, prompts: list[str], config: ClassifierTrainConfig, device: torch.device
+) -> tuple[Step, Step]:
     if config.mode == "lora":
         for name, parameter in model.base.named_parameters():
             parameter.requires_grad_("lora_" in name)
