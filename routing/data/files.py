@@ -36,7 +36,7 @@ def _suffix(path: Path) -> str:
     return next((s for s in DATA_SUFFIXES if name.endswith(s)), path.suffix.lower())
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(1-based row number, row as a dict) for every row of a JSONL, JSON, CSV or Parquet file."""
     suffix = _suffix(path)
     if suffix in (".jsonl", ".jsonl.gz"):
@@ -126,7 +126,7 @@ def read_preference_file(path: Path | str, source: str | None = None) -> list[Pr
     rows: list[PreferenceRow] = []
     kind: str | None = None
     schema: type[_Row] = Battle
-    for number, record in _records(path):
+    for number, record in records(path):
         if kind is None:
             kind = _kind(path, record)
             schema = Battle if kind == "arena" else SCHEMAS[kind]

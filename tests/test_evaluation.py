@@ -1,0 +1,112 @@
+"""Routing metrics against hand-computed values on toy curves, and the benchmark file format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from routing.data.files import DataFileError
+from routing.evaluation.benchmark import read_benchmark
+from routing.evaluation.metrics import (
+    Curve,
+    apgr,
+    auc,
+    cpt,
+    optimal_curve,
+    random_baseline,
+    router_curve,
+    ten_point_apgr,
+    threshold_grid,
+)
+
+# Bends up: 80 % of the gain at 50 % strong calls.
+BENT = Curve.of([(0, 0.0), (50, 0.8), (100, 1.0)])
+
+
+def test_decile_grid_routes_at_or_above_each_edge_and_strictly_above_the_last() -> None:
+    scores = np.array([0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_allclose(threshold_grid(scores, bins=4), [0.1, 0.175, 0.25, 0.325, 0.4])
+    curve, _ = router_curve(scores, strong_quality=np.ones(4), weak_quality=np.zeros(4), bins=4)
+    np.testing.assert_allclose(curve.strong_pct, [0, 25, 50, 75, 100])
+    np.testing.assert_allclose(curve.quality, [0, 0.25, 0.5, 0.75, 1.0])
+    assert auc(curve) == pytest.approx(0.5) and apgr(curve, 0.0, 1.0) == pytest.approx(0.5)
+    # The paper's 10-point mean counts 10 %…100 %: (0.1 + … + 1.0) / 10.
+    assert ten_point_apgr(curve, 0.0, 1.0) == pytest.approx(0.55)
+
+
+def test_area_apgr_and_cpt_on_a_bent_curve() -> None:
+    assert auc(BENT) == pytest.approx(0.5 * 0.4 + 0.5 * 0.9)  # two trapezoids: 0.65
+    assert apgr(BENT, 0.0, 1.0) == pytest.approx(0.65)
+    assert cpt(BENT, 0.0, 1.0, 0.5) == pytest.approx(31.25)  # 0.5 / 0.8 of the way to 50 %
+    assert cpt(BENT, 0.0, 1.0, 0.2) == pytest.approx(12.5)
+    assert cpt(BENT, 0.0, 1.0, 0.8) == pytest.approx(50.0)
+    # At 10 %…100 %: 0.16, 0.32, 0.48, 0.64, 0.8, 0.84, 0.88, 0.92, 0.96, 1.0 → mean 0.70.
+    assert ten_point_apgr(BENT, 0.0, 1.0) == pytest.approx(0.70)
+
+
+def test_metrics_are_normalised_between_weak_and_strong() -> None:
+    """The same shape on an MT-Bench-like 8.0 → 9.0 scale gives the same APGR and CPT."""
+    scaled = Curve(BENT.strong_pct, 8.0 + BENT.quality)
+    assert apgr(scaled, 8.0, 9.0) == pytest.approx(0.65)
+    assert cpt(scaled, 8.0, 9.0, 0.5) == pytest.approx(31.25)
+
+
+def test_cpt_takes_the_first_crossing_and_says_when_there_is_none() -> None:
+    wavy = Curve.of([(0, 0.0), (20, 0.6), (40, 0.4), (100, 1.0)])
+    assert cpt(wavy, 0.0, 1.0, 0.5) == pytest.approx(20 * 0.5 / 0.6)
+    assert np.isnan(cpt(Curve.of([(0, 0.0), (100, 0.7)]), 0.0, 1.0, 0.8))
+    assert cpt(Curve.of([(0, 0.9), (100, 1.0)]), 0.5, 1.0, 0.5) == 0.0
+
+
+def test_optimal_curve_spends_strong_calls_where_they_gain() -> None:
+    strong, weak = np.array([1.0, 1.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0, 0.0])
+    curve = optimal_curve(strong, weak, bins=4)
+    np.testing.assert_allclose(curve.strong_pct, [0, 25, 50, 75, 100])
+    np.testing.assert_allclose(curve.quality, [0.25, 0.5, 0.75, 0.75, 0.75])
+
+
+def test_tied_scores_do_not_break_the_grid() -> None:
+    curve, _ = router_curve(np.full(10, 0.5), np.ones(10), np.zeros(10))
+    assert apgr(curve, 0.0, 1.0) == pytest.approx(0.5)
+
+
+def test_random_router_is_the_diagonal() -> None:
+    rng = np.random.default_rng(12345)  # not one of the baseline's seeds 0–9, whose draws it would share
+    strong, weak = (rng.random(4000) < 0.8).astype(float), (rng.random(4000) < 0.65).astype(float)
+    baseline = random_baseline(strong, weak, seeds=10)
+    low, high = baseline.interval
+    assert len(baseline.apgrs) == 10 and low < 0.5 < high and high - low < 0.1
+    assert apgr(baseline.curve, weak.mean(), strong.mean()) == pytest.approx(0.5, abs=0.02)
+    assert cpt(baseline.curve, weak.mean(), strong.mean(), 0.5) == pytest.approx(50, abs=3)
+
+
+def test_benchmark_file_with_any_two_model_columns(tmp_path: Path) -> None:
+    path = tmp_path / "mine.csv"
+    path.write_text("id,prompt,big,small,judge\nq1,Prove it,true,false,9\nq2,Say hi,1,1,7.5\n")
+    benchmark = read_benchmark(path)
+    assert benchmark.ids == ["q1", "q2"] and list(benchmark.quality) == ["big", "small", "judge"]
+    strong, weak = benchmark.pair("big", "small")
+    np.testing.assert_array_equal(strong, [1, 1])
+    np.testing.assert_array_equal(weak, [0, 1])
+    np.testing.assert_array_equal(benchmark.pair("judge", "big")[0], [9, 7.5])
+    with pytest.raises(DataFileError, match="no column 'gpt' for the strong model; model columns: big, small"):
+        benchmark.pair("gpt", "small")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("prompt,a\np,1\n", "at least two models"),
+        ("id,a,b\n1,1,0\n", "missing column 'prompt'"),
+        ("prompt,a,b\np,1,maybe\n", "row 1: field 'b': not a score or true/false (got 'maybe')"),
+        ("prompt,a,b\np,1,0\nq,1,\n", "row 2: field 'b': missing"),
+        ("prompt,a,b\n", "no rows"),
+    ],
+)
+def test_bad_benchmark_files_name_row_and_column(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(DataFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_benchmark(path)
