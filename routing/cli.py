@@ -68,6 +68,25 @@ def build_data(shared: Path, out: Path, unlicensed_out: Path | None) -> None:
         (folder / SOURCES_FILE).write_text(json.dumps(here, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def build_eval(shared: Path, out: Path, train: Path) -> None:
+    from routing.data.decontaminate import THRESHOLD, near_duplicate_mask
+    from routing.data.files import read_preference_data, write_records
+    from routing.embeddings.local import LocalEmbedder
+    from routing.evaluation.sources import BENCHMARKS
+
+    encoder = LocalEmbedder(LocalEmbedding())
+    training = encoder.encode(sorted({row.prompt for row in read_preference_data(train)}))
+    for name, read in BENCHMARKS.items():
+        rows = read(shared / "routellm" / "evals")
+        near = near_duplicate_mask(encoder.encode([str(r["prompt"]) for r in rows]), training)
+        kept = [row for row, hit in zip(rows, near, strict=True) if not hit]
+        count = write_records(out / f"{name}.jsonl.gz", kept)
+        print(
+            f"{name}: {count} items -> {out / f'{name}.jsonl.gz'} "
+            f"({int(near.sum())} dropped with cosine >= {THRESHOLD} to a training prompt)"
+        )
+
+
 def _read_data(refs: list[str]) -> tuple[list[Battle], list[DataFile], list[str]]:
     """Battles from every ``--data`` reference, and what the checkpoint records of each file."""
     from routing.data.convert import to_battles
@@ -168,6 +187,11 @@ def main(argv: list[str] | None = None) -> None:
         help="also convert sources without a licence to ship (RouterBench), into this folder",
     )
 
+    evals = commands.add_parser("build-eval", help="convert RouteLLM's MT Bench, MMLU and GSM8K results")
+    evals.add_argument("--shared", type=Path, required=True, help="the data folder (see data/eval/README.md)")
+    evals.add_argument("--out", type=Path, default=Path("data/eval"))
+    evals.add_argument("--train", type=Path, default=DEFAULT_DATA, help="training set to check the items against")
+
     train = commands.add_parser("train", help="train a router and save its checkpoint")
     train.add_argument("kind", choices=["random", "sw_ranking", "mf", "bert", "causal_llm"])
     train.add_argument("--data", action="append", help="file, folder or Hugging Face dataset id (repeatable)")
@@ -194,6 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "build-data":
             build_data(args.shared, args.out, args.unlicensed_out)
+        elif args.command == "build-eval":
+            build_eval(args.shared, args.out, args.train)
         else:
             train_command(args)
     except ValueError as exc:  # bad data or options: the message names the file, row and field

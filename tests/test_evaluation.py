@@ -110,3 +110,21 @@ def test_bad_benchmark_files_name_row_and_column(tmp_path: Path, content: str, m
     path.write_text(content)
     with pytest.raises(DataFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
         read_benchmark(path)
+
+
+EVAL = Path(__file__).resolve().parent.parent / "data" / "eval"
+
+
+@pytest.mark.parametrize(
+    ("name", "items", "weak", "strong"),
+    [("mt_bench", 72, 8.2812, 9.2118), ("mmlu", 14037, 0.6809, 0.8059), ("gsm8k", 1307, 0.6373, 0.8577)],
+)
+def test_shipped_benchmarks_give_the_papers_baselines(name: str, items: int, weak: float, strong: float) -> None:
+    """Item counts after RouteLLM's decontamination and the two models' mean quality, as the
+    paper's harness has them; the random router lands on the diagonal (APGR ≈ 0.5)."""
+    benchmark = read_benchmark(EVAL / f"{name}.jsonl.gz")
+    strong_q, weak_q = benchmark.pair("gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1")
+    assert len(benchmark.prompts) == items == len(set(benchmark.ids))
+    assert weak_q.mean() == pytest.approx(weak, abs=1e-4) and strong_q.mean() == pytest.approx(strong, abs=1e-4)
+    baseline = random_baseline(strong_q, weak_q, seeds=10)
+    assert apgr(baseline.curve, weak_q.mean(), strong_q.mean()) == pytest.approx(0.5, abs=0.05)

@@ -178,11 +178,15 @@ def _download_hub_dataset(repo_id: str) -> Path:
 
 def write_jsonl(path: Path, rows: Iterable[_Row]) -> int:
     """Writes rows as JSON Lines (gzipped when the name ends in ``.gz``), byte-for-byte reproducible."""
+    return write_records(path, (row.model_dump(exclude_none=True) for row in rows))
+
+
+def write_records(path: Path, records: Iterable[dict[str, Any]]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     count = 0
-    for row in rows:
-        buffer.write(json.dumps(row.model_dump(exclude_none=True), ensure_ascii=False) + "\n")
+    for record in records:
+        buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
         count += 1
     data = buffer.getvalue().encode("utf-8")
     # mtime=0 keeps gzip output identical across rebuilds of the same rows.
@@ -199,4 +203,5 @@ __all__ = [
     "read_preference_data",
     "read_preference_file",
     "write_jsonl",
+    "write_records",
 ]
