@@ -87,6 +87,58 @@ def build_eval(shared: Path, out: Path, train: Path) -> None:
         )
 
 
+ROUTER_KINDS = ("random", "sw_ranking", "mf", "bert", "causal_llm")
+DEFAULT_EVAL = Path("data/eval")
+
+
+def evaluate_command(args: argparse.Namespace) -> None:
+    import numpy as np
+    from pydantic import TypeAdapter
+    from tqdm.auto import tqdm
+
+    from routing.config import RouterConfig
+    from routing.evaluation.benchmark import read_benchmark
+    from routing.evaluation.report import evaluate, markdown, plot
+    from routing.routers import make_router
+
+    routers, kind_of, needs_embeddings = {}, {}, False
+    for spec in args.router or list(ROUTER_KINDS):
+        kind, _, directory = spec.partition("=")
+        if kind not in ROUTER_KINDS:
+            raise ValueError(f"--router {spec}: the kind must be one of {', '.join(ROUTER_KINDS)}")
+        config = TypeAdapter(RouterConfig).validate_python({"type": kind, "checkpoint": directory or f"builtin:{kind}"})
+        label = f"{kind}@{Path(directory).name}" if directory else kind
+        routers[label], kind_of[label] = make_router(config), kind
+        needs_embeddings |= config.needs_embeddings
+    encoder = None
+    if needs_embeddings:
+        from routing.embeddings.local import LocalEmbedder
+
+        encoder = LocalEmbedder(LocalEmbedding(model_path=args.embedding_model))
+
+    reports = []
+    for ref in args.benchmark:
+        path = Path(ref) if Path(ref).is_file() else DEFAULT_EVAL / f"{ref}.jsonl.gz"
+        benchmark = read_benchmark(path)
+        embeddings = encoder.encode(benchmark.prompts) if encoder else None
+        scores: dict[str, np.ndarray | None] = {}
+        for name, router in tqdm(routers.items(), desc=benchmark.name, unit="router", disable=None):
+            # The random router is the paper's baseline: a mean over seeded draws, made by evaluate().
+            scores[name] = (
+                None if kind_of[name] == "random" else np.asarray(router.score(benchmark.prompts, embeddings))
+            )
+        report = evaluate(benchmark, args.strong, args.weak, scores, random_seeds=args.seeds)
+        reports.append(report)
+        print(markdown(report) + "\n")
+        if args.out:
+            plot(report, args.out / f"{benchmark.name}.png")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps([r.as_dict() for r in reports], indent=2) + "\n")
+        (args.out / "results.md").write_text("\n\n".join(markdown(r) for r in reports) + "\n")
+        print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'} and a PNG per benchmark")
+
+
 def _read_data(refs: list[str]) -> tuple[list[Battle], list[DataFile], list[str]]:
     """Battles from every ``--data`` reference, and what the checkpoint records of each file."""
     from routing.data.convert import to_battles
@@ -192,6 +244,17 @@ def main(argv: list[str] | None = None) -> None:
     evals.add_argument("--out", type=Path, default=Path("data/eval"))
     evals.add_argument("--train", type=Path, default=DEFAULT_DATA, help="training set to check the items against")
 
+    assess = commands.add_parser("evaluate", help="APGR and CPT of routers on benchmarks, as the paper reports them")
+    assess.add_argument(
+        "--benchmark", action="append", default=None, help="mt_bench, mmlu, gsm8k or a benchmark file (repeatable)"
+    )
+    assess.add_argument("--router", action="append", help="KIND or KIND=CHECKPOINT_DIR (repeatable); default: all five")
+    assess.add_argument("--strong", default=DEFAULT_STRONG, help="the benchmark's column of the strong model")
+    assess.add_argument("--weak", default=DEFAULT_WEAK, help="the benchmark's column of the weak model")
+    assess.add_argument("--seeds", type=int, default=10, help="random-router draws to average")
+    assess.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
+    assess.add_argument("--out", type=Path, help="folder for results.json, results.md and a PNG per benchmark")
+
     train = commands.add_parser("train", help="train a router and save its checkpoint")
     train.add_argument("kind", choices=["random", "sw_ranking", "mf", "bert", "causal_llm"])
     train.add_argument("--data", action="append", help="file, folder or Hugging Face dataset id (repeatable)")
@@ -220,6 +283,9 @@ def main(argv: list[str] | None = None) -> None:
             build_data(args.shared, args.out, args.unlicensed_out)
         elif args.command == "build-eval":
             build_eval(args.shared, args.out, args.train)
+        elif args.command == "evaluate":
+            args.benchmark = args.benchmark or ["mt_bench", "mmlu", "gsm8k"]
+            evaluate_command(args)
         else:
             train_command(args)
     except ValueError as exc:  # bad data or options: the message names the file, row and field

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,29 @@ def test_shipped_benchmarks_give_the_papers_baselines(name: str, items: int, wea
     assert weak_q.mean() == pytest.approx(weak, abs=1e-4) and strong_q.mean() == pytest.approx(strong, abs=1e-4)
     baseline = random_baseline(strong_q, weak_q, seeds=10)
     assert apgr(baseline.curve, weak_q.mean(), strong_q.mean()) == pytest.approx(0.5, abs=0.05)
+
+
+def test_evaluate_command_on_a_user_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Any CSV in the documented format, any two model columns, no code: a table, JSON and a plot."""
+    from routing.cli import main as cli
+
+    rows = ["id,prompt,expert,novice"]
+    for n in range(40):
+        rows.append(f"m{n},Prove that the integral of x^{n} from 0 to 1 equals 1/{n + 1},1,{int(n % 3 == 0)}")
+        rows.append(f"c{n},Say hello to my friend number {n},1,1")
+    path = tmp_path / "mine.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "results"
+    cli(["evaluate", "--benchmark", str(path), "--router", "random", "--router", "mf", "--strong", "expert",
+         "--weak", "novice", "--out", str(out)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "### mine (80 items; strong expert 1.0000, weak novice 0.6750)" in printed
+    assert "| random (10 seeds) |" in printed and "| mf |" in printed and "| optimal |" in printed
+    (report,) = json.loads((out / "results.json").read_text())
+    by_router = {r["router"]: r for r in report["routers"]}
+    assert report["items"] == 80 and set(by_router) == {"random (10 seeds)", "mf", "optimal"}
+    low, high = by_router["random (10 seeds)"]["apgr_95_interval"]
+    assert low < 0.5 < high
+    # The optimal router sends only the 26 maths items the novice gets wrong: full quality at 32.5 %.
+    assert by_router["optimal"]["cpt_80%"] <= 40 and by_router["optimal"]["apgr"] > by_router["mf"]["apgr"]
+    assert (out / "mine.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,147 @@
+"""Evaluating routers on a benchmark: curves, the paper's metrics, a table, JSON and a plot."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routing.evaluation.benchmark import Benchmark
+from routing.evaluation.metrics import (
+    Curve,
+    apgr,
+    auc,
+    cpt,
+    optimal_curve,
+    random_baseline,
+    router_curve,
+    ten_point_apgr,
+)
+
+CPT_LEVELS = (0.2, 0.5, 0.8)
+
+
+@dataclass(frozen=True)
+class RouterResult:
+    router: str
+    curve: Curve
+    apgr: float
+    apgr_10_point: float
+    auc: float
+    cpt: dict[str, float]
+    apgr_interval: tuple[float, float] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "router": self.router,
+            "apgr": self.apgr,
+            "apgr_95_interval": list(self.apgr_interval) if self.apgr_interval else None,
+            "apgr_10_point": self.apgr_10_point,
+            "auc": self.auc,
+            **{f"cpt_{k}": v for k, v in self.cpt.items()},
+            "curve": {"strong_pct": self.curve.strong_pct.tolist(), "quality": self.curve.quality.tolist()},
+        }
+
+
+@dataclass(frozen=True)
+class BenchmarkReport:
+    benchmark: str
+    items: int
+    strong: str
+    weak: str
+    strong_quality: float
+    weak_quality: float
+    results: list[RouterResult]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "benchmark": self.benchmark,
+            "items": self.items,
+            "strong": {"model": self.strong, "quality": self.strong_quality},
+            "weak": {"model": self.weak, "quality": self.weak_quality},
+            "routers": [r.as_dict() for r in self.results],
+        }
+
+
+def _result(
+    name: str, curve: Curve, weak: float, strong: float, interval: tuple[float, float] | None = None
+) -> RouterResult:
+    return RouterResult(
+        router=name,
+        curve=curve,
+        apgr=apgr(curve, weak, strong),
+        apgr_10_point=ten_point_apgr(curve, weak, strong),
+        auc=auc(curve),
+        cpt={f"{round(100 * x)}%": cpt(curve, weak, strong, x) for x in CPT_LEVELS},
+        apgr_interval=interval,
+    )
+
+
+def evaluate(
+    benchmark: Benchmark, strong: str, weak: str, scores: Mapping[str, np.ndarray | None], random_seeds: int = 10
+) -> BenchmarkReport:
+    """Every router's curve and metrics from its scores on the benchmark's prompts, and the optimal
+    router. ``None`` instead of scores stands for the paper's random baseline: uniform scores,
+    averaged over ``random_seeds`` draws, with a 95 % interval of its APGR."""
+    strong_q, weak_q = benchmark.pair(strong, weak)
+    s, w = float(strong_q.mean()), float(weak_q.mean())
+    results = []
+    for name, router_scores in scores.items():
+        if router_scores is None:
+            baseline = random_baseline(strong_q, weak_q, seeds=random_seeds)
+            results.append(_result(f"{name} ({random_seeds} seeds)", baseline.curve, w, s, baseline.interval))
+        else:
+            curve, _ = router_curve(router_scores, strong_q, weak_q)
+            results.append(_result(name, curve, w, s))
+    results.append(_result("optimal", optimal_curve(strong_q, weak_q), w, s))
+    return BenchmarkReport(benchmark.name, len(benchmark.prompts), strong, weak, s, w, results)
+
+
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.1f}%"
+
+
+def markdown(report: BenchmarkReport) -> str:
+    lines = [
+        f"### {report.benchmark} ({report.items} items; strong {report.strong} {report.strong_quality:.4f}, "
+        f"weak {report.weak} {report.weak_quality:.4f})",
+        "",
+        "| router | APGR | APGR (10-point mean) | CPT(20%) | CPT(50%) | CPT(80%) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in report.results:
+        interval = f" ({r.apgr_interval[0]:.3f}–{r.apgr_interval[1]:.3f})" if r.apgr_interval else ""
+        lines.append(
+            f"| {r.router} | {r.apgr:.3f}{interval} | {r.apgr_10_point:.3f} | "
+            + " | ".join(_pct(r.cpt[k]) for k in ("20%", "50%", "80%"))
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def plot(report: BenchmarkReport, path: Path) -> None:
+    """The paper's figure: quality against strong-model calls, one curve per router."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 5))
+    for r in report.results:
+        style = {"linestyle": "--", "color": "grey"} if r.router == "optimal" else {"marker": "o", "markersize": 3}
+        axes.plot(r.curve.strong_pct, r.curve.quality, label=f"{r.router} (APGR {r.apgr:.3f})", **style)
+    axes.axhline(report.strong_quality, color="red", linestyle=":", label=f"strong: {report.strong}")
+    axes.axhline(report.weak_quality, color="blue", linestyle=":", label=f"weak: {report.weak}")
+    axes.set_xlabel("strong model calls (%)")
+    axes.set_ylabel("quality")
+    axes.set_title(f"Router performance ({report.benchmark})")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
