@@ -79,4 +79,5 @@ def read_benchmark(path: Path | str) -> Benchmark:
         prompts.append(prompt)
     if not prompts:
         raise DataFileError(f"{path}: no rows")
-    return Benchmark(path.stem, ids, prompts, {m: np.array(v) for m, v in values.items()})
+    name = path.name.split(".")[0]  # mmlu.jsonl.gz → mmlu
+    return Benchmark(name, ids, prompts, {m: np.array(v) for m, v in values.items()})
