@@ -112,7 +112,9 @@ class PromptClassifier(nn.Module):
             tensors |= {f"base.{k}": v for k, v in self.base.state_dict().items()}
         return {k: v.detach().clone() for k, v in tensors.items()}
 
-    def load_trained(self, mode: str, params: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    def load_trained(self, params: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Applies a checkpoint's tensors; ``params`` are its manifest's (mode, LoRA settings)."""
+        mode = params["mode"]
         self.head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
         if mode == "lora":
             from peft import set_peft_model_state_dict
@@ -140,7 +142,7 @@ class ClassifierRouter:
             torch.set_num_threads(torch_threads)
         self.manifest = load_manifest(directory, kind)
         self.model = classifier_for(self.manifest, base_override)
-        self.model.load_trained(self.manifest.params["mode"], self.manifest.params, load_tensors(directory))
+        self.model.load_trained(self.manifest.params, load_tensors(directory))
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         # One forward at a time: concurrent forwards on the same cores only slow each other down.
