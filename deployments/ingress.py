@@ -17,7 +17,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
 from deployments.handles import HandleBackend, HandleEmbedder, HandleScorer
-from routing.config import AppConfig
+from routing.config import AppConfig, ConfigError, load_user_config
 from routing.engine import Outcome, RoutingEngine
 from routing.errors import ServiceError
 from routing.protocol import ChatCompletionChunk, ChatCompletionRequest, ErrorBody, ErrorResponse
@@ -109,6 +109,8 @@ def route_headers(outcome: Outcome) -> dict[str, str]:
             "x-route-score": f"{decision.score:.6f}",
             "x-route-threshold": f"{decision.threshold:g}",
         }
+        if decision.strong_percent is not None:
+            headers["x-route-strong-percent"] = f"{decision.strong_percent:g}"
     if outcome.fallback:
         headers["x-route-fallback"] = outcome.fallback
     return headers
@@ -141,6 +143,7 @@ class Ingress:
         routers: dict[str, DeploymentHandle],
         llms: dict[str, DeploymentHandle],
     ) -> None:
+        self.user_config_error: str | None = None
         embedder = HandleEmbedder(embedding, config.embedding.model_id) if embedding is not None else None
         self.engine = RoutingEngine(
             config,
@@ -148,6 +151,21 @@ class Ingress:
             {name: HandleScorer(handle) for name, handle in routers.items()},
             {key: HandleBackend(handle, config.upstreams[key].model) for key, handle in llms.items()},
         )
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Serve calls this with the deployment's ``user_config`` at start and on every
+        ``serve deploy`` that changes it; the replicas keep running.
+
+        A bad ``user_config`` is refused but not raised: Serve would mark the deployment failed
+        and stop answering, while the previous defaults are still good to serve with. The
+        refusal is logged and shown by ``/health``."""
+        try:
+            self.engine.reconfigure(load_user_config(user_config, self.engine.config))
+        except ConfigError as exc:
+            logger.error("user_config refused, router defaults unchanged: %s", exc)
+            self.user_config_error = str(exc)
+        else:
+            self.user_config_error = None
 
     @app.post("/v1/chat/completions")
     async def chat_completions(self, body: ChatCompletionRequest) -> Any:
@@ -176,4 +194,7 @@ class Ingress:
         upstreams = {
             u.model: "configured" if u.configured else "unconfigured" for u in self.engine.config.upstreams.values()
         }
-        return JSONResponse({"status": "ok", "upstreams": upstreams})
+        body: dict[str, Any] = {"status": "ok", "upstreams": upstreams}
+        if self.user_config_error:
+            body["user_config_error"] = self.user_config_error
+        return JSONResponse(body)

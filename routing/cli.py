@@ -20,10 +20,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from routing.config import LocalEmbedding
+from routing.calibration import DEFAULT_POOL
+from routing.config import PRECISION_HELP, LocalEmbedding
 from routing.data.files import SOURCES_FILE
 
 if TYPE_CHECKING:
+    from routing.config import RouterConfig
     from routing.data.schema import Battle
     from routing.routers.checkpoint import DataFile
 
@@ -91,52 +93,129 @@ ROUTER_KINDS = ("random", "sw_ranking", "mf", "bert", "causal_llm")
 DEFAULT_EVAL = Path("data/eval")
 
 
+def _scored_pair(config: RouterConfig, strong: str, weak: str) -> tuple[str | None, str | None]:
+    """mf and sw_ranking score the benchmark's two models where they were trained on both, and
+    their checkpoint's default pair otherwise (a benchmark's columns may name anything)."""
+    from routing.resources import checkpoint_path
+    from routing.routers.checkpoint import load_manifest
+
+    if not config.needs_embeddings:
+        return None, None
+    manifest = load_manifest(checkpoint_path(config.checkpoint))
+    if strong in manifest.models and weak in manifest.models:
+        return strong, weak
+    _log(f"{config.type}: scores {manifest.default_strong} against {manifest.default_weak}, its default pair")
+    return None, None
+
+
 def evaluate_command(args: argparse.Namespace) -> None:
-    import numpy as np
     from pydantic import TypeAdapter
     from tqdm.auto import tqdm
 
     from routing.config import RouterConfig
     from routing.evaluation.benchmark import read_benchmark
+    from routing.evaluation.in_domain import outcomes
     from routing.evaluation.report import evaluate, markdown, plot
+    from routing.evaluation.scoring import score_settings
     from routing.routers import make_router
 
-    routers, kind_of, needs_embeddings = {}, {}, False
+    settings = ["out-of-domain", "in-domain"] if args.setting == "both" else [args.setting]
+    routers, needs_embeddings = {}, False
     for spec in args.router or list(ROUTER_KINDS):
         kind, _, directory = spec.partition("=")
         if kind not in ROUTER_KINDS:
             raise ValueError(f"--router {spec}: the kind must be one of {', '.join(ROUTER_KINDS)}")
-        config = TypeAdapter(RouterConfig).validate_python({"type": kind, "checkpoint": directory or f"builtin:{kind}"})
+        config = TypeAdapter(RouterConfig).validate_python(
+            {"type": kind, "checkpoint": directory or f"builtin:{kind}"}
+            | ({"precision": args.precision} if kind in ("bert", "causal_llm") else {})
+        )
         label = f"{kind}@{Path(directory).name}" if directory else kind
-        routers[label], kind_of[label] = make_router(config), kind
+        routers[label] = make_router(config, _scored_pair(config, args.strong, args.weak))
         needs_embeddings |= config.needs_embeddings
     encoder = None
     if needs_embeddings:
         from routing.embeddings.local import LocalEmbedder
 
-        encoder = LocalEmbedder(LocalEmbedding(model_path=args.embedding_model))
+        encoder = LocalEmbedder(LocalEmbedding(model_path=args.embedding_model, precision=args.precision))
 
     reports = []
     for ref in args.benchmark:
         path = Path(ref) if Path(ref).is_file() else DEFAULT_EVAL / f"{ref}.jsonl.gz"
         benchmark = read_benchmark(path)
+        labels = outcomes(*benchmark.pair(args.strong, args.weak))
         embeddings = encoder.encode(benchmark.prompts) if encoder else None
-        scores: dict[str, np.ndarray | None] = {}
-        for name, router in tqdm(routers.items(), desc=benchmark.name, unit="router", disable=None):
-            # The random router is the paper's baseline: a mean over seeded draws, made by evaluate().
-            scores[name] = (
-                None if kind_of[name] == "random" else np.asarray(router.score(benchmark.prompts, embeddings))
-            )
-        report = evaluate(benchmark, args.strong, args.weak, scores, random_seeds=args.seeds)
-        reports.append(report)
-        print(markdown(report) + "\n")
-        if args.out:
-            plot(report, args.out / f"{benchmark.name}.png")
+        folds = args.folds if "in-domain" in settings else None
+        scores = {
+            name: score_settings(router, benchmark.prompts, embeddings, labels, folds)
+            for name, router in tqdm(routers.items(), desc=benchmark.name, unit="router", disable=None)
+        }
+        for setting in settings:
+            field = setting.replace("-", "_")
+            by_router = {name: getattr(s, field) for name, s in scores.items()}
+            report = evaluate(benchmark, args.strong, args.weak, by_router, args.seeds, setting)
+            reports.append(report)
+            print(markdown(report) + "\n", flush=True)
+            if args.out:
+                plot(report, args.out / f"{benchmark.name}-{setting}.png")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps([r.as_dict() for r in reports], indent=2) + "\n")
         (args.out / "results.md").write_text("\n\n".join(markdown(r) for r in reports) + "\n")
-        print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'} and a PNG per benchmark")
+        print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'} and a PNG per benchmark and setting")
+
+
+def build_pool(shared: Path, out: Path) -> None:
+    from routing.data.files import write_records
+    from routing.data.sources import arena_hard_prompts
+
+    count = write_records(out, arena_hard_prompts(shared))
+    print(f"{count} Arena-Hard prompts -> {out}")
+
+
+def calibrate_command(args: argparse.Namespace) -> None:
+    import numpy as np
+    from pydantic import TypeAdapter
+
+    from routing.calibration import CalibrationTable, read_prompts, save_calibration
+    from routing.config import RouterConfig
+    from routing.resources import checkpoint_path
+    from routing.routers import make_router
+
+    kind, _, directory = args.router.partition("=")
+    if kind not in ROUTER_KINDS:
+        raise ValueError(f"--router {args.router}: the kind must be one of {', '.join(ROUTER_KINDS)}")
+    checkpoint = directory or f"builtin:{kind}"
+    config = TypeAdapter(RouterConfig).validate_python({"type": kind, "checkpoint": checkpoint})
+    router = make_router(config, (args.strong, args.weak))
+    encoder = None
+    if config.needs_embeddings:
+        from routing.embeddings.local import LocalEmbedder
+
+        encoder = LocalEmbedder(LocalEmbedding(model_path=args.embedding_model))
+
+    def scores_of(prompts: list[str]) -> np.ndarray:
+        return np.asarray(router.score(prompts, encoder.encode(prompts) if encoder else None))
+
+    prompts = read_prompts(args.prompts)
+    scores = scores_of(prompts)
+    pair: tuple[str | None, str | None] = (None, None)
+    if kind in ("mf", "sw_ranking"):
+        from routing.routers.pair import scoring_pair
+
+        pair = scoring_pair(router.manifest, args.strong, args.weak)  # type: ignore[attr-defined]
+    table = CalibrationTable.from_scores(kind, str(args.prompts), scores, pair)
+    elsewhere = {path: scores_of(read_prompts(path)) for path in args.measure or []}
+    for percent in args.strong_percent or [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0]:
+        threshold = table.threshold(percent)
+        share = 100 * float(np.mean(scores >= threshold))
+        print(
+            f"{kind}: threshold {threshold:.6f} sends {share:.1f}% of {len(prompts)} prompts to the strong model "
+            f"(asked {percent:g}%); use model 'router-{kind}-{threshold:.6f}' or 'router-{kind}-{percent:g}%'"
+        )
+        for path, other in elsewhere.items():
+            print(f"  on {path}: {100 * float(np.mean(other >= threshold)):.1f}% of {len(other)} prompts")
+    if args.save:
+        print(f"saved {save_calibration(checkpoint_path(checkpoint), table)}")
 
 
 def _read_data(refs: list[str]) -> tuple[list[Battle], list[DataFile], list[str]]:
@@ -252,8 +331,34 @@ def main(argv: list[str] | None = None) -> None:
     assess.add_argument("--strong", default=DEFAULT_STRONG, help="the benchmark's column of the strong model")
     assess.add_argument("--weak", default=DEFAULT_WEAK, help="the benchmark's column of the weak model")
     assess.add_argument("--seeds", type=int, default=10, help="random-router draws to average")
+    assess.add_argument(
+        "--setting",
+        choices=["out-of-domain", "in-domain", "both"],
+        default="both",
+        help="the checkpoints as shipped, or continued on the benchmark's other folds (cross-fitted)",
+    )
+    assess.add_argument("--folds", type=int, default=5, help="folds of the in-domain setting")
+    assess.add_argument("--precision", choices=["auto", "float32"], default="auto", help=PRECISION_HELP)
     assess.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
     assess.add_argument("--out", type=Path, help="folder for results.json, results.md and a PNG per benchmark")
+
+    pool = commands.add_parser("build-pool", help="write the Arena-Hard prompts that thresholds are calibrated on")
+    pool.add_argument("--shared", type=Path, required=True, help="the data folder (see data/calibration/README.md)")
+    pool.add_argument("--out", type=Path, default=DEFAULT_POOL)
+
+    calibrate = commands.add_parser("calibrate", help="the threshold that sends a share of a prompt pool to strong")
+    calibrate.add_argument("--router", required=True, help="KIND or KIND=CHECKPOINT_DIR")
+    calibrate.add_argument(
+        "--strong-percent", type=float, action="append", help="share of strong calls, 0-100 (repeatable)"
+    )
+    calibrate.add_argument("--prompts", type=Path, default=DEFAULT_POOL, help="JSONL/CSV/Parquet with a prompt column")
+    calibrate.add_argument(
+        "--measure", type=Path, action="append", help="also print the share each threshold sends on this file"
+    )
+    calibrate.add_argument("--save", action="store_true", help="store the table in the checkpoint (calibration.json)")
+    calibrate.add_argument("--strong", help="mf and sw_ranking: strong model of the pair; default: the checkpoint's")
+    calibrate.add_argument("--weak", help="mf and sw_ranking: weak model of the pair")
+    calibrate.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
 
     train = commands.add_parser("train", help="train a router and save its checkpoint")
     train.add_argument("kind", choices=["random", "sw_ranking", "mf", "bert", "causal_llm"])
@@ -283,6 +388,10 @@ def main(argv: list[str] | None = None) -> None:
             build_data(args.shared, args.out, args.unlicensed_out)
         elif args.command == "build-eval":
             build_eval(args.shared, args.out, args.train)
+        elif args.command == "build-pool":
+            build_pool(args.shared, args.out)
+        elif args.command == "calibrate":
+            calibrate_command(args)
         elif args.command == "evaluate":
             args.benchmark = args.benchmark or ["mt_bench", "mmlu", "gsm8k"]
             evaluate_command(args)

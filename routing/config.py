@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -19,7 +19,10 @@ from routing.resources import MINILM_MODEL_ID
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
+StrongPercent = Annotated[float, Field(ge=0.0, le=100.0)]
 ROUTER_NAME = re.compile(r"^[a-z0-9_]+$")
+Precision = Literal["auto", "float32"]
+PRECISION_HELP = "auto: float16 on a GPU, bfloat16 on a CPU that computes it natively, else float32"
 ROUTER_MODEL_ID_HELP = "this model's name in router training data, so mf and sw_ranking score it directly"
 
 
@@ -89,6 +92,7 @@ class LocalEmbedding(_Strict):
     model_path: str | None = Field(default=None, description="directory or hub id; default: all-MiniLM-L6-v2")
     max_length: int = Field(default=256, ge=8, le=8192)
     torch_threads: int | None = Field(default=None, ge=1)
+    precision: Precision = Field(default="auto", description=PRECISION_HELP)
 
     @property
     def model_id(self) -> str:
@@ -124,23 +128,31 @@ Embedding = Annotated[LocalEmbedding | OpenAIEmbedding, Field(discriminator="bac
 # ---------------------------------------------------------------- routers
 
 
-class RandomRouterConfig(_Strict):
+class RouterDefaults(_Strict):
+    """What ``router-<name>`` without a threshold uses. Also the shape of the Ingress's
+    ``user_config`` per router, which changes it on a running service."""
+
+    default_threshold: Threshold = 0.5
+    default_strong_percent: StrongPercent | None = Field(
+        default=None, description="when set, the calibrated threshold for this share of strong calls instead"
+    )
+
+
+class RandomRouterConfig(RouterDefaults):
     """The paper's baseline: a uniform random score."""
 
     needs_embeddings: ClassVar[bool] = False
 
     type: Literal["random"]
     checkpoint: str = "builtin:random"
-    default_threshold: Threshold = 0.5
     seed: int | None = Field(default=None, description="overrides the checkpoint's seed")
 
 
-class _PairRouterConfig(_Strict):
+class _PairRouterConfig(RouterDefaults):
     """A router over prompt embeddings that scores any pair of models its checkpoint knows."""
 
     needs_embeddings: ClassVar[bool] = True
 
-    default_threshold: Threshold = 0.5
     strong_model_id: str | None = Field(
         default=None, description="scoring pair; default: the upstreams' router_model_id, else the checkpoint's"
     )
@@ -161,16 +173,16 @@ class MFRouterConfig(_PairRouterConfig):
     checkpoint: str = "builtin:mf"
 
 
-class _ClassifierRouterConfig(_Strict):
+class _ClassifierRouterConfig(RouterDefaults):
     """A fine-tuned classifier that reads the prompt's tokens itself (strong wins / tie / weak wins)."""
 
     needs_embeddings: ClassVar[bool] = False
 
-    default_threshold: Threshold = 0.5
     base_model_path: str | None = Field(
         default=None, description="where to load the checkpoint's base model from; default: its recorded source"
     )
     torch_threads: int | None = Field(default=None, ge=1)
+    precision: Precision = Field(default="auto", description=PRECISION_HELP)
 
 
 class BertRouterConfig(_ClassifierRouterConfig):
@@ -279,14 +291,40 @@ class AppConfig(_Strict):
         return None
 
 
-def load_app_config(args: Mapping[str, Any] | None, root: str = "args") -> AppConfig:
-    """Validate ``args``, raising :class:`ConfigError` that names every bad key by its path."""
+class IngressUserConfig(_Strict):
+    """The Ingress deployment's ``user_config``: router defaults that ``serve deploy`` changes on
+    a running service, without restarting a replica. Routers it does not name keep theirs."""
+
+    routers: dict[str, RouterDefaults] = Field(default_factory=dict)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validate(model: type[M], args: Mapping[str, Any] | None, root: str, what: str) -> M:
     data = dict(args or {})
     try:
-        return AppConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         lines = [_describe(err, data, root) for err in exc.errors(include_url=False)]
-        raise ConfigError("invalid application config:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError(f"invalid {what}:\n  " + "\n  ".join(lines)) from None
+
+
+def load_app_config(args: Mapping[str, Any] | None, root: str = "args") -> AppConfig:
+    """Validate ``args``, raising :class:`ConfigError` that names every bad key by its path."""
+    return _validate(AppConfig, args, root, "application config")
+
+
+def load_user_config(user_config: Mapping[str, Any] | None, config: AppConfig) -> IngressUserConfig:
+    """Validate the Ingress's ``user_config`` against the application it changes."""
+    parsed = _validate(IngressUserConfig, user_config, "user_config", "user_config")
+    unknown = sorted(set(parsed.routers) - set(config.routers))
+    if unknown:
+        raise ConfigError(
+            f"invalid user_config:\n  user_config.routers: no router {', '.join(map(repr, unknown))} "
+            f"(routers: {', '.join(config.routers)})"
+        )
+    return parsed
 
 
 def _describe(err: Any, data: Any, root: str) -> str:

@@ -16,10 +16,11 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from routing.config import AppConfig
+from routing.calibration import router_calibrations
+from routing.config import AppConfig, ConfigError, IngressUserConfig, RouterDefaults
 from routing.embeddings import Embedder, make_embedder
 from routing.errors import InvalidRequest, ModelNotFound, UpstreamError
-from routing.model_names import ROUTER_PREFIX, parse_router_alias
+from routing.model_names import ROUTER_PREFIX, RouterAlias, parse_router_alias
 from routing.protocol import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -85,6 +86,40 @@ class RoutingEngine:
         self.embedder = embedder
         self.scorers = scorers
         self.backends = backends
+        self.calibrations = router_calibrations(config)
+        self.defaults: dict[str, RouterDefaults] = {}
+        self.reconfigure(IngressUserConfig())
+
+    def reconfigure(self, user_config: IngressUserConfig) -> None:
+        """Router defaults from the config file, overridden by ``user_config``; checked whole
+        before any is applied, so a bad update leaves the previous defaults in place."""
+        defaults = {
+            name: user_config.routers.get(
+                name, RouterDefaults(**router.model_dump(include=set(RouterDefaults.model_fields)))
+            )
+            for name, router in self.config.routers.items()
+        }
+        problems = [
+            f"routers.{name}.default_strong_percent: {self.calibrations[name]}"
+            for name, d in defaults.items()
+            if d.default_strong_percent is not None and isinstance(self.calibrations[name], str)
+        ]
+        if problems:
+            raise ConfigError("invalid router defaults:\n  " + "\n  ".join(problems))
+        self.defaults = defaults
+
+    def threshold(self, name: str, alias: RouterAlias) -> tuple[float, float | None]:
+        """The threshold for a router alias, and the strong share it was calibrated for, if any."""
+        if alias.threshold is not None:
+            return alias.threshold, None
+        defaults = self.defaults[name]
+        percent = alias.strong_percent if alias.strong_percent is not None else defaults.default_strong_percent
+        if percent is None:
+            return defaults.default_threshold, None
+        table = self.calibrations[name]
+        if isinstance(table, str):
+            raise InvalidRequest(table, param="model", code="no_calibration")
+        return table.threshold(percent), percent
 
     def models(self) -> ModelList:
         cards = [ModelCard(id=f"{ROUTER_PREFIX}{name}", owned_by="router") for name in self.config.routers]
@@ -104,7 +139,7 @@ class RoutingEngine:
             raise ModelNotFound(
                 f"router '{alias.router}' does not exist; available: {', '.join(self.config.routers)}", param="model"
             )
-        threshold = router.default_threshold if alias.threshold is None else alias.threshold
+        threshold, strong_percent = self.threshold(alias.router, alias)
         prompt = routed_prompt(messages)
         embeddings = None
         if router.needs_embeddings:
@@ -120,6 +155,7 @@ class RoutingEngine:
             router=alias.router,
             score=score,
             threshold=threshold,
+            strong_percent=strong_percent,
             target=upstreams[target].model,
             fallback="upstream_unconfigured" if skip else None,
         )

@@ -1,8 +1,12 @@
-"""The ``model`` field's router syntax: ``router-<router>[-<threshold>]``.
+"""The ``model`` field's router syntax: ``router-<router>[-<threshold> | -<percent>%]``.
 
-``router-mf-0.3`` asks the ``mf`` router with threshold 0.3; ``router-mf`` uses the router's
-configured default threshold. Router names never contain hyphens, so the text after the
-second hyphen is the whole threshold (``router-mf-1e-05`` parses).
+- ``router-mf-0.3``: the ``mf`` router with threshold 0.3 (score ≥ 0.3 → strong model);
+- ``router-mf-30%``: the threshold that sends 30 % of the router's calibration pool to the
+  strong model (see :mod:`routing.calibration`);
+- ``router-mf``: the router's configured default.
+
+Router names never contain hyphens, so the text after the second hyphen is the whole value
+(``router-mf-1e-05`` parses).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ ROUTER_PREFIX = "router-"
 @dataclass(frozen=True)
 class RouterAlias:
     router: str
-    threshold: float | None
+    threshold: float | None = None
+    strong_percent: float | None = None
 
 
 def parse_router_alias(model: str) -> RouterAlias | None:
@@ -32,7 +37,9 @@ def parse_router_alias(model: str) -> RouterAlias | None:
             param="model",
         )
     if not threshold_text:
-        return RouterAlias(router, None)
+        return RouterAlias(router)
+    if threshold_text.endswith("%"):
+        return RouterAlias(router, strong_percent=_percent(threshold_text, model))
     try:
         threshold = float(threshold_text)
     except ValueError:
@@ -47,4 +54,18 @@ def parse_router_alias(model: str) -> RouterAlias | None:
             param="model",
             code="invalid_threshold",
         )
-    return RouterAlias(router, threshold)
+    return RouterAlias(router, threshold=threshold)
+
+
+def _percent(text: str, model: str) -> float:
+    try:
+        percent = float(text[:-1])
+    except ValueError:
+        percent = math.nan
+    if not math.isfinite(percent) or not 0.0 <= percent <= 100.0:
+        raise InvalidRequest(
+            f"strong share '{text}' in '{model}' is not a percentage in [0, 100]: e.g. 'router-mf-30%'",
+            param="model",
+            code="invalid_threshold",
+        )
+    return percent

@@ -209,6 +209,9 @@ class RouteDecision(BaseModel):
     router: str
     score: float
     threshold: float
+    strong_percent: float | None = Field(
+        default=None, description="the share of strong calls the threshold was calibrated for, if one was asked"
+    )
     target: str
     fallback: str | None = None
 

@@ -21,17 +21,28 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def minilm() -> LocalEmbedder:
-    return LocalEmbedder(LocalEmbedding())
+    return LocalEmbedder(LocalEmbedding(precision="float32"))
 
 
-def test_minilm_matches_sentence_transformers(minilm: LocalEmbedder) -> None:
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
     from sentence_transformers import SentenceTransformer
 
-    reference = SentenceTransformer(str(minilm_dir()), device="cpu").encode(PROMPTS, normalize_embeddings=True)
+    return SentenceTransformer(str(minilm_dir()), device="cpu").encode(PROMPTS, normalize_embeddings=True)
+
+
+def test_minilm_matches_sentence_transformers(minilm: LocalEmbedder, reference: np.ndarray) -> None:
     ours = minilm.encode(PROMPTS)
     assert ours.shape == (4, 384) and ours.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(ours, reference, atol=2e-5)
+
+
+def test_reduced_precision_keeps_the_vectors(reference: np.ndarray) -> None:
+    """``precision: auto`` (bfloat16 on a CPU with native support) moves the vectors only slightly."""
+    ours = LocalEmbedder(LocalEmbedding(precision="auto")).encode(PROMPTS)
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert (np.sum(ours * reference, axis=1) > 0.999).all()
 
 
 def test_minilm_batches_keep_input_order(minilm: LocalEmbedder) -> None:
@@ -65,7 +76,7 @@ def test_openai_embeddings_without_endpoint_say_which_variable_to_set() -> None:
 
 def test_local_encoder_loads_from_an_explicit_path(minilm: LocalEmbedder) -> None:
     # The same code path takes a hub id (e.g. 'sentence-transformers/all-MiniLM-L6-v2') when online.
-    explicit = LocalEmbedder(LocalEmbedding(model_path=str(minilm_dir()), max_length=32))
+    explicit = LocalEmbedder(LocalEmbedding(model_path=str(minilm_dir()), max_length=32, precision="float32"))
     assert explicit.model_id == str(minilm_dir())
     short = ["a short prompt"]
     np.testing.assert_allclose(explicit.encode(short), minilm.encode(short), atol=1e-5)

@@ -10,6 +10,7 @@ import pytest
 
 from routing.data.files import DataFileError
 from routing.evaluation.benchmark import read_benchmark
+from routing.evaluation.in_domain import STRONG_WINS, TIE, WEAK_WINS, cross_fit, outcomes
 from routing.evaluation.metrics import (
     Curve,
     apgr,
@@ -132,7 +133,8 @@ def test_shipped_benchmarks_give_the_papers_baselines(name: str, items: int, wea
 
 
 def test_evaluate_command_on_a_user_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Any CSV in the documented format, any two model columns, no code: a table, JSON and a plot."""
+    """Any CSV in the documented format, any two model columns, no code: a table, JSON and a plot
+    per setting. The novice fails a third of the maths items: the in-domain setting learns that."""
     from routing.cli import main as cli
 
     rows = ["id,prompt,expert,novice"]
@@ -145,13 +147,38 @@ def test_evaluate_command_on_a_user_csv(tmp_path: Path, capsys: pytest.CaptureFi
     cli(["evaluate", "--benchmark", str(path), "--router", "random", "--router", "mf", "--strong", "expert",
          "--weak", "novice", "--out", str(out)])  # fmt: skip
     printed = capsys.readouterr().out
-    assert "### mine (80 items; strong expert 1.0000, weak novice 0.6750)" in printed
+    for setting in ("out-of-domain", "in-domain"):
+        assert f"### mine, {setting} (80 items; strong expert 1.0000, weak novice 0.6750)" in printed
+        assert (out / f"mine-{setting}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| random (10 seeds) |" in printed and "| mf |" in printed and "| optimal |" in printed
-    (report,) = json.loads((out / "results.json").read_text())
-    by_router = {r["router"]: r for r in report["routers"]}
-    assert report["items"] == 80 and set(by_router) == {"random (10 seeds)", "mf", "optimal"}
+    outside, inside = json.loads((out / "results.json").read_text())
+    assert (outside["setting"], inside["setting"]) == ("out-of-domain", "in-domain")
+    by_router = {r["router"]: r for r in outside["routers"]}
+    assert outside["items"] == 80 and set(by_router) == {"random (10 seeds)", "mf", "optimal"}
     low, high = by_router["random (10 seeds)"]["apgr_95_interval"]
     assert low < 0.5 < high
     # The optimal router sends only the 26 maths items the novice gets wrong: full quality at 32.5 %.
     assert by_router["optimal"]["cpt_80%"] <= 40 and by_router["optimal"]["apgr"] > by_router["mf"]["apgr"]
-    assert (out / "mine.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    learnt = {r["router"]: r for r in inside["routers"]}["mf"]
+    assert learnt["apgr"] > 0.7 > by_router["mf"]["apgr"] and learnt["cpt_50%"] < 30
+
+
+def test_in_domain_folds_never_score_an_item_they_learnt_from() -> None:
+    prompts = [f"question {n % 37}" for n in range(200)]  # repeated prompts must share a fold
+    seen: list[tuple[set[int], set[int]]] = []
+
+    def fit_and_score(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        seen.append((set(train.tolist()), set(test.tolist())))
+        return np.full(len(test), float(len(seen)))
+
+    scores = cross_fit(prompts, fit_and_score, folds=5)
+    assert len(seen) == 5 and sorted(set(scores)) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    for train, test in seen:
+        assert not train & test and len(train | test) == 200
+        assert not {prompts[i] for i in train} & {prompts[i] for i in test}
+    assert sorted(i for _, test in seen for i in test) == list(range(200))
+
+
+def test_outcomes_compare_the_two_models_quality() -> None:
+    labels = outcomes(np.array([1.0, 0.0, 1.0, 9.5, 7.0]), np.array([0.0, 1.0, 1.0, 8.0, 7.0]))
+    assert labels.tolist() == [STRONG_WINS, WEAK_WINS, TIE, STRONG_WINS, TIE]

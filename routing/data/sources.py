@@ -32,7 +32,8 @@ def contaminated_keys(shared: Path, dataset: str, file: str) -> set[str]:
 
 
 def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # Split on newlines only: prompts may hold U+2028 and other characters splitlines() breaks on.
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def arena_bench_v1(shared: Path) -> list[PreferenceRow]:
@@ -184,3 +185,16 @@ def evaluation_prompts(shared: Path) -> list[str]:
         with path.open(newline="", encoding="utf-8") as f:
             prompts.extend(row["prompt"] for row in csv.DictReader(f))
     return prompts
+
+
+ARENA_HARD_SETS = ("arena-hard-v0.1", "arena-hard-v2.0")
+
+
+def arena_hard_prompts(shared: Path) -> list[dict[str, str]]:
+    """Arena-Hard's prompts (lmarena/arena-hard-auto, Apache-2.0), unlabelled: the default pool
+    that routing thresholds are calibrated on."""
+    return [
+        {"id": q["uid"], "set": name, "prompt": q["prompt"]}
+        for name in ARENA_HARD_SETS
+        for q in _jsonl(shared / "arena-hard-auto" / name / "question.jsonl")
+    ]

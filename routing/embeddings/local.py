@@ -15,6 +15,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from routing.config import LocalEmbedding
 from routing.embeddings.base import l2_normalise
+from routing.inference import autocast, length_batches
 from routing.resources import minilm_dir
 
 
@@ -25,6 +26,7 @@ class LocalEmbedder:
         source = config.model_path or str(minilm_dir())
         self.model_id = config.model_id
         self.max_length = config.max_length
+        self.precision = config.precision
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         self.model = AutoModel.from_pretrained(source).to(self.device).eval()
@@ -36,10 +38,8 @@ class LocalEmbedder:
         """Embeddings in input order; long inputs are cut into batches of similar lengths."""
         if len(texts) <= batch_size:
             return self._encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+        for chunk in length_batches(texts, batch_size):
             out[chunk] = self._encode_batch([texts[i] for i in chunk])
         return out
 
@@ -49,8 +49,8 @@ class LocalEmbedder:
         batch = self.tokenizer(
             texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
-        with self._lock, torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state
+        with self._lock, torch.inference_mode(), autocast(self.device, self.precision):
+            hidden = self.model(**batch).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         return l2_normalise(pooled.float().cpu().numpy())

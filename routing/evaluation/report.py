@@ -47,9 +47,16 @@ class RouterResult:
         }
 
 
+SETTINGS = {
+    "out-of-domain": "out-of-domain: the checkpoints as shipped, trained without the benchmark",
+    "in-domain": "in-domain, cross-fitted: each item scored by a router that learnt from the other folds",
+}
+
+
 @dataclass(frozen=True)
 class BenchmarkReport:
     benchmark: str
+    setting: str
     items: int
     strong: str
     weak: str
@@ -60,6 +67,7 @@ class BenchmarkReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "benchmark": self.benchmark,
+            "setting": self.setting,
             "items": self.items,
             "strong": {"model": self.strong, "quality": self.strong_quality},
             "weak": {"model": self.weak, "quality": self.weak_quality},
@@ -82,7 +90,12 @@ def _result(
 
 
 def evaluate(
-    benchmark: Benchmark, strong: str, weak: str, scores: Mapping[str, np.ndarray | None], random_seeds: int = 10
+    benchmark: Benchmark,
+    strong: str,
+    weak: str,
+    scores: Mapping[str, np.ndarray | None],
+    random_seeds: int = 10,
+    setting: str = "out-of-domain",
 ) -> BenchmarkReport:
     """Every router's curve and metrics from its scores on the benchmark's prompts, and the optimal
     router. ``None`` instead of scores stands for the paper's random baseline: uniform scores,
@@ -98,7 +111,7 @@ def evaluate(
             curve, _ = router_curve(router_scores, strong_q, weak_q)
             results.append(_result(name, curve, w, s))
     results.append(_result("optimal", optimal_curve(strong_q, weak_q), w, s))
-    return BenchmarkReport(benchmark.name, len(benchmark.prompts), strong, weak, s, w, results)
+    return BenchmarkReport(benchmark.name, setting, len(benchmark.prompts), strong, weak, s, w, results)
 
 
 def _pct(value: float) -> str:
@@ -107,8 +120,10 @@ def _pct(value: float) -> str:
 
 def markdown(report: BenchmarkReport) -> str:
     lines = [
-        f"### {report.benchmark} ({report.items} items; strong {report.strong} {report.strong_quality:.4f}, "
-        f"weak {report.weak} {report.weak_quality:.4f})",
+        f"### {report.benchmark}, {report.setting} ({report.items} items; strong {report.strong} "
+        f"{report.strong_quality:.4f}, weak {report.weak} {report.weak_quality:.4f})",
+        "",
+        f"_{SETTINGS.get(report.setting, report.setting)}._",
         "",
         "| router | APGR | APGR (10-point mean) | CPT(20%) | CPT(50%) | CPT(80%) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -138,7 +153,7 @@ def plot(report: BenchmarkReport, path: Path) -> None:
     axes.axhline(report.weak_quality, color="blue", linestyle=":", label=f"weak: {report.weak}")
     axes.set_xlabel("strong model calls (%)")
     axes.set_ylabel("quality")
-    axes.set_title(f"Router performance ({report.benchmark})")
+    axes.set_title(f"Router performance ({report.benchmark}, {report.setting})")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()

@@ -49,7 +49,7 @@ def make_router(config: RouterConfig, upstream_ids: tuple[str | None, str | None
         return SWRankingRouter.load(directory, strong, weak)
     from routing.routers.classifier import ClassifierRouter
 
-    return ClassifierRouter(directory, config.type, config.base_model_path, config.torch_threads)
+    return ClassifierRouter(directory, config.type, config.base_model_path, config.torch_threads, config.precision)
 
 
 def check_routers(config: AppConfig) -> None:
@@ -73,6 +73,15 @@ def check_routers(config: AppConfig) -> None:
                     )
         except (MissingResource, CheckpointError) as exc:
             problems.append(f"{where}: {exc}")
+    if not problems:
+        from routing.calibration import router_calibrations
+
+        calibrations = router_calibrations(config)
+        problems = [
+            f"args.routers.{name}.default_strong_percent: {calibrations[name]}"
+            for name, router in config.routers.items()
+            if router.default_strong_percent is not None and isinstance(calibrations[name], str)
+        ]
     if problems:
         raise ConfigError("invalid application config:\n  " + "\n  ".join(problems))
 

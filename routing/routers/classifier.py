@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
+from routing.config import Precision
+from routing.inference import autocast, length_batches
 from routing.resources import MINILM_MODEL_ID, SMOLLM2_GGUF_FILE, SMOLLM2_MODEL_ID, minilm_dir, smollm2_dir
 from routing.routers.checkpoint import Manifest, load_manifest, load_tensors
 
@@ -136,7 +138,12 @@ def classifier_for(manifest: Manifest, base_override: str | None = None) -> Prom
 
 class ClassifierRouter:
     def __init__(
-        self, directory: Path, kind: ClassifierKind, base_override: str | None = None, torch_threads: int | None = None
+        self,
+        directory: Path,
+        kind: ClassifierKind,
+        base_override: str | None = None,
+        torch_threads: int | None = None,
+        precision: Precision = "auto",
     ) -> None:
         if torch_threads:
             torch.set_num_threads(torch_threads)
@@ -144,20 +151,29 @@ class ClassifierRouter:
         self.model = classifier_for(self.manifest, base_override)
         self.model.load_trained(self.manifest.params, load_tensors(directory))
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = precision
         self.model.to(self.device).eval()
         # One forward at a time: concurrent forwards on the same cores only slow each other down.
         self._lock = threading.Lock()
 
-    def probabilities(self, prompts: list[str], batch_size: int = 32) -> np.ndarray:
-        """P(strong wins), P(tie), P(weak wins) per prompt."""
-        out = np.zeros((len(prompts), len(LABELS)), dtype=np.float32)
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+    def features(self, prompts: list[str], batch_size: int = 32) -> np.ndarray:
+        """What the head reads, one row per prompt."""
+        out = np.zeros((len(prompts), self.model.head.in_features), dtype=np.float32)
+        for chunk in length_batches(prompts, batch_size):
             batch = {k: v.to(self.device) for k, v in self.model.tokenize([prompts[i] for i in chunk]).items()}
-            with self._lock, torch.inference_mode():
-                out[chunk] = torch.softmax(self.model(batch), dim=-1).cpu().numpy()
+            with self._lock, torch.inference_mode(), autocast(self.device, self.precision):
+                out[chunk] = self.model.features(batch).float().cpu().numpy()
         return out
+
+    def probabilities(self, prompts: list[str]) -> np.ndarray:
+        """P(strong wins), P(tie), P(weak wins) per prompt."""
+        return head_probabilities(self.model.head, self.features(prompts))
 
     def score(self, prompts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         return self.probabilities(prompts)[:, 0]
+
+
+def head_probabilities(head: nn.Linear, features: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        logits = head(torch.from_numpy(features).to(head.weight.device, head.weight.dtype))
+        return torch.softmax(logits.float(), dim=-1).cpu().numpy()

@@ -52,9 +52,9 @@ class MFRouter:
         with torch.no_grad():
             self.model_vectors = load_model(directory).model_vectors().numpy().astype(np.float32)
         index = {name: i for i, name in enumerate(self.manifest.models)}
-        self._direction = self.model_vectors[index[strong]] - self.model_vectors[index[weak]]
+        self.direction = self.model_vectors[index[strong]] - self.model_vectors[index[weak]]
 
     def score(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
-        embeddings = check_embeddings(embeddings, prompts, self._direction.shape[0], "mf")
-        logits = embeddings.astype(np.float32) @ self._direction
+        embeddings = check_embeddings(embeddings, prompts, self.direction.shape[0], "mf")
+        logits = embeddings.astype(np.float32) @ self.direction
         return 1.0 / (1.0 + np.exp(-logits))

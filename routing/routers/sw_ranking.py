@@ -12,6 +12,7 @@ fit on a tiers × tiers system, for a whole batch of prompts at once. The fit is
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,19 @@ class SWRankingRouter:
             weak,
         )
 
-    def tier_ratings(self, embeddings: np.ndarray) -> np.ndarray:
+    def with_battles(self, prompt_embeddings: np.ndarray, tier_wins: np.ndarray) -> SWRankingRouter:
+        """This router with more training prompts, ``tier_wins`` shaped as in the constructor."""
+        augmented = copy.copy(self)
+        augmented.prompt_embeddings = np.concatenate([self.prompt_embeddings, prompt_embeddings.astype(np.float32)])
+        augmented._wins = np.concatenate([self._wins, tier_wins.reshape(len(tier_wins), -1)])
+        return augmented
+
+    def tier_ratings(self, embeddings: np.ndarray, chunk: int = 1024) -> np.ndarray:
         """Bradley–Terry ratings of every tier, refit for each prompt embedding (one row each)."""
+        if len(embeddings) > chunk:  # bounds the prompts × training-prompts similarity matrix
+            return np.concatenate(
+                [self.tier_ratings(embeddings[i : i + chunk]) for i in range(0, len(embeddings), chunk)]
+            )
         similarity = embeddings.astype(np.float32) @ self.prompt_embeddings.T
         closest = np.maximum(similarity.max(axis=1, keepdims=True), 1e-6)
         weights = self.gamma ** (1.0 + similarity.astype(np.float64) / closest)

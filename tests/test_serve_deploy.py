@@ -1,0 +1,148 @@
+"""``serve deploy`` against a running cluster: a changed ``user_config`` moves the routers'
+default thresholds on the live replicas, which keep running; a bad one is refused."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from conftest import ROOT, FakeUpstream, fake_pair_args
+from test_serve_run import free_port
+
+from routing.calibration import load_calibration
+from routing.resources import CHECKPOINT_DIR
+
+pytestmark = pytest.mark.cluster
+
+DEADLINE_S = 180
+cluster_of: list[dict[str, str]] = []  # for the timeout message of wait_until
+MESSAGES = [{"role": "user", "content": "Summarise the causes of the French Revolution."}]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[dict[str, str]]:
+    import ray
+
+    dashboard = free_port()
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=True,
+        dashboard_port=dashboard,
+        logging_level="ERROR",
+        log_to_driver=False,
+    )
+    cluster_of[:] = [{"dashboard": f"http://127.0.0.1:{dashboard}", "http_port": str(free_port())}]
+    yield cluster_of[0]
+    ray.shutdown()
+
+
+def serve_config(cluster: dict[str, str], args: dict[str, Any], user_config: dict[str, Any] | None) -> dict:
+    ingress: dict[str, Any] = {"name": "Ingress", "ray_actor_options": {"num_cpus": 0.2}}
+    if user_config is not None:
+        ingress["user_config"] = user_config
+    return {
+        "http_options": {"host": "127.0.0.1", "port": int(cluster["http_port"])},
+        "applications": [
+            {
+                "name": "router",
+                "route_prefix": "/",
+                "import_path": "graph:build_app",
+                "args": args,
+                "deployments": [
+                    ingress,
+                    {"name": "Embedding", "ray_actor_options": {"num_cpus": 0.3}},
+                    {"name": "Router-mf", "ray_actor_options": {"num_cpus": 0.1}},
+                    {"name": "LLM-strong", "ray_actor_options": {"num_cpus": 0.1}},
+                    {"name": "LLM-weak", "ray_actor_options": {"num_cpus": 0.1}},
+                ],
+            }
+        ],
+    }
+
+
+def deploy(cluster: dict[str, str], config: dict, tmp_path: Path) -> None:
+    path = tmp_path / f"config-{time.monotonic_ns()}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    subprocess.run(
+        ["serve", "deploy", "--address", cluster["dashboard"], str(path)], cwd=ROOT, check=True, capture_output=True
+    )
+
+
+def status(cluster: dict[str, str]) -> dict:
+    """``serve status`` as an operator runs it."""
+    printed = subprocess.run(
+        ["serve", "status", "--address", cluster["dashboard"]], check=True, capture_output=True, text=True
+    ).stdout
+    return yaml.safe_load(printed)
+
+
+def wait_until(predicate: Any, what: str) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (httpx.HTTPError, KeyError, subprocess.CalledProcessError):
+            pass
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {status(cluster_of[0])}"
+        time.sleep(1)
+
+
+def app_status(cluster: dict[str, str]) -> str:
+    return status(cluster)["applications"]["router"]["status"]
+
+
+def ingress_actors() -> set[str]:
+    from ray.util.state import list_actors
+
+    return {a.actor_id for a in list_actors(filters=[("state", "=", "ALIVE")]) if "Ingress" in a.class_name}
+
+
+def get(cluster: dict[str, str], path: str) -> dict:
+    with httpx.Client(timeout=30) as client:
+        return client.get(f"http://127.0.0.1:{cluster['http_port']}{path}").raise_for_status().json()
+
+
+def route(cluster: dict[str, str], model: str) -> dict:
+    url = f"http://127.0.0.1:{cluster['http_port']}/v1/route"
+    with httpx.Client(timeout=30) as client:
+        response = client.post(url, json={"model": model, "messages": MESSAGES})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_user_config_moves_default_thresholds_without_a_restart(
+    cluster: dict[str, str], tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
+) -> None:
+    args = fake_pair_args(strong, weak, routers={"mf": {"type": "mf", "default_threshold": 0.25}})
+    deploy(cluster, serve_config(cluster, args, None), tmp_path)
+    wait_until(lambda: app_status(cluster) == "RUNNING", "the application")
+    replicas = ingress_actors()
+    assert len(replicas) == 1
+    assert route(cluster, "router-mf")["threshold"] == 0.25
+
+    deploy(cluster, serve_config(cluster, args, {"routers": {"mf": {"default_strong_percent": 30}}}), tmp_path)
+    expected = load_calibration(CHECKPOINT_DIR / "mf").threshold(30)  # type: ignore[union-attr]
+    decision = wait_until(lambda: (d := route(cluster, "router-mf")).get("strong_percent") == 30 and d, "the update")
+    assert decision["threshold"] == pytest.approx(expected)
+    assert ingress_actors() == replicas, "the Ingress replica was restarted"
+
+    deploy(cluster, serve_config(cluster, args, {"routers": {"mf": {"default_threshold": 0.9}}}), tmp_path)
+    wait_until(lambda: route(cluster, "router-mf")["threshold"] == 0.9, "the second update")
+    assert ingress_actors() == replicas
+
+    # A router the app does not have: refused with the key's path; the service keeps answering
+    # with the previous defaults on the same replica.
+    deploy(cluster, serve_config(cluster, args, {"routers": {"bert": {"default_threshold": 0.1}}}), tmp_path)
+    health = wait_until(lambda: (h := get(cluster, "/health")).get("user_config_error") and h, "the refusal")
+    assert "user_config.routers: no router 'bert'" in health["user_config_error"]
+    assert app_status(cluster) == "RUNNING"
+    assert route(cluster, "router-mf")["threshold"] == 0.9 and ingress_actors() == replicas
