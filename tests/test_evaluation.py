@@ -10,7 +10,15 @@ import pytest
 
 from routing.data.files import DataFileError
 from routing.evaluation.benchmark import read_benchmark
-from routing.evaluation.in_domain import STRONG_WINS, TIE, WEAK_WINS, cross_fit, outcomes
+from routing.evaluation.in_domain import (
+    STRONG_WINS,
+    TIE,
+    WEAK_WINS,
+    cross_fit,
+    head_fit_and_score,
+    mf_fit_and_score,
+    outcomes,
+)
 from routing.evaluation.metrics import (
     Curve,
     apgr,
@@ -160,7 +168,7 @@ def test_evaluate_command_on_a_user_csv(tmp_path: Path, capsys: pytest.CaptureFi
     # The optimal router sends only the 26 maths items the novice gets wrong: full quality at 32.5 %.
     assert by_router["optimal"]["cpt_80%"] <= 40 and by_router["optimal"]["apgr"] > by_router["mf"]["apgr"]
     learnt = {r["router"]: r for r in inside["routers"]}["mf"]
-    assert learnt["apgr"] > 0.7 > by_router["mf"]["apgr"] and learnt["cpt_50%"] < 30
+    assert learnt["apgr"] > 0.65 > by_router["mf"]["apgr"] and learnt["cpt_50%"] < by_router["mf"]["cpt_50%"] - 20
 
 
 def test_in_domain_folds_never_score_an_item_they_learnt_from() -> None:
@@ -182,3 +190,18 @@ def test_in_domain_folds_never_score_an_item_they_learnt_from() -> None:
 def test_outcomes_compare_the_two_models_quality() -> None:
     labels = outcomes(np.array([1.0, 0.0, 1.0, 9.5, 7.0]), np.array([0.0, 1.0, 1.0, 8.0, 7.0]))
     assert labels.tolist() == [STRONG_WINS, WEAK_WINS, TIE, STRONG_WINS, TIE]
+
+
+def test_in_domain_refits_learn_a_planted_direction_and_survive_one_sided_folds() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 8))
+    labels = np.where(features[:, 0] > 0.5, STRONG_WINS, np.where(features[:, 0] < -0.5, WEAK_WINS, TIE))
+    prompts = [f"p{i}" for i in range(300)]
+    for fit in (mf_fit_and_score(features, labels), head_fit_and_score(features, labels)):
+        scores = cross_fit(prompts, fit)
+        assert np.corrcoef(scores, features[:, 0])[0, 1] > 0.8
+    # Only ties and a single weak win: nothing to rank by, so one score for every item, no error.
+    flat = np.full(300, TIE)
+    flat[0] = WEAK_WINS
+    for fit in (mf_fit_and_score(features, flat), head_fit_and_score(features, flat)):
+        assert len(set(cross_fit(prompts, fit).tolist())) == 1

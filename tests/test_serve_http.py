@@ -13,6 +13,9 @@ import openai
 import pytest
 from conftest import FakeUpstream, fake_pair_args
 
+from routing.calibration import load_calibration
+from routing.resources import CHECKPOINT_DIR
+
 pytestmark = pytest.mark.cluster
 
 PROMPT = "Write a short poem about the sea."
@@ -75,6 +78,16 @@ def test_router_threshold_sends_each_prompt_to_one_upstream(client, http, strong
     assert raw.headers["x-route-target"] == "small" and raw.parse().model == "small"
     assert len(strong.requests()) == 1 and len(weak.requests()) == 1
     assert weak.requests()[0]["body"]["messages"] == [{"role": "user", "content": PROMPT}]
+
+
+def test_strong_share_syntax_uses_the_checkpoints_calibration(client) -> None:  # type: ignore[no-untyped-def]
+    table = load_calibration(CHECKPOINT_DIR / "mf")
+    assert table is not None
+    raw = ask(client, "router-mf-30%")
+    assert raw.headers["x-route-strong-percent"] == "30"
+    assert float(raw.headers["x-route-threshold"]) == pytest.approx(table.threshold(30), abs=1e-6)
+    target = "big" if float(raw.headers["x-route-score"]) >= table.threshold(30) else "small"
+    assert raw.headers["x-route-target"] == target == raw.parse().model
 
 
 def test_direct_model_names_bypass_routing(client, strong, weak) -> None:  # type: ignore[no-untyped-def]
@@ -169,6 +182,8 @@ MALFORMED: list[tuple[str, Any, int, str | None]] = [
     ),
     ("threshold above 1", {"model": "router-mf-1.5", "messages": [{"role": "user", "content": "x"}]}, 400, "model"),
     ("threshold negative", {"model": "router-mf--0.5", "messages": [{"role": "user", "content": "x"}]}, 400, "model"),
+    ("share above 100%", {"model": "router-mf-130%", "messages": [{"role": "user", "content": "x"}]}, 400, "model"),
+    ("share not a number", {"model": "router-mf-lots%", "messages": [{"role": "user", "content": "x"}]}, 400, "model"),
 ]
 
 

@@ -1,13 +1,17 @@
-"""The in-domain setting, cross-fitted: each router continues from its checkpoint on the
-benchmark's own items, k-fold, and every item is scored by the fold that did not learn from it.
+"""The in-domain setting, cross-fitted: each router learns from the benchmark's own items,
+k-fold, and every item is scored by the fold that did not learn from it.
 
 Items become strong-vs-weak outcomes by comparing the two models' quality on them (a higher
 judge score or the only correct answer wins; equal quality is a tie), which is the paper's
-golden-label augmentation applied to the benchmark itself. What each router learns:
+golden-label augmentation applied to the benchmark itself. Each router keeps its checkpoint's
+representation of a prompt and refits what reads it:
 
-- ``mf``: its scoring direction u_strong − u_weak, by the MF loss on the decisive items;
-- ``bert``, ``causal_llm``: the three-way head on the checkpoint's features of the prompts;
+- ``mf``: its scoring direction u_strong − u_weak over the prompt embedding, on the decisive items;
+- ``bert``, ``causal_llm``: the three-way head over the checkpoint's features of the prompt;
 - ``sw_ranking``: the items join its battles (it has no weights: its data is the model).
+
+A refit is a logistic regression whose L2 strength is chosen by cross-validation inside the
+training folds, so nothing about the scored fold enters it.
 
 Items with the same prompt share a fold, so a repeated prompt never leaks across folds.
 """
@@ -17,13 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from routing.routers.classifier import LABELS
 from routing.routers.sw_ranking import SWRankingRouter
 
 STRONG_WINS, TIE, WEAK_WINS = range(len(LABELS))
 FOLDS = 5
+
+REGULARISATION_GRID = np.logspace(-5, 0, 6)  # inverse L2 strengths C tried by the inner cross-validation
+INNER_FOLDS = 3
 
 # Scores for the ``test`` rows of a router that learnt from the ``train`` rows.
 FitAndScore = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -51,70 +57,60 @@ def cross_fit(prompts: list[str], fit_and_score: FitAndScore, folds: int = FOLDS
     return scores
 
 
-def _continue_training(
-    initial: dict[str, torch.Tensor],
-    loss: Callable[[dict[str, torch.Tensor], np.ndarray], torch.Tensor],
-    rows: np.ndarray,
-    seed: int,
-    steps: int = 300,
-    lr: float = 1e-3,
-    anchor: float = 1e-3,
-) -> dict[str, torch.Tensor]:
-    """Full-batch Adam from the checkpoint's values, pulled back towards them by ``anchor``;
-    the step with the lowest loss on a tenth of ``rows`` held out is kept."""
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(rows)
-    held = max(1, len(rows) // 10)
-    validation, train = shuffled[:held], shuffled[held:]
-    params = {k: v.detach().clone().float().requires_grad_(True) for k, v in initial.items()}
-    optimiser = torch.optim.Adam(params.values(), lr=lr)
-    best = (float("inf"), {k: v.detach().clone() for k, v in params.items()})
-    for _ in range(steps):
-        with torch.no_grad():
-            validation_loss = loss(params, validation).item()
-        if validation_loss < best[0]:
-            best = (validation_loss, {k: v.detach().clone() for k, v in params.items()})
-        drift = sum(((params[k] - initial[k].float()) ** 2).sum() for k in params)
-        total = loss(params, train) + anchor * drift
-        optimiser.zero_grad()
-        total.backward()
-        optimiser.step()
-    return best[1]
+def _refit_linear(
+    features: np.ndarray, target: np.ndarray, rows: np.ndarray, test: np.ndarray, positive: int
+) -> np.ndarray:
+    """P(target == positive) for ``test`` from an L2-regularised logistic regression on ``rows``,
+    its strength chosen by an inner cross-validation of the log loss on ``rows`` alone. A class
+    with fewer examples than inner folds cannot be validated and is left out; with one class
+    left there is nothing to rank by, and every test item gets the same score."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    counts = np.bincount(target[rows], minlength=len(LABELS))
+    rows = rows[counts[target[rows]] >= INNER_FOLDS]
+    if len(np.unique(target[rows])) < 2:
+        return np.full(len(test), 0.5)
+    model = make_pipeline(
+        StandardScaler(),
+        LogisticRegressionCV(
+            Cs=REGULARISATION_GRID,
+            l1_ratios=(0.0,),
+            cv=INNER_FOLDS,
+            scoring="neg_log_loss",
+            max_iter=2000,
+            use_legacy_attributes=False,
+        ),
+    )
+    model.fit(features[rows], target[rows])
+    classes = list(model[-1].classes_)
+    if positive not in classes:
+        return np.zeros(len(test))
+    return model.predict_proba(features[test])[:, classes.index(positive)]
 
 
-def mf_fit_and_score(direction: np.ndarray, embeddings: np.ndarray, labels: np.ndarray, seed: int = 0) -> FitAndScore:
-    """MF's score is σ((u_strong − u_weak) · e): only the direction matters for one pair."""
-    x = torch.from_numpy(np.asarray(embeddings, dtype=np.float32))
-    target = torch.from_numpy((labels == STRONG_WINS).astype(np.float32))
+def mf_fit_and_score(embeddings: np.ndarray, labels: np.ndarray) -> FitAndScore:
+    """MF's score is σ((u_strong − u_weak) · e), a linear function of the prompt embedding. The
+    direction is refit on the decisive items, as MF trains on decisive battles; where the weak
+    model (or the strong one) never wins in the training folds, on strong wins against the rest."""
+    strong_won = (labels == STRONG_WINS).astype(np.int64)
     decisive = labels != TIE
 
-    def loss(params: dict[str, torch.Tensor], rows: np.ndarray) -> torch.Tensor:
-        logits = x[rows] @ params["direction"]
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits, target[rows])
-
     def fit_and_score(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        learnt = _continue_training({"direction": torch.from_numpy(direction)}, loss, train[decisive[train]], seed)
-        with torch.no_grad():
-            return torch.sigmoid(x[test] @ learnt["direction"]).numpy()
+        rows = train[decisive[train]]
+        if np.bincount(strong_won[rows], minlength=2).min() < INNER_FOLDS:
+            rows = train
+        return _refit_linear(embeddings, strong_won, rows, test, positive=1)
 
     return fit_and_score
 
 
-def head_fit_and_score(head: torch.nn.Linear, features: np.ndarray, labels: np.ndarray, seed: int = 0) -> FitAndScore:
-    x = torch.from_numpy(np.asarray(features, dtype=np.float32))
-    target = torch.from_numpy(labels.astype(np.int64))
-    initial = {"weight": head.weight.detach().float(), "bias": head.bias.detach().float()}
-
-    def logits(params: dict[str, torch.Tensor], rows: np.ndarray) -> torch.Tensor:
-        return x[rows] @ params["weight"].T + params["bias"]
-
-    def loss(params: dict[str, torch.Tensor], rows: np.ndarray) -> torch.Tensor:
-        return torch.nn.functional.cross_entropy(logits(params, rows), target[rows])
+def head_fit_and_score(features: np.ndarray, labels: np.ndarray) -> FitAndScore:
+    """The classifiers' three-way head, refit on the checkpoint's features of the prompts."""
 
     def fit_and_score(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        learnt = _continue_training(initial, loss, train, seed)
-        with torch.no_grad():
-            return torch.softmax(logits(learnt, test), dim=-1)[:, STRONG_WINS].numpy()
+        return _refit_linear(features, labels, train, test, positive=STRONG_WINS)
 
     return fit_and_score
 

@@ -38,12 +38,12 @@ def score_settings(
     if isinstance(router, ClassifierRouter):
         features = router.features(prompts)
         out = head_probabilities(router.model.head, features)[:, in_domain.STRONG_WINS]
-        fit = in_domain.head_fit_and_score(router.model.head, features, labels)
+        fit = in_domain.head_fit_and_score(features, labels)
     else:
         assert embeddings is not None
         out = np.asarray(router.score(prompts, embeddings))
         if isinstance(router, MFRouter):
-            fit = in_domain.mf_fit_and_score(router.direction, embeddings, labels)
+            fit = in_domain.mf_fit_and_score(embeddings, labels)
         elif isinstance(router, SWRankingRouter):
             fit = in_domain.sw_ranking_fit_and_score(router, embeddings, labels)
         else:
