@@ -1,11 +1,16 @@
-"""``routellm-serve``: build the training set and train routers.
+"""``routellm-serve``: build the data, train, evaluate and calibrate routers.
 
     routellm-serve build-data --shared ../shared/data --out data/train
+    routellm-serve build-eval --shared ../shared/data --out data/eval
+    routellm-serve build-pool --shared ../shared/data
     routellm-serve train random     --out routing/checkpoints/random
     routellm-serve train sw_ranking --out routing/checkpoints/sw_ranking
     routellm-serve train mf         --out routing/checkpoints/mf
     routellm-serve train bert       --out routing/checkpoints/bert
     routellm-serve train causal_llm --out routing/checkpoints/causal_llm
+
+    routellm-serve evaluate --out docs/results
+    routellm-serve calibrate --router mf --strong-percent 30 --save
 
 ``--data`` takes files (JSONL, CSV, Parquet), folders of them, or Hugging Face dataset ids; it
 defaults to the shipped training set in ``data/train``.
