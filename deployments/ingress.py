@@ -6,6 +6,7 @@ Every response that is not a success is OpenAI's error JSON; routing is visible 
 
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,9 +18,10 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
 from deployments.handles import HandleBackend, HandleEmbedder, HandleScorer
+from routing.auth import ApiKeys
 from routing.config import AppConfig, ConfigError, load_user_config
 from routing.engine import Outcome, RoutingEngine
-from routing.errors import ServiceError
+from routing.errors import ServiceError, Unauthorized
 from routing.protocol import ChatCompletionChunk, ChatCompletionRequest, ErrorBody, ErrorResponse
 
 logger = logging.getLogger("ray.serve")
@@ -75,6 +77,18 @@ def _describe(errors: list[dict[str, Any]], body: Any) -> tuple[str, str | None]
     first = next(iter(by_path), None)
     messages = [m for ms in by_path.values() for m in ms]
     return "; ".join(messages[:5]) or "invalid request", first
+
+
+@app.middleware("http")
+async def _authenticate(request: Request, call_next: Any) -> Any:
+    # Before the body is read or validated: a caller without a key learns nothing of the API.
+    keys: ApiKeys | None = getattr(request.app.state, "api_keys", None)
+    if keys is not None and request.url.path.startswith("/v1/"):
+        try:
+            keys.check(request.headers.get("authorization"))
+        except Unauthorized as exc:
+            return error_response(exc.status_code, exc.message, exc.error_type, code=exc.code)
+    return await call_next(request)
 
 
 @app.exception_handler(RequestValidationError)
@@ -144,6 +158,7 @@ class Ingress:
         llms: dict[str, DeploymentHandle],
     ) -> None:
         self.user_config_error: str | None = None
+        app.state.api_keys = ApiKeys.load(config.auth, os.environ)
         embedder = HandleEmbedder(embedding, config.embedding.model_id) if embedding is not None else None
         self.engine = RoutingEngine(
             config,

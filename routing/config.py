@@ -208,6 +208,13 @@ class FallbackPolicy(_Strict):
     on_upstream_error: Literal["other_model", "error"] = "other_model"
 
 
+class AuthConfig(_Strict):
+    """API keys the ingress accepts (``Authorization: Bearer <key>``); none configured: open."""
+
+    api_keys_env: EnvName | None = Field(default=None, description="variable holding comma-separated keys")
+    api_keys_file: str | None = Field(default=None, description="file with one key per line, e.g. a mounted Secret")
+
+
 # ---------------------------------------------------------------- the application
 
 
@@ -241,6 +248,7 @@ class AppConfig(_Strict):
     embedding: Embedding = Field(default_factory=LocalEmbedding)
     routers: dict[str, RouterConfig] = Field(default_factory=_default_routers)
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> AppConfig:

@@ -40,6 +40,11 @@ class InvalidRequest(ServiceError):
     error_type = "invalid_request_error"
 
 
+class Unauthorized(ServiceError):
+    status_code = 401
+    error_type = "invalid_request_error"
+
+
 class ModelNotFound(ServiceError):
     status_code = 404
     error_type = "invalid_request_error"

@@ -27,8 +27,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+API_KEY = "sk-test-key-1"
+
+
 @pytest.fixture(scope="module")
-def service(upstreams: dict[str, FakeUpstream]) -> Iterator[str]:
+def service(upstreams: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import ray
     from ray import serve
 
@@ -39,6 +42,9 @@ def service(upstreams: dict[str, FakeUpstream]) -> Iterator[str]:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     args = fake_pair_args(upstreams["strong"], upstreams["weak"])
     args["upstreams"]["strong"]["timeout_s"] = 2
+    secret = tmp_path_factory.mktemp("secret") / "api-keys"
+    secret.write_text(f"{API_KEY}\nsk-test-key-2\n")
+    args["auth"] = {"api_keys_file": str(secret)}
     serve.run(build_app(args), name="router", route_prefix="/")
     yield f"http://127.0.0.1:{port}"
     ray.shutdown()
@@ -46,13 +52,13 @@ def service(upstreams: dict[str, FakeUpstream]) -> Iterator[str]:
 
 @pytest.fixture
 def http(service: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=service, timeout=30) as client:
+    with httpx.Client(base_url=service, timeout=30, headers={"authorization": f"Bearer {API_KEY}"}) as client:
         yield client
 
 
 @pytest.fixture
 def client(service: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{service}/v1", api_key="unused", max_retries=0, timeout=30)
+    return openai.OpenAI(base_url=f"{service}/v1", api_key=API_KEY, max_retries=0, timeout=30)
 
 
 def ask(client: openai.OpenAI, model: str, **fields: Any):  # type: ignore[no-untyped-def]
@@ -88,6 +94,26 @@ def test_strong_share_syntax_uses_the_checkpoints_calibration(client) -> None:  
     assert float(raw.headers["x-route-threshold"]) == pytest.approx(table.threshold(30), abs=1e-6)
     target = "big" if float(raw.headers["x-route-score"]) >= table.threshold(30) else "small"
     assert raw.headers["x-route-target"] == target == raw.parse().model
+
+
+@pytest.mark.parametrize("header", [None, "Bearer sk-wrong", "Bearer sk-test-key-", "Basic sk-test-key-1"])
+def test_requests_without_a_valid_key_are_401(service: str, header: str | None, strong: FakeUpstream) -> None:
+    headers = {"authorization": header} if header else {}
+    body = {"model": "router-mf-0.5", "messages": [{"role": "user", "content": PROMPT}]}
+    with httpx.Client(base_url=service, timeout=30, headers=headers) as anonymous:
+        for method, path in (("POST", "/v1/chat/completions"), ("POST", "/v1/route"), ("GET", "/v1/models")):
+            response = anonymous.request(method, path, json=body if method == "POST" else None)
+            assert response.status_code == 401, response.text
+            error = response.json()["error"]
+            assert error["type"] == "invalid_request_error" and error["code"] in ("missing_api_key", "invalid_api_key")
+        # Not even a malformed body is looked at before the key.
+        assert anonymous.post("/v1/chat/completions", content=b"{not json").status_code == 401
+        assert anonymous.get("/health").status_code == 200
+    assert strong.requests() == []
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{service}/v1", api_key="sk-wrong", max_retries=0).models.list()
+    second = openai.OpenAI(base_url=f"{service}/v1", api_key="sk-test-key-2", max_retries=0)
+    assert "router-mf" in [m.id for m in second.models.list()]
 
 
 def test_direct_model_names_bypass_routing(client, strong, weak) -> None:  # type: ignore[no-untyped-def]
