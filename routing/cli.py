@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from routing.calibration import DEFAULT_POOL
-from routing.config import PRECISION_HELP, LocalEmbedding
+from routing.config import PRECISION_HELP, LocalEmbedding, RouterConfig
 from routing.data.files import SOURCES_FILE
 
 if TYPE_CHECKING:
-    from routing.config import RouterConfig
     from routing.data.schema import Battle
     from routing.routers.checkpoint import DataFile
 
@@ -98,6 +97,19 @@ ROUTER_KINDS = ("random", "sw_ranking", "mf", "bert", "causal_llm")
 DEFAULT_EVAL = Path("data/eval")
 
 
+def _router_config(spec: str, precision: str = "auto") -> RouterConfig:
+    """The router a ``--router KIND[=CHECKPOINT_DIR]`` option names (default: the shipped one)."""
+    from pydantic import TypeAdapter
+
+    kind, _, directory = spec.partition("=")
+    if kind not in ROUTER_KINDS:
+        raise ValueError(f"--router {spec}: the kind must be one of {', '.join(ROUTER_KINDS)}")
+    fields = {"type": kind, "checkpoint": directory or f"builtin:{kind}"}
+    if kind in ("bert", "causal_llm"):
+        fields["precision"] = precision
+    return TypeAdapter(RouterConfig).validate_python(fields)
+
+
 def _scored_pair(config: RouterConfig, strong: str, weak: str) -> tuple[str | None, str | None]:
     """mf and sw_ranking score the benchmark's two models where they were trained on both, and
     their checkpoint's default pair otherwise (a benchmark's columns may name anything)."""
@@ -114,10 +126,8 @@ def _scored_pair(config: RouterConfig, strong: str, weak: str) -> tuple[str | No
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
-    from pydantic import TypeAdapter
     from tqdm.auto import tqdm
 
-    from routing.config import RouterConfig
     from routing.evaluation.benchmark import read_benchmark
     from routing.evaluation.in_domain import outcomes
     from routing.evaluation.report import evaluate, markdown, plot
@@ -127,14 +137,9 @@ def evaluate_command(args: argparse.Namespace) -> None:
     settings = ["out-of-domain", "in-domain"] if args.setting == "both" else [args.setting]
     routers, needs_embeddings = {}, False
     for spec in args.router or list(ROUTER_KINDS):
-        kind, _, directory = spec.partition("=")
-        if kind not in ROUTER_KINDS:
-            raise ValueError(f"--router {spec}: the kind must be one of {', '.join(ROUTER_KINDS)}")
-        config = TypeAdapter(RouterConfig).validate_python(
-            {"type": kind, "checkpoint": directory or f"builtin:{kind}"}
-            | ({"precision": args.precision} if kind in ("bert", "causal_llm") else {})
-        )
-        label = f"{kind}@{Path(directory).name}" if directory else kind
+        config = _router_config(spec, args.precision)
+        directory = spec.partition("=")[2]
+        label = f"{config.type}@{Path(directory).name}" if directory else config.type
         routers[label] = make_router(config, _scored_pair(config, args.strong, args.weak))
         needs_embeddings |= config.needs_embeddings
     encoder = None
@@ -179,18 +184,13 @@ def build_pool(shared: Path, out: Path) -> None:
 
 def calibrate_command(args: argparse.Namespace) -> None:
     import numpy as np
-    from pydantic import TypeAdapter
 
     from routing.calibration import CalibrationTable, read_prompts, save_calibration
-    from routing.config import RouterConfig
     from routing.resources import checkpoint_path
     from routing.routers import make_router
 
-    kind, _, directory = args.router.partition("=")
-    if kind not in ROUTER_KINDS:
-        raise ValueError(f"--router {args.router}: the kind must be one of {', '.join(ROUTER_KINDS)}")
-    checkpoint = directory or f"builtin:{kind}"
-    config = TypeAdapter(RouterConfig).validate_python({"type": kind, "checkpoint": checkpoint})
+    config = _router_config(args.router)
+    kind, checkpoint = config.type, config.checkpoint
     router = make_router(config, (args.strong, args.weak))
     encoder = None
     if config.needs_embeddings:
