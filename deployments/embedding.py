@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 from ray import serve
 
 from deployments.batching import MAX_BATCH_SIZE, batched
+from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S
 from routing.config import Embedding as EmbeddingConfig
+from routing.config import LocalEmbedding
 from routing.embeddings import make_embedder
 
 
@@ -14,7 +18,14 @@ class Embedding:
 
     def __init__(self, config: EmbeddingConfig) -> None:
         self.embedder = make_embedder(config)
+        self.probed = isinstance(config, LocalEmbedding)
         self._embed_one = batched(self._embed_batch)
+
+    async def check_health(self) -> None:
+        """Serve restarts a replica whose model no longer computes in time. A remote embedding
+        endpoint is not probed: its failures are the routing step's to handle."""
+        if self.probed:
+            await asyncio.wait_for(self.embedder.embed([HEALTH_PROBE]), HEALTH_PROBE_TIMEOUT_S)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         if len(texts) != 1:

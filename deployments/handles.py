@@ -1,34 +1,56 @@
 """DeploymentHandles dressed as the engine's parts (embedder, scorer, chat backend).
 
 A replica's exception reaches the caller wrapped in Ray's ``RayTaskError``; the service's own
-errors are unwrapped so that the engine sees exactly what the replica raised.
+errors are unwrapped so that the engine sees exactly what the replica raised. Ray's own
+failures become service errors the engine can act on:
+
+- a replica that died or cannot be reached mid-call: the routing step is tried again
+  (:class:`RoutingUnavailable`), an upstream call is retried or falls back (``replica_unavailable``);
+- a deployment whose queue is full (``max_queued_requests``): 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import numpy as np
-from ray.exceptions import RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from routing.errors import ServiceError
+from routing.errors import RoutingUnavailable, ServiceError, ServiceUnavailable, UpstreamError
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 
 T = TypeVar("T")
 
-
-def _unwrapped(exc: RayTaskError) -> BaseException:
-    cause = exc.cause
-    return cause if isinstance(cause, ServiceError) else exc
+REPLICA_LOST = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError)
 
 
-async def _call(response: Awaitable[T]) -> T:
+def _translated(exc: BaseException, lost: Callable[[str], ServiceError]) -> BaseException:
+    if isinstance(exc, RayTaskError) and isinstance(exc.cause, ServiceError):
+        return exc.cause
+    if isinstance(exc, BackPressureError):
+        return ServiceUnavailable(
+            "the service is at capacity; retry shortly", retry_after_s=exc.retry_after_s or 1.0, code="overloaded"
+        )
+    if isinstance(exc, REPLICA_LOST):
+        return lost(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    return exc
+
+
+def _routing_lost(deployment: str) -> Callable[[str], ServiceError]:
+    return lambda detail: RoutingUnavailable(f"the {deployment} replica was lost mid-call ({detail})")
+
+
+async def _call(response: Awaitable[T], lost: Callable[[str], ServiceError]) -> T:
     try:
         return await response
-    except RayTaskError as exc:
-        raise _unwrapped(exc) from None
+    except Exception as exc:
+        translated = _translated(exc, lost)
+        if translated is exc:
+            raise
+        raise translated from None
 
 
 class HandleEmbedder:
@@ -37,7 +59,7 @@ class HandleEmbedder:
         self.model_id = model_id
 
     async def embed(self, texts: list[str]) -> np.ndarray:
-        return await _call(self.handle.embed.remote(texts))
+        return await _call(self.handle.embed.remote(texts), _routing_lost("embedding"))
 
 
 class HandleScorer:
@@ -45,7 +67,7 @@ class HandleScorer:
         self.handle = handle
 
     async def score(self, prompts: list[str], embeddings: np.ndarray | None) -> list[float]:
-        return await _call(self.handle.score.remote(prompts, embeddings))
+        return await _call(self.handle.score.remote(prompts, embeddings), _routing_lost("router"))
 
 
 class HandleBackend:
@@ -53,12 +75,23 @@ class HandleBackend:
         self.handle = handle
         self.model = model
 
+    def _lost(self, detail: str) -> ServiceError:
+        return UpstreamError(
+            f"the client replica of model '{self.model}' was lost mid-call ({detail})",
+            model=self.model,
+            reason="replica_unavailable",
+            retriable=True,
+        )
+
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
-        return await _call(self.handle.complete.remote(request))
+        return await _call(self.handle.complete.remote(request), self._lost)
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         try:
             async for chunk in self.handle.options(stream=True).stream.remote(request):
                 yield chunk
-        except RayTaskError as exc:
-            raise _unwrapped(exc) from None
+        except Exception as exc:
+            translated = _translated(exc, self._lost)
+            if translated is exc:
+                raise
+            raise translated from None

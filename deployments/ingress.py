@@ -1,7 +1,7 @@
-"""The OpenAI-compatible HTTP front door.
+"""The OpenAI-compatible front door: one Serve deployment around the routing engine.
 
-Every response that is not a success is OpenAI's error JSON; routing is visible in the
-``x-route-*`` headers of every chat completion.
+Routing is visible in the ``x-route-*`` headers of every chat completion; a request that left
+its first-choice model says why in ``x-route-fallback``.
 """
 
 import json
@@ -10,108 +10,20 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from starlette.exceptions import HTTPException
 
 from deployments.handles import HandleBackend, HandleEmbedder, HandleScorer
+from deployments.metrics import ServeTelemetry
+from deployments.openai_http import app
 from routing.auth import ApiKeys
 from routing.config import AppConfig, ConfigError, load_user_config
 from routing.engine import Outcome, RoutingEngine
-from routing.errors import ServiceError, Unauthorized
-from routing.protocol import ChatCompletionChunk, ChatCompletionRequest, ErrorBody, ErrorResponse
+from routing.errors import ServiceError
+from routing.protocol import ChatCompletionChunk, ChatCompletionRequest, ErrorBody
 
 logger = logging.getLogger("ray.serve")
-
-app = FastAPI(
-    title="routellm-serve", summary="OpenAI-compatible chat completions routed between a strong and a weak model"
-)
-
-
-def error_response(
-    status: int, message: str, error_type: str, param: str | None = None, code: str | None = None
-) -> JSONResponse:
-    body = ErrorResponse(error=ErrorBody(message=message, type=error_type, param=param, code=code))
-    return JSONResponse(body.model_dump(), status_code=status)
-
-
-def _field_path(loc: tuple[Any, ...], body: Any) -> str | None:
-    """The client's own path to the bad value, e.g. ``messages[0].role``.
-
-    Pydantic's locations also name union branches (``str``, ``list[...]``, tags); walking the
-    submitted body alongside the location keeps only the parts that really index into it.
-    """
-    parts: list[Any] = []
-    node = body
-    steps = [p for p in loc if p != "body"]
-    for i, part in enumerate(steps):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        elif not (i == len(steps) - 1 and isinstance(node, dict)):
-            continue  # a union branch's label, not a key of the body
-        parts.append(part)
-    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
-    return text or None
-
-
-def _describe(errors: list[dict[str, Any]], body: Any) -> tuple[str, str | None]:
-    by_path: dict[str | None, list[str]] = {}
-    for error in errors:
-        path = _field_path(tuple(error["loc"]), body)
-        if error["type"] == "json_invalid":
-            reason = error.get("ctx", {}).get("error", "decode error")
-            return f"the request body is not valid JSON ({reason})", None
-        if error["type"] == "extra_forbidden":
-            message = f"Unrecognized request argument supplied: {path}"
-        elif path is None:
-            message = "the request body must be a JSON object (Content-Type: application/json)"
-        else:
-            message = f"'{path}': " + str(error["msg"]).removeprefix("Value error, ")
-        if message not in by_path.setdefault(path, []):
-            by_path[path].append(message)
-    first = next(iter(by_path), None)
-    messages = [m for ms in by_path.values() for m in ms]
-    return "; ".join(messages[:5]) or "invalid request", first
-
-
-@app.middleware("http")
-async def _authenticate(request: Request, call_next: Any) -> Any:
-    # Before the body is read or validated: a caller without a key learns nothing of the API.
-    keys: ApiKeys | None = getattr(request.app.state, "api_keys", None)
-    if keys is not None and request.url.path.startswith("/v1/"):
-        try:
-            keys.check(request.headers.get("authorization"))
-        except Unauthorized as exc:
-            return error_response(exc.status_code, exc.message, exc.error_type, code=exc.code)
-    return await call_next(request)
-
-
-@app.exception_handler(RequestValidationError)
-async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    message, param = _describe(list(exc.errors()), exc.body)
-    return error_response(400, message, "invalid_request_error", param=param, code="invalid_request")
-
-
-@app.exception_handler(ServiceError)
-async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-    return error_response(exc.status_code, exc.message, exc.error_type, exc.param, exc.code)
-
-
-@app.exception_handler(HTTPException)
-async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    error_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-    return error_response(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", error_type)
-
-
-@app.exception_handler(Exception)
-async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal error in the router service", "internal_error")
 
 
 def route_headers(outcome: Outcome) -> dict[str, str]:
@@ -128,6 +40,20 @@ def route_headers(outcome: Outcome) -> dict[str, str]:
     if outcome.fallback:
         headers["x-route-fallback"] = outcome.fallback
     return headers
+
+
+def log_outcome(outcome: Outcome) -> None:
+    """One line per answered request; Serve adds the request id. Never the prompt, never a key."""
+    decision = outcome.decision
+    logger.info(
+        "routed router=%s score=%s threshold=%s target=%s answered_by=%s fallback=%s",
+        decision.router if decision else "-",
+        f"{decision.score:.4f}" if decision else "-",
+        f"{decision.threshold:g}" if decision else "-",
+        decision.target if decision else "-",
+        outcome.model,
+        outcome.fallback or "-",
+    )
 
 
 async def server_sent_events(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[str]:
@@ -159,13 +85,23 @@ class Ingress:
     ) -> None:
         self.user_config_error: str | None = None
         app.state.api_keys = ApiKeys.load(config.auth, os.environ)
+        app.state.max_body_bytes = config.limits.max_body_bytes
         embedder = HandleEmbedder(embedding, config.embedding.model_id) if embedding is not None else None
         self.engine = RoutingEngine(
             config,
             embedder,
             {name: HandleScorer(handle) for name, handle in routers.items()},
             {key: HandleBackend(handle, config.upstreams[key].model) for key, handle in llms.items()},
+            ServeTelemetry(),
         )
+
+    def check_health(self) -> None:
+        """Re-reads the API keys, so that a rotated Secret file takes effect without a restart.
+        A file caught mid-rotation (gone or empty) keeps the keys in force until the next check."""
+        try:
+            app.state.api_keys = ApiKeys.load(self.engine.config.auth, os.environ)
+        except (OSError, ValueError) as exc:
+            logger.warning("API keys not reloaded, the previous ones stay in force: %s", exc)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve calls this with the deployment's ``user_config`` at start and on every
@@ -186,12 +122,14 @@ class Ingress:
     async def chat_completions(self, body: ChatCompletionRequest) -> Any:
         if body.stream:
             outcome, chunks = await self.engine.stream(body)
+            log_outcome(outcome)
             return StreamingResponse(
                 server_sent_events(chunks),
                 media_type="text/event-stream",
                 headers=route_headers(outcome) | {"cache-control": "no-cache"},
             )
         outcome, completion = await self.engine.complete(body)
+        log_outcome(outcome)
         return JSONResponse(completion.model_dump(mode="json", exclude_none=True), headers=route_headers(outcome))
 
     @app.post("/v1/route")
@@ -209,7 +147,8 @@ class Ingress:
         upstreams = {
             u.model: "configured" if u.configured else "unconfigured" for u in self.engine.config.upstreams.values()
         }
-        body: dict[str, Any] = {"status": "ok", "upstreams": upstreams}
+        breakers = {u.model: u.breaker.state for u in self.engine.upstreams.values()}
+        body: dict[str, Any] = {"status": "ok", "upstreams": upstreams, "circuits": breakers}
         if self.user_config_error:
             body["user_config_error"] = self.user_config_error
         return JSONResponse(body)

@@ -16,6 +16,9 @@ class LLMClient:
     def __init__(self, config: Upstream) -> None:
         self.backend = make_backend(config)
 
+    def check_health(self) -> None:
+        self.backend.check_health()
+
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         return await self.backend.complete(request)
 

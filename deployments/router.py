@@ -6,6 +6,7 @@ import numpy as np
 from ray import serve
 
 from deployments.batching import MAX_BATCH_SIZE, batched
+from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S
 from routing.config import RouterConfig
 from routing.routers import make_router
 
@@ -17,6 +18,15 @@ class Router:
     def __init__(self, config: RouterConfig, upstream_ids: tuple[str | None, str | None] = (None, None)) -> None:
         self.router = make_router(config, upstream_ids)
         self._score_one = batched(self._score_batch)
+        # A router over embeddings can be probed once it has seen a vector of the right size.
+        self._probe_embedding: np.ndarray | None = None if config.needs_embeddings else np.zeros((0,))
+
+    async def check_health(self) -> None:
+        """Serve restarts a replica whose model no longer scores in time."""
+        if self._probe_embedding is None:
+            return
+        embeddings = self._probe_embedding[None, :] if self._probe_embedding.size else None
+        await asyncio.wait_for(asyncio.to_thread(self.router.score, [HEALTH_PROBE], embeddings), HEALTH_PROBE_TIMEOUT_S)
 
     async def score(self, prompts: list[str], embeddings: np.ndarray | None) -> list[float]:
         if len(prompts) != 1:
@@ -28,6 +38,8 @@ class Router:
     async def _score_batch(self, items: list[tuple[str, np.ndarray | None]]) -> list[float]:
         prompts = [prompt for prompt, _ in items]
         embeddings = None if items[0][1] is None else np.stack([e for _, e in items])
+        if embeddings is not None and self._probe_embedding is None:
+            self._probe_embedding = embeddings[0].copy()
         # Scoring is CPU-bound: off the event loop, so the replica keeps accepting requests meanwhile.
         scores = await asyncio.to_thread(self.router.score, prompts, embeddings)
         return [float(s) for s in scores]

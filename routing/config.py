@@ -37,18 +37,59 @@ class _Strict(BaseModel):
 # ---------------------------------------------------------------- upstream LLMs
 
 
-class OpenAIUpstream(_Strict):
+class Timeouts(_Strict):
+    """Time limits of one upstream call; a limit that runs out counts as that upstream failing."""
+
+    connect_s: float = Field(default=5.0, gt=0, description="opening the TCP/TLS connection (openai backend)")
+    first_token_s: float = Field(
+        default=30.0, gt=0, description="from the call to a stream's first chunk; capped by total_s"
+    )
+    total_s: float = Field(default=120.0, gt=0, description="from the first attempt to the last byte, retries included")
+
+
+class RetryPolicy(_Strict):
+    """Retries of a failed call on the same upstream (429, 5xx, connection errors), before any fallback.
+
+    Waits grow exponentially with full jitter; an upstream's ``Retry-After`` is honoured when it
+    is within ``backoff_max_s`` and ends the retries otherwise."""
+
+    max_retries: int = Field(default=2, ge=0, le=10)
+    backoff_initial_s: float = Field(default=0.25, ge=0)
+    backoff_max_s: float = Field(default=4.0, ge=0)
+
+
+class CircuitBreaker(_Strict):
+    """After ``failure_threshold`` failed calls in a row, an upstream is skipped for ``cooldown_s``
+    (its requests fall back at once); then one trial call decides whether it is back."""
+
+    failure_threshold: int = Field(default=5, ge=1)
+    cooldown_s: float = Field(default=30.0, gt=0)
+
+
+class Price(_Strict):
+    """What the upstream charges, in USD per million tokens; used for the cost metrics."""
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+
+class _UpstreamBase(_Strict):
+    model: str = Field(min_length=1, description="model id sent upstream; also its public name")
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
+    price: Price | None = Field(default=None, description="per-model prices for the cost metrics")
+    router_model_id: str | None = Field(default=None, description=ROUTER_MODEL_ID_HELP)
+
+
+class OpenAIUpstream(_UpstreamBase):
     """Any OpenAI-compatible chat endpoint: OpenAI, vLLM, Ollama, LiteLLM, ..."""
 
     backend: Literal["openai"]
-    model: str = Field(min_length=1, description="model id sent upstream; also its public name")
     model_env: EnvName | None = Field(default=None, description="variable that overrides 'model' when set")
     base_url: str | None = None
     base_url_env: EnvName | None = Field(default=None, description="variable holding the base URL")
     api_key_env: EnvName | None = Field(default=None, description="variable holding the API key")
-    timeout_s: float = Field(default=120.0, gt=0)
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-    router_model_id: str | None = Field(default=None, description=ROUTER_MODEL_ID_HELP)
 
     @property
     def configured(self) -> bool:
@@ -60,7 +101,7 @@ class OpenAIUpstream(_Strict):
         return self.model_copy(update={"model": model or self.model, "base_url": base_url or None})
 
 
-class LocalUpstream(_Strict):
+class LocalUpstream(_UpstreamBase):
     """A causal LM generating inside the replica with transformers (default: embedded SmolLM2)."""
 
     backend: Literal["local"]
@@ -69,7 +110,6 @@ class LocalUpstream(_Strict):
     gguf_file: str | None = None
     max_new_tokens: int = Field(default=256, ge=1, le=8192, description="default and cap per request")
     torch_threads: int | None = Field(default=None, ge=1)
-    router_model_id: str | None = Field(default=None, description=ROUTER_MODEL_ID_HELP)
 
     @property
     def configured(self) -> bool:
@@ -202,10 +242,28 @@ RouterConfig = Annotated[
 
 
 class FallbackPolicy(_Strict):
-    """What a routed request does when its target model cannot answer."""
+    """What a routed request does when its target model, or the routing step itself, fails."""
 
     on_unconfigured: Literal["other_model", "error"] = "other_model"
     on_upstream_error: Literal["other_model", "error"] = "other_model"
+    on_routing_error: Literal["strong", "weak", "error"] = Field(
+        default="strong",
+        description="when the router cannot score (its replica died twice, its embedding endpoint is down)",
+    )
+
+
+class Limits(_Strict):
+    """Bounds on what one request may ask of the service."""
+
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="HTTP body, in bytes")
+    max_messages: int = Field(default=1024, ge=1)
+    max_prompt_chars: int = Field(default=1_000_000, ge=1, description="characters of text over all messages")
+    router_prompt_chars: int = Field(
+        default=16_384,
+        ge=256,
+        description="the routed turn is cut to this many characters before a router reads it "
+        "(routers then truncate to their own token limit)",
+    )
 
 
 class AuthConfig(_Strict):
@@ -249,6 +307,7 @@ class AppConfig(_Strict):
     routers: dict[str, RouterConfig] = Field(default_factory=_default_routers)
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    limits: Limits = Field(default_factory=Limits)
 
     @model_validator(mode="after")
     def _consistent(self) -> AppConfig:

@@ -19,7 +19,7 @@ import numpy as np
 from routing.calibration import router_calibrations
 from routing.config import AppConfig, ConfigError, IngressUserConfig, RouterDefaults
 from routing.embeddings import Embedder, make_embedder
-from routing.errors import InvalidRequest, ModelNotFound, UpstreamError
+from routing.errors import InvalidRequest, ModelNotFound, RoutingUnavailable, UpstreamError
 from routing.model_names import ROUTER_PREFIX, RouterAlias, parse_router_alias
 from routing.protocol import (
     ChatCompletion,
@@ -29,8 +29,11 @@ from routing.protocol import (
     ModelCard,
     ModelList,
     RouteDecision,
+    Usage,
 )
+from routing.resilience import ResilientUpstream, close_stream
 from routing.routers import Router, make_router
+from routing.telemetry import NO_TELEMETRY, Telemetry, cost_of
 from routing.upstreams import ChatBackend, make_backend
 
 T = TypeVar("T")
@@ -72,6 +75,7 @@ class Outcome:
     decision: RouteDecision | None
     model: str
     fallback: str | None
+    key: str
 
 
 class RoutingEngine:
@@ -81,11 +85,15 @@ class RoutingEngine:
         embedder: Embedder | None,
         scorers: Mapping[str, Scorer],
         backends: Mapping[str, ChatBackend],
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.config = config
         self.embedder = embedder
         self.scorers = scorers
-        self.backends = backends
+        self.telemetry = telemetry
+        self.upstreams = {
+            key: ResilientUpstream(backend, config.upstreams[key], telemetry) for key, backend in backends.items()
+        }
         self.calibrations = router_calibrations(config)
         self.defaults: dict[str, RouterDefaults] = {}
         self.reconfigure(IngressUserConfig())
@@ -126,7 +134,25 @@ class RoutingEngine:
         cards += [ModelCard(id=u.model, owned_by=u.backend) for u in self.config.upstreams.values()]
         return ModelList(data=cards)
 
+    def check_limits(self, messages: Sequence[ChatMessage]) -> None:
+        limits = self.config.limits
+        if len(messages) > limits.max_messages:
+            raise InvalidRequest(
+                f"{len(messages)} messages is more than this service takes ({limits.max_messages})",
+                param="messages",
+                code="too_many_messages",
+            )
+        chars = sum(len(m.text()) for m in messages)
+        if chars > limits.max_prompt_chars:
+            raise InvalidRequest(
+                f"the messages hold {chars} characters of text, more than this service takes "
+                f"({limits.max_prompt_chars})",
+                param="messages",
+                code="context_length_exceeded",
+            )
+
     async def plan(self, model: str, messages: Sequence[ChatMessage]) -> Plan:
+        self.check_limits(messages)
         alias = parse_router_alias(model)
         if alias is None:
             key = self.config.upstream_by_model(model)
@@ -140,16 +166,20 @@ class RoutingEngine:
                 f"router '{alias.router}' does not exist; available: {', '.join(self.config.routers)}", param="model"
             )
         threshold, strong_percent = self.threshold(alias.router, alias)
-        prompt = routed_prompt(messages)
-        embeddings = None
-        if router.needs_embeddings:
-            if self.embedder is None:
-                raise RuntimeError("an embedding router is configured without an embedder")
-            embeddings = await self.embedder.embed([prompt])
-        score = (await self.scorers[alias.router].score([prompt], embeddings))[0]
+        prompt = routed_prompt(messages)[: self.config.limits.router_prompt_chars]
         strong, weak = self.config.strong, self.config.weak
+        try:
+            score = await self._score(alias.router, prompt)
+        except (RoutingUnavailable, UpstreamError) as exc:
+            # The router cannot score; the request is still answered, by the configured model.
+            choice = self.config.fallback.on_routing_error
+            if choice == "error":
+                raise
+            reason = exc.reason if isinstance(exc, UpstreamError) else exc.code
+            return Plan(decision=None, order=(strong if choice == "strong" else weak,), skip_reason=f"routing_{reason}")
         target, other = (strong, weak) if score >= threshold else (weak, strong)
         upstreams, policy = self.config.upstreams, self.config.fallback
+        self.telemetry.decision(alias.router, upstreams[target].model, target == strong, score)
         skip = not upstreams[target].configured and policy.on_unconfigured == "other_model"
         decision = RouteDecision(
             router=alias.router,
@@ -166,51 +196,78 @@ class RoutingEngine:
         )
         return Plan(decision=decision, order=(target, other) if may_fall_back else (target,))
 
+    async def _score(self, router: str, prompt: str) -> float:
+        """Embeds and scores the prompt; a replica lost on the way gets the step tried once more."""
+        try:
+            return await self._score_once(router, prompt)
+        except RoutingUnavailable:
+            return await self._score_once(router, prompt)
+
+    async def _score_once(self, router: str, prompt: str) -> float:
+        embeddings = None
+        if self.config.routers[router].needs_embeddings:
+            if self.embedder is None:
+                raise RuntimeError("an embedding router is configured without an embedder")
+            embeddings = await self.embedder.embed([prompt])
+        return (await self.scorers[router].score([prompt], embeddings))[0]
+
     async def route(self, model: str, messages: Sequence[ChatMessage]) -> RouteDecision:
         plan = await self.plan(model, messages)
-        if plan.decision is None:
-            raise InvalidRequest(f"'{model}' is not a router alias: use 'router-<router>-<threshold>'", param="model")
-        return plan.decision
+        if plan.decision is not None:
+            return plan.decision
+        if plan.skip_reason:
+            raise RoutingUnavailable(f"the router could not score the prompt ({plan.skip_reason})")
+        raise InvalidRequest(f"'{model}' is not a router alias: use 'router-<router>-<threshold>'", param="model")
 
     async def complete(self, request: ChatCompletionRequest) -> tuple[Outcome, ChatCompletion]:
         plan = await self.plan(request.model, request.messages)
-        return await self._first_success(plan, lambda key: self.backends[key].complete(request))
+        outcome, completion = await self._first_success(plan, lambda key: self.upstreams[key].complete(request))
+        if completion.usage is not None:
+            self._record_usage(outcome.key, completion.usage)
+        return outcome, completion
 
     async def stream(self, request: ChatCompletionRequest) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
         """Opens the stream and waits for its first chunk: until then a failure may still fall back,
         after it the answer is committed to this upstream."""
         plan = await self.plan(request.model, request.messages)
-        return await self._first_success(plan, lambda key: self._open_stream(key, request))
-
-    async def _open_stream(self, key: str, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        chunks = aiter(self.backends[key].stream(request))
-        first = await anext(chunks, None)
-        if first is None:
-            model = self.config.upstreams[key].model
-            raise UpstreamError(f"model '{model}' ended its stream before the first chunk", model=model)
-        return _prepend(first, chunks)
+        outcome, chunks = await self._first_success(plan, lambda key: self.upstreams[key].open_stream(request))
+        return outcome, self._watch_usage(outcome.key, chunks)
 
     async def _first_success(self, plan: Plan, attempt: Callable[[str], Awaitable[T]]) -> tuple[Outcome, T]:
-        """Tries the plan's upstreams in order; if all fail, the first choice's error is raised."""
-        reason, first_error = plan.skip_reason, None
+        """Tries the plan's upstreams in order; if all fail, the first choice's error is raised,
+        naming every failure."""
+        reason, errors = plan.skip_reason, []
         for key in plan.order:
             try:
                 result = await attempt(key)
             except UpstreamError as exc:
-                first_error = first_error or exc
-                reason = exc.fallback_reason
+                errors.append(exc)
+                reason = exc.reason
                 continue
-            return Outcome(plan.decision, self.config.upstreams[key].model, reason), result
-        assert first_error is not None, "a plan always names at least one upstream"
-        raise first_error
+            if reason:
+                self.telemetry.fallback(reason)
+            return Outcome(plan.decision, self.config.upstreams[key].model, reason, key), result
+        assert errors, "a plan always names at least one upstream"
+        first = errors[0]
+        if len(errors) > 1:
+            first.message += "; the fallback failed too: " + "; ".join(e.message for e in errors[1:])
+            first.args = (first.message,)
+        raise first
 
+    def _record_usage(self, key: str, usage: Usage) -> None:
+        cost = cost_of(self.config, key, usage.prompt_tokens, usage.completion_tokens)
+        self.telemetry.usage(self.config.upstreams[key].model, usage.prompt_tokens, usage.completion_tokens, cost)
 
-async def _prepend(
-    first: ChatCompletionChunk, rest: AsyncIterator[ChatCompletionChunk]
-) -> AsyncIterator[ChatCompletionChunk]:
-    yield first
-    async for chunk in rest:
-        yield chunk
+    async def _watch_usage(
+        self, key: str, chunks: AsyncIterator[ChatCompletionChunk]
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        try:
+            async for chunk in chunks:
+                if chunk.usage is not None:
+                    self._record_usage(key, chunk.usage)
+                yield chunk
+        finally:
+            await close_stream(chunks)
 
 
 def in_process_engine(config: AppConfig) -> RoutingEngine:

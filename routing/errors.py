@@ -51,13 +51,40 @@ class ModelNotFound(ServiceError):
     default_code = "model_not_found"
 
 
+class ServiceUnavailable(ServiceError):
+    """The service cannot take the request now (a full queue, no healthy replica); try again later."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    default_code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+
+class RoutingUnavailable(ServiceUnavailable):
+    """A router or embedding replica was lost while scoring; the routing step may be tried again."""
+
+    default_code = "replica_unavailable"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
 class UpstreamError(ServiceError):
-    """The upstream LLM (or embedding) API failed or answered with an error."""
+    """The upstream LLM (or embedding) API failed or answered with an error.
+
+    ``reason`` names the failure in ``x-route-fallback`` and in the metrics; ``retriable``
+    says whether the same upstream may be asked again (429, 5xx, connection errors)."""
 
     status_code = 502
     error_type = "upstream_error"
     default_code = "upstream_error"
-    fallback_reason = "upstream_error"
+    default_reason = "upstream_error"
 
     def __init__(
         self,
@@ -65,19 +92,31 @@ class UpstreamError(ServiceError):
         *,
         model: str,
         upstream_status: int | None = None,
+        reason: str | None = None,
+        retriable: bool = False,
+        retry_after_s: float | None = None,
         param: str | None = None,
         code: str | None = None,
     ) -> None:
         super().__init__(message, param=param, code=code)
         self.model = model
         self.upstream_status = upstream_status
+        self.reason = reason or self.default_reason
+        self.retriable = retriable
+        self.retry_after_s = retry_after_s
+
+    @property
+    def counts_against_upstream(self) -> bool:
+        """Whether this failure says the upstream is unwell (what the circuit breaker counts);
+        a lost replica of ours says nothing about it."""
+        return self.reason != "replica_unavailable"
 
 
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     error_type = "timeout"
     default_code = "upstream_timeout"
-    fallback_reason = "upstream_timeout"
+    default_reason = "upstream_timeout"
 
 
 class UpstreamUnconfigured(UpstreamError):
@@ -86,7 +125,11 @@ class UpstreamUnconfigured(UpstreamError):
     status_code = 503
     error_type = "service_unavailable"
     default_code = "upstream_unconfigured"
-    fallback_reason = "upstream_unconfigured"
+    default_reason = "upstream_unconfigured"
+
+    @property
+    def counts_against_upstream(self) -> bool:
+        return False
 
 
 class UpstreamRejected(UpstreamError):
@@ -95,4 +138,19 @@ class UpstreamRejected(UpstreamError):
     status_code = 400
     error_type = "invalid_request_error"
     default_code = "upstream_rejected"
-    fallback_reason = "upstream_rejected"
+    default_reason = "upstream_rejected"
+
+    @property
+    def counts_against_upstream(self) -> bool:
+        return False
+
+
+class CircuitOpen(UpstreamError):
+    """The upstream failed too often lately; it is skipped until its cooldown ends."""
+
+    default_code = "upstream_circuit_open"
+    default_reason = "circuit_open"
+
+    @property
+    def counts_against_upstream(self) -> bool:
+        return False

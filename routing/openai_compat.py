@@ -13,6 +13,8 @@ from routing.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 # The upstream judged the request itself bad; any other status is the upstream's (or our
 # configuration's) problem, and the client sees 502.
 CLIENT_FAULT_STATUSES = {400, 413, 422}
+# Worth asking the same upstream again: it is busy or briefly broken, not refusing this request.
+RETRIABLE_STATUSES = {408, 409, 429}
 
 
 def async_client(
@@ -20,6 +22,7 @@ def async_client(
 ) -> openai.AsyncOpenAI:
     # The key is read here, in the process that uses it, and never leaves it.
     api_key = os.environ.get(api_key_env, "") if api_key_env else ""
+    # Retries are the caller's (routing.resilience), which also knows when to switch models.
     return openai.AsyncOpenAI(
         base_url=base_url,
         api_key=api_key or "unused",
@@ -34,18 +37,36 @@ def upstream_error(exc: Exception, model: str) -> UpstreamError:
         return UpstreamTimeout(f"model '{model}' timed out", model=model)
     if isinstance(exc, openai.APIStatusError):
         detail = _error_message(exc)
-        if exc.status_code in CLIENT_FAULT_STATUSES:
+        status = exc.status_code
+        if status in CLIENT_FAULT_STATUSES:
             return UpstreamRejected(
-                f"model '{model}' rejected the request: {detail}", model=model, upstream_status=exc.status_code
+                f"model '{model}' rejected the request: {detail}", model=model, upstream_status=status
             )
         return UpstreamError(
-            f"model '{model}' answered HTTP {exc.status_code}: {detail}", model=model, upstream_status=exc.status_code
+            f"model '{model}' answered HTTP {status}: {detail}",
+            model=model,
+            upstream_status=status,
+            reason="upstream_rate_limited" if status == 429 else "upstream_error",
+            retriable=status in RETRIABLE_STATUSES or status >= 500,
+            retry_after_s=_retry_after(exc.response),
         )
     if isinstance(exc, openai.APIConnectionError):
-        return UpstreamError(f"model '{model}' is unreachable: {exc}", model=model)
+        return UpstreamError(
+            f"model '{model}' is unreachable: {exc}", model=model, reason="upstream_unreachable", retriable=True
+        )
     if isinstance(exc, (openai.APIResponseValidationError, ValueError)):  # pydantic's errors are ValueErrors
-        return UpstreamError(f"model '{model}' sent a malformed response", model=model)
+        return UpstreamError(f"model '{model}' sent a malformed response", model=model, reason="upstream_malformed")
     return UpstreamError(f"model '{model}' failed: {type(exc).__name__}", model=model)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds; the HTTP-date form is ignored (the backoff applies instead)."""
+    value = response.headers.get("retry-after")
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < 86400 else None
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

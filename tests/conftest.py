@@ -28,18 +28,33 @@ class FakeUpstream:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.port = 0
+        self._spawn()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def _spawn(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(TESTS / "fake_upstream.py"), "--name", name], stdout=subprocess.PIPE, text=True
+            [sys.executable, str(TESTS / "fake_upstream.py"), "--name", self.name, "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line.startswith("PORT "):
             self.process.kill()
-            raise RuntimeError(f"fake upstream '{name}' did not start: {line!r}")
+            raise RuntimeError(f"fake upstream '{self.name}' did not start: {line!r}")
         self.port = int(line.split()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.base_url = f"{self.url}/v1"
-        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def refuse(self) -> None:
+        """Stops the server: connections to its port are refused until :meth:`restart`."""
+        self._terminate()
+
+    def restart(self) -> None:
+        if self.process.poll() is None:
+            return
+        self._spawn()
 
     def behave(self, mode: str = "ok", **options: Any) -> None:
         self.client.post("/_control", json={"mode": mode, **options}).raise_for_status()
@@ -48,11 +63,15 @@ class FakeUpstream:
         return self.client.get("/_requests").json()
 
     def reset(self) -> None:
+        self.restart()
         self.behave("ok")
         self.client.delete("/_requests").raise_for_status()
 
     def stop(self) -> None:
         self.client.close()
+        self._terminate()
+
+    def _terminate(self) -> None:
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
@@ -85,8 +104,8 @@ def fake_pair_args(strong: FakeUpstream, weak: FakeUpstream, **overrides: Any) -
     """Application args with both upstreams on fake servers, named 'big' and 'small'."""
     args: dict[str, Any] = {
         "upstreams": {
-            "strong": {"backend": "openai", "model": "big", "base_url": strong.base_url, "timeout_s": 5},
-            "weak": {"backend": "openai", "model": "small", "base_url": weak.base_url, "timeout_s": 5},
+            "strong": {"backend": "openai", "model": "big", "base_url": strong.base_url, "timeouts": {"total_s": 5}},
+            "weak": {"backend": "openai", "model": "small", "base_url": weak.base_url, "timeouts": {"total_s": 5}},
         },
         "routers": {"random": {"type": "random", "seed": 0}, "mf": {"type": "mf"}},
     }

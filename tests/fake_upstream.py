@@ -4,8 +4,10 @@ Run as its own process: ``python tests/fake_upstream.py --name strong``. It bind
 127.0.0.1 and prints ``PORT <n>`` on its first line. Tests steer it over HTTP:
 
 - ``POST /_control`` with ``{"mode": ..., ...}``: ``ok`` (default), ``status`` (answer with
-  ``status``), ``hang`` (never answer), ``malformed`` (broken JSON), ``cut`` (stream ``chunks``
-  chunks, then drop the connection);
+  ``status``, and a ``Retry-After: <retry_after>`` header when given), ``hang`` (never answer),
+  ``malformed`` (broken JSON), ``cut`` (stream ``chunks`` chunks, then drop the connection);
+  with ``"times": n`` the mode applies to the next n requests only, then ``ok`` returns;
+  ``delay_s`` delays every streamed chunk (and a whole answer);
 - ``GET /_requests``: every request body received, oldest first; ``DELETE /_requests`` clears.
 
 Answers are ``"<name> answer #<k>"`` split into ``chunks`` pieces when streamed, so a test can
@@ -52,12 +54,23 @@ def create_app(name: str) -> FastAPI:
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "fake"}]}
 
+    def current() -> dict[str, Any]:
+        """The behaviour for this request, using up one of its ``times``."""
+        behaviour = state["behaviour"]
+        if "times" in behaviour:
+            if behaviour["times"] <= 0:
+                state["behaviour"] = behaviour = {"mode": "ok"}
+            else:
+                behaviour["times"] -= 1
+        return behaviour
+
     async def misbehave(behaviour: dict[str, Any]) -> Response | None:
         mode = behaviour.get("mode", "ok")
         if mode == "hang":
             await asyncio.sleep(3600)
         if mode == "status":
             status = int(behaviour.get("status", 500))
+            headers = {"retry-after": str(behaviour["retry_after"])} if "retry_after" in behaviour else None
             return JSONResponse(
                 {
                     "error": {
@@ -68,6 +81,7 @@ def create_app(name: str) -> FastAPI:
                     }
                 },
                 status_code=status,
+                headers=headers,
             )
         if mode == "malformed":
             return PlainTextResponse('{"id": "x", "choices": [', media_type="application/json")
@@ -77,7 +91,7 @@ def create_app(name: str) -> FastAPI:
     async def chat(request: Request) -> Response:
         body = await request.json()
         state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
-        behaviour = state["behaviour"]
+        behaviour = current()
         failure = await misbehave(behaviour)
         if failure is not None:
             return failure
@@ -85,7 +99,9 @@ def create_app(name: str) -> FastAPI:
         text = f"{name} answer #{state['count']}"
         model = body.get("model", name)
         ident, created = f"chatcmpl-{name}-{state['count']}", int(time.time())
+        delay = float(behaviour.get("delay_s", 0.0))
         if not body.get("stream"):
+            await asyncio.sleep(delay)
             return JSONResponse(
                 {
                     "id": ident,
@@ -105,7 +121,6 @@ def create_app(name: str) -> FastAPI:
             )
         pieces = _split(text, int(behaviour.get("chunks", 4)))
         cut_after = int(behaviour["chunks"]) if behaviour.get("mode") == "cut" else None
-        delay = float(behaviour.get("delay_s", 0.0))
 
         async def events() -> Any:
             def event(delta: dict[str, Any], finish: str | None = None) -> str:
@@ -125,6 +140,10 @@ def create_app(name: str) -> FastAPI:
                 if cut_after is not None and number >= cut_after:
                     raise ConnectionResetError("stream cut on purpose")
             yield event({}, "stop")
+            if (body.get("stream_options") or {}).get("include_usage"):
+                usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+                chunk = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model}
+                yield f"data: {json.dumps(chunk | {'choices': [], 'usage': usage})}\n\n"
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -133,7 +152,7 @@ def create_app(name: str) -> FastAPI:
     async def embeddings(request: Request) -> Response:
         body = await request.json()
         state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
-        failure = await misbehave(state["behaviour"])
+        failure = await misbehave(current())
         if failure is not None:
             return failure
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
@@ -165,10 +184,11 @@ def _vector(text: str, dim: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", required=True)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
     args = parser.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", args.port))
     sock.listen(128)  # connections queue from now on, before the server loop starts
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(create_app(args.name), log_level="critical", timeout_graceful_shutdown=1)

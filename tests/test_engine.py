@@ -10,7 +10,7 @@ from conftest import FakeUpstream, fake_pair_args
 
 from routing.config import load_app_config
 from routing.engine import RoutingEngine, in_process_engine
-from routing.errors import ModelNotFound, UpstreamError, UpstreamUnconfigured
+from routing.errors import ModelNotFound, UpstreamUnconfigured
 from routing.protocol import ChatCompletionRequest
 
 PROMPT = "Explain the difference between a process and a thread."
@@ -83,55 +83,6 @@ def test_unconfigured_strong_model_is_answered_by_the_weak_one(strong: FakeUpstr
     strict = in_process_engine(load_app_config(args).resolve_env({}))
     with pytest.raises(UpstreamUnconfigured):
         asyncio.run(strict.complete(chat("router-random-0")))
-
-
-def test_failing_upstream_falls_back_once(strong: FakeUpstream, weak: FakeUpstream) -> None:
-    strong.behave("status", status=503)
-    engine = engine_for(strong, weak)
-
-    async def scenario() -> None:
-        outcome, completion = await engine.complete(chat("router-random-0"))
-        assert (completion.model, outcome.fallback) == ("small", "upstream_error")
-        with pytest.raises(UpstreamError) as info:
-            await engine.complete(chat("big"))
-        assert info.value.status_code == 502
-        weak.behave("status", status=500)
-        with pytest.raises(UpstreamError):
-            await engine.complete(chat("router-random-0"))
-
-    asyncio.run(scenario())
-    assert len(strong.requests()) == 3 and len(weak.requests()) == 2
-
-    strong.behave("status", status=503)
-    weak.behave("ok")
-    strict = engine_for(strong, weak, fallback={"on_upstream_error": "error"})
-    with pytest.raises(UpstreamError):
-        asyncio.run(strict.complete(chat("router-random-0")))
-
-
-def test_stream_falls_back_only_before_its_first_chunk(strong: FakeUpstream, weak: FakeUpstream) -> None:
-    engine = engine_for(strong, weak)
-
-    async def collect(model: str) -> tuple[Any, list[str]]:
-        outcome, chunks = await engine.stream(chat(model, stream=True))
-        return outcome, [c.choices[0].delta.content or "" async for c in chunks]
-
-    async def scenario() -> None:
-        strong.behave("status", status=500)
-        outcome, pieces = await collect("router-random-0")
-        assert outcome.model == "small" and outcome.fallback == "upstream_error"
-        assert "".join(pieces) == "weak answer #1"
-
-        strong.behave("cut", chunks=2)
-        outcome, chunks = await engine.stream(chat("router-random-0", stream=True))
-        assert outcome.model == "big" and outcome.fallback is None
-        received = []
-        with pytest.raises(UpstreamError):
-            async for chunk in chunks:
-                received.append(chunk.choices[0].delta.content)
-        assert len(received) == 3 and len(weak.requests()) == 1
-
-    asyncio.run(scenario())
 
 
 def test_embeddings_can_come_from_an_openai_compatible_endpoint(strong: FakeUpstream, weak: FakeUpstream) -> None:

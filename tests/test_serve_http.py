@@ -41,7 +41,12 @@ def service(upstreams: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPat
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     args = fake_pair_args(upstreams["strong"], upstreams["weak"])
-    args["upstreams"]["strong"]["timeout_s"] = 2
+    # One attempt per request and no circuit breaker: each test here sees its own faults only.
+    args["upstreams"]["strong"] |= {
+        "timeouts": {"total_s": 2},
+        "retry": {"max_retries": 0},
+        "circuit_breaker": {"failure_threshold": 1000},
+    }
     secret = tmp_path_factory.mktemp("secret") / "api-keys"
     secret.write_text(f"{API_KEY}\nsk-test-key-2\n")
     args["auth"] = {"api_keys_file": str(secret)}
@@ -239,4 +244,8 @@ def test_models_and_unknown_paths(http, client) -> None:  # type: ignore[no-unty
     assert [m.id for m in client.models.list()] == ["router-random", "router-mf", "big", "small"]
     response = http.get("/v1/nothing-here")
     assert response.status_code == 404 and response.json()["error"]["type"] == "not_found_error"
-    assert http.get("/health").json() == {"status": "ok", "upstreams": {"big": "configured", "small": "configured"}}
+    assert http.get("/health").json() == {
+        "status": "ok",
+        "upstreams": {"big": "configured", "small": "configured"},
+        "circuits": {"big": "closed", "small": "closed"},
+    }

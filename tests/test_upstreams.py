@@ -53,7 +53,7 @@ def test_openai_backend_answers_and_sends_the_key(strong, monkeypatch) -> None: 
 )
 def test_openai_backend_failures_map_to_service_errors(strong, behaviour, error, status) -> None:  # type: ignore[no-untyped-def]
     strong.behave(**behaviour)
-    backend = openai_backend(strong.base_url, timeout_s=1)
+    backend = openai_backend(strong.base_url, timeouts={"total_s": 1})
 
     async def scenario() -> None:
         for attempt in (backend.complete(chat()), _drain(backend.stream(chat(stream=True)))):

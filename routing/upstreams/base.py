@@ -14,3 +14,7 @@ class ChatBackend(Protocol):
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion: ...
 
     def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]: ...
+
+    def check_health(self) -> None:
+        """Raises when this client can no longer serve (not a call to the upstream: its failures
+        are counted by the circuit breaker instead)."""

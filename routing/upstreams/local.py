@@ -101,6 +101,15 @@ class LocalChatBackend:
         self.lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra).eval()
         self.eos_ids = set(_as_list(self.lm.generation_config.eos_token_id) + _as_list(self.tokenizer.eos_token_id))
         self._lock = threading.Lock()
+        self._generating_since: float | None = None
+        # A generation can outlive its request's time limit only by a token's time; far beyond
+        # that, the worker thread is wedged and the replica should be replaced.
+        self._stuck_after_s = 2 * config.timeouts.total_s
+
+    def check_health(self) -> None:
+        since = self._generating_since
+        if since is not None and time.monotonic() - since > self._stuck_after_s:
+            raise RuntimeError(f"model '{self.model}' has been generating for {time.monotonic() - since:.0f} s")
 
     def _prepare(self, request: ChatCompletionRequest) -> _Job:
         unsupported = {
@@ -142,11 +151,15 @@ class LocalChatBackend:
     def _generate(self, job: _Job, streamer: TextIteratorStreamer | None = None) -> torch.Tensor:
         try:
             with self._lock, torch.inference_mode():
-                if job.seed is not None:
-                    torch.manual_seed(job.seed)
-                return self.lm.generate(
-                    **job.inputs, **job.generate_kwargs, stopping_criteria=[job.control], streamer=streamer
-                )
+                self._generating_since = time.monotonic()
+                try:
+                    if job.seed is not None:
+                        torch.manual_seed(job.seed)
+                    return self.lm.generate(
+                        **job.inputs, **job.generate_kwargs, stopping_criteria=[job.control], streamer=streamer
+                    )
+                finally:
+                    self._generating_since = None
         except Exception:
             if streamer is not None:
                 streamer.end()  # unblock the reader; the error surfaces when the result is awaited

@@ -15,7 +15,13 @@ class OpenAIChatBackend:
     def __init__(self, config: OpenAIUpstream) -> None:
         self.model = config.model
         self.config = config
-        self.client = async_client(config.base_url, config.api_key_env, config.timeout_s, config.connect_timeout_s)
+        self.client = async_client(
+            config.base_url, config.api_key_env, config.timeouts.total_s, config.timeouts.connect_s
+        )
+
+    def check_health(self) -> None:
+        if self.client.is_closed():
+            raise RuntimeError(f"the HTTP client of model '{self.model}' is closed")
 
     def _arguments(self, request: ChatCompletionRequest) -> dict[str, Any]:
         if not self.config.configured:
@@ -55,4 +61,8 @@ class OpenAIChatBackend:
             except Exception as exc:
                 raise upstream_error(exc, self.model) from None
             if not received:
-                raise UpstreamError(f"model '{self.model}' sent a stream without any chunk", model=self.model)
+                raise UpstreamError(
+                    f"model '{self.model}' sent a stream without any chunk",
+                    model=self.model,
+                    reason="upstream_malformed",
+                )

@@ -1,0 +1,58 @@
+"""What the request path reports as it goes: decisions, fallbacks, upstream calls, tokens and cost.
+
+The engine calls these hooks; the service records them as Prometheus metrics
+(:mod:`deployments.metrics`), a single process may ignore them. Labels never carry request
+content or credentials: router names, model names and fixed reason strings only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from routing.config import AppConfig, Price
+
+
+class Telemetry:
+    """Does nothing; the service's subclass turns each event into metrics."""
+
+    def decision(self, router: str, target: str, strong: bool, score: float) -> None:
+        """A router chose ``target`` (the strong model when ``strong``) for a prompt scoring ``score``."""
+
+    def fallback(self, reason: str) -> None:
+        """A request left its first-choice model (or its routing step) for ``reason``."""
+
+    def upstream_call(self, model: str, seconds: float, error: str | None) -> None:
+        """One attempt on an upstream ended, successfully when ``error`` is None."""
+
+    def upstream_retry(self, model: str, reason: str) -> None:
+        """A failed attempt is about to be repeated on the same upstream."""
+
+    def usage(self, model: str, prompt_tokens: int, completion_tokens: int, cost: Cost | None) -> None:
+        """An upstream reported token usage; ``cost`` is known when both models have prices."""
+
+
+NO_TELEMETRY = Telemetry()
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What an answer cost, and what the strong model would have charged for the same tokens."""
+
+    usd: float
+    all_strong_usd: float
+
+    @property
+    def saved_usd(self) -> float:
+        return self.all_strong_usd - self.usd
+
+
+def cost_of(config: AppConfig, model_key: str, prompt_tokens: int, completion_tokens: int) -> Cost | None:
+    """The cost of an answer by ``model_key`` against all-strong, from the configured prices."""
+    price, strong_price = config.upstreams[model_key].price, config.upstreams[config.strong].price
+    if price is None or strong_price is None:
+        return None
+    return Cost(_usd(price, prompt_tokens, completion_tokens), _usd(strong_price, prompt_tokens, completion_tokens))
+
+
+def _usd(price: Price, prompt_tokens: int, completion_tokens: int) -> float:
+    return (prompt_tokens * price.input_per_million + completion_tokens * price.output_per_million) / 1e6
