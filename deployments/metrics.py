@@ -7,12 +7,16 @@ and fixed reason strings: never request content, never a key.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter as Tally
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 
 from routing.telemetry import Cost, Telemetry
 
+# Ray drops a gauge series that has not been set for two export intervals (20 s by default), so
+# the strong shares are set again this often even when no request comes.
+SHARE_REFRESH_S = 5.0
 SCORE_BUCKETS = [round(0.05 * i, 2) for i in range(1, 20)]
 LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 
@@ -33,9 +37,14 @@ class ServeTelemetry(Telemetry):
         self.fallbacks = Counter(
             "routellm_fallbacks", "Requests that left their first choice, by reason.", tag_keys=("reason",)
         )
+        self.routing_retries = Counter(
+            "routellm_routing_retries",
+            "Routing steps tried again after losing a router or embedding replica.",
+            tag_keys=("reason",),
+        )
         self.upstream_latency = Histogram(
             "routellm_upstream_latency_s",
-            "Duration of one upstream attempt (streams: until the first chunk).",
+            "Duration of one upstream attempt (streams: until the first token).",
             boundaries=LATENCY_BUCKETS_S,
             tag_keys=("model", "outcome"),
         )
@@ -56,16 +65,30 @@ class ServeTelemetry(Telemetry):
             "routellm_cost_saved_usd", "Estimated saving against sending every request to the strong model, in USD."
         )
         self._chosen: dict[str, Tally[bool]] = {}
+        self._refresher: asyncio.Task[None] | None = None
 
     def decision(self, router: str, target: str, strong: bool, score: float) -> None:
         self.decisions.inc(tags={"router": router, "target": target})
         self.scores.observe(score, tags={"router": router})
-        chosen = self._chosen.setdefault(router, Tally())
-        chosen[strong] += 1
-        self.strong_share.set(chosen[True] / chosen.total(), tags={"router": router})
+        self._chosen.setdefault(router, Tally())[strong] += 1
+        self._publish_shares()
+        if self._refresher is None:
+            self._refresher = asyncio.get_running_loop().create_task(self._keep_shares_fresh())
+
+    def _publish_shares(self) -> None:
+        for router, chosen in self._chosen.items():
+            self.strong_share.set(chosen[True] / chosen.total(), tags={"router": router})
+
+    async def _keep_shares_fresh(self) -> None:
+        while True:
+            await asyncio.sleep(SHARE_REFRESH_S)
+            self._publish_shares()
 
     def fallback(self, reason: str) -> None:
         self.fallbacks.inc(tags={"reason": reason})
+
+    def routing_retry(self, reason: str) -> None:
+        self.routing_retries.inc(tags={"reason": reason})
 
     def upstream_call(self, model: str, seconds: float, error: str | None) -> None:
         if seconds > 0:

@@ -75,6 +75,8 @@ def _describe(errors: list[dict[str, Any]], body: Any) -> tuple[str, str | None]
             return f"the request body is not valid JSON ({reason})", None
         if error["type"] == "extra_forbidden":
             message = f"Unrecognized request argument supplied: {path}"
+        elif path is None and error["type"] == "value_error":
+            message = str(error["msg"]).removeprefix("Value error, ")
         elif path is None:
             message = "the request body must be a JSON object (Content-Type: application/json)"
         else:

@@ -42,7 +42,7 @@ class Timeouts(_Strict):
 
     connect_s: float = Field(default=5.0, gt=0, description="opening the TCP/TLS connection (openai backend)")
     first_token_s: float = Field(
-        default=30.0, gt=0, description="from the call to a stream's first chunk; capped by total_s"
+        default=30.0, gt=0, description="from the call to a stream's first token; capped by total_s"
     )
     total_s: float = Field(default=120.0, gt=0, description="from the first attempt to the last byte, retries included")
 
@@ -248,7 +248,11 @@ class FallbackPolicy(_Strict):
     on_upstream_error: Literal["other_model", "error"] = "other_model"
     on_routing_error: Literal["strong", "weak", "error"] = Field(
         default="strong",
-        description="when the router cannot score (its replica died twice, its embedding endpoint is down)",
+        description="when the router cannot score (its replica died twice, its embedding endpoint is down, "
+        "or it did not answer within routing_timeout_s)",
+    )
+    routing_timeout_s: float = Field(
+        default=10.0, gt=0, description="how long a request waits for its routing decision (embedding and score)"
     )
 
 

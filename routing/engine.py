@@ -10,6 +10,7 @@ single process (its parts are local objects); only the objects passed in differ.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -176,31 +177,46 @@ class RoutingEngine:
             if choice == "error":
                 raise
             reason = exc.reason if isinstance(exc, UpstreamError) else exc.code
-            return Plan(decision=None, order=(strong if choice == "strong" else weak,), skip_reason=f"routing_{reason}")
+            target, other = (strong, weak) if choice == "strong" else (weak, strong)
+            return Plan(None, *self._order(target, other, first_reason=f"routing_{reason}"))
         target, other = (strong, weak) if score >= threshold else (weak, strong)
-        upstreams, policy = self.config.upstreams, self.config.fallback
-        self.telemetry.decision(alias.router, upstreams[target].model, target == strong, score)
-        skip = not upstreams[target].configured and policy.on_unconfigured == "other_model"
+        self.telemetry.decision(alias.router, self.config.upstreams[target].model, target == strong, score)
+        order, skip_reason = self._order(target, other)
         decision = RouteDecision(
             router=alias.router,
             score=score,
             threshold=threshold,
             strong_percent=strong_percent,
-            target=upstreams[target].model,
-            fallback="upstream_unconfigured" if skip else None,
+            target=self.config.upstreams[target].model,
+            fallback=skip_reason,
         )
-        if skip:
-            return Plan(decision=decision, order=(other,), skip_reason=decision.fallback)
+        return Plan(decision, order, skip_reason)
+
+    def _order(self, target: str, other: str, first_reason: str | None = None) -> tuple[tuple[str, ...], str | None]:
+        """The upstreams to try for a routed request, and why the target is skipped, if it is."""
+        upstreams, policy = self.config.upstreams, self.config.fallback
+        if not upstreams[target].configured and policy.on_unconfigured == "other_model":
+            return (other,), first_reason or "upstream_unconfigured"
         may_fall_back = (
             policy.on_upstream_error == "other_model" and upstreams[target].configured and upstreams[other].configured
         )
-        return Plan(decision=decision, order=(target, other) if may_fall_back else (target,))
+        return ((target, other) if may_fall_back else (target,)), first_reason
 
     async def _score(self, router: str, prompt: str) -> float:
-        """Embeds and scores the prompt; a replica lost on the way gets the step tried once more."""
+        """Embeds and scores the prompt within the routing time limit; a replica lost on the way
+        gets the step tried once more."""
+        try:
+            return await asyncio.wait_for(self._score_retrying(router, prompt), self.config.fallback.routing_timeout_s)
+        except asyncio.TimeoutError:
+            raise RoutingUnavailable(
+                f"no routing decision within {self.config.fallback.routing_timeout_s:g} s", code="timeout"
+            ) from None
+
+    async def _score_retrying(self, router: str, prompt: str) -> float:
         try:
             return await self._score_once(router, prompt)
-        except RoutingUnavailable:
+        except RoutingUnavailable as exc:
+            self.telemetry.routing_retry(exc.code or "replica_unavailable")
             return await self._score_once(router, prompt)
 
     async def _score_once(self, router: str, prompt: str) -> float:
@@ -215,7 +231,7 @@ class RoutingEngine:
         plan = await self.plan(model, messages)
         if plan.decision is not None:
             return plan.decision
-        if plan.skip_reason:
+        if plan.skip_reason:  # a router that could not score
             raise RoutingUnavailable(f"the router could not score the prompt ({plan.skip_reason})")
         raise InvalidRequest(f"'{model}' is not a router alias: use 'router-<router>-<threshold>'", param="model")
 
@@ -227,7 +243,7 @@ class RoutingEngine:
         return outcome, completion
 
     async def stream(self, request: ChatCompletionRequest) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
-        """Opens the stream and waits for its first chunk: until then a failure may still fall back,
+        """Opens the stream and waits for its first token: until then a failure may still fall back,
         after it the answer is committed to this upstream."""
         plan = await self.plan(request.model, request.messages)
         outcome, chunks = await self._first_success(plan, lambda key: self.upstreams[key].open_stream(request))

@@ -130,6 +130,13 @@ class ChatCompletionRequest(_Request):
     prompt_cache_key: str | None = None
     verbosity: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        # JSON may escape an unpaired surrogate (\ud800); no upstream or tokenizer can take one.
+        _reject_unpaired_surrogates(data, "")
+        return data
+
     @model_validator(mode="after")
     def _stop_limit(self) -> ChatCompletionRequest:
         if isinstance(self.stop, list) and len(self.stop) > 4:
@@ -142,6 +149,23 @@ class ChatCompletionRequest(_Request):
     def upstream_params(self) -> dict[str, Any]:
         """Every set sampling/tool parameter, for forwarding to an upstream API."""
         return self.model_dump(exclude_none=True, exclude={"model", "messages", "stream", "stream_options"})
+
+
+def _reject_unpaired_surrogates(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"'{path.lstrip('.') or 'body'}' holds an unpaired surrogate at index {exc.start}"
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_unpaired_surrogates(key, path)
+            _reject_unpaired_surrogates(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _reject_unpaired_surrogates(item, f"{path}[{index}]")
 
 
 # ---------------------------------------------------------------- responses

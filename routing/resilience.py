@@ -8,7 +8,7 @@
               └─► wait: exponential backoff, full jitter, or the upstream's Retry-After ─► attempt
 
 Everything here raises :class:`~routing.errors.UpstreamError`; the engine decides whether to
-switch models. A stream is retried only until its first chunk: after that, bytes may already
+switch models. A stream is retried only until its first token: after that, bytes may already
 be on their way to the client.
 """
 
@@ -112,32 +112,37 @@ class ResilientUpstream:
         return await self._attempts(lambda: self._timed(self.backend.complete(request), deadline, "answer"), deadline)
 
     async def open_stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        """The stream, once its first chunk has arrived; until then failures are retried and raised
-        here, after it they are raised from the iterator (with the total time limit still applied)."""
+        """The stream, once its first token has arrived. Nothing reaches the client before that, so
+        until then failures are retried and raised here (and the engine may still switch models);
+        after it they are raised from the iterator, with the total time limit still applied."""
         deadline = self.clock() + self.config.timeouts.total_s
 
         async def attempt() -> AsyncIterator[ChatCompletionChunk]:
             chunks = aiter(self.backend.stream(request))
             first_by = min(deadline, self.clock() + self.config.timeouts.first_token_s)
             try:
-                first = await self._timed(anext(chunks, None), first_by, "first chunk")
+                head = await self._timed(_until_first_token(chunks), first_by, "first token")
             except BaseException:
                 await close_stream(chunks)
                 raise
-            if first is None:
+            if not head or not _carries_output(head[-1]):
+                await close_stream(chunks)
                 raise UpstreamError(
-                    f"model '{self.model}' ended its stream before the first chunk",
+                    f"model '{self.model}' ended its stream before the first token",
                     model=self.model,
                     reason="upstream_malformed",
                 )
-            return self._rest(first, chunks, deadline)
+            return self._rest(head, chunks, deadline)
 
         return await self._attempts(attempt, deadline)
 
     async def _attempts(self, attempt: Callable[[], Awaitable[T]], deadline: float) -> T:
         policy = self.config.retry
         retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda exc: isinstance(exc, UpstreamError) and exc.retriable),
+            # Not against an open circuit: the failure that opened it is the one to report.
+            retry=retry_if_exception(
+                lambda exc: isinstance(exc, UpstreamError) and exc.retriable and self.breaker.state != "open"
+            ),
             wait=_Backoff(policy),
             stop=stop_any(stop_after_attempt(policy.max_retries + 1), lambda state: self._too_late(state, deadline)),
             before_sleep=self._count_retry,
@@ -191,10 +196,11 @@ class ResilientUpstream:
             raise UpstreamTimeout(f"model '{self.model}' sent no {what} in time", model=self.model) from None
 
     async def _rest(
-        self, first: ChatCompletionChunk, chunks: AsyncIterator[ChatCompletionChunk], deadline: float
+        self, head: list[ChatCompletionChunk], chunks: AsyncIterator[ChatCompletionChunk], deadline: float
     ) -> AsyncIterator[ChatCompletionChunk]:
         try:
-            yield first
+            for chunk in head:
+                yield chunk
             while (chunk := await self._timed(anext(chunks, None), deadline, "end of its stream")) is not None:
                 yield chunk
         except UpstreamError as exc:
@@ -202,6 +208,25 @@ class ResilientUpstream:
             raise
         finally:
             await close_stream(chunks)
+
+
+async def _until_first_token(chunks: AsyncIterator[ChatCompletionChunk]) -> list[ChatCompletionChunk]:
+    """The chunks up to and including the first that carries output (empty if the stream ends first)."""
+    head = []
+    async for chunk in chunks:
+        head.append(chunk)
+        if _carries_output(chunk):
+            break
+    return head
+
+
+def _carries_output(chunk: ChatCompletionChunk) -> bool:
+    """Anything the client would act on: text, a tool call, a refusal, an ending, usage."""
+    if chunk.usage is not None:
+        return True
+    return any(
+        c.delta.content or c.delta.tool_calls or c.delta.refusal or c.finish_reason is not None for c in chunk.choices
+    )
 
 
 async def close_stream(chunks: AsyncIterator[ChatCompletionChunk]) -> None:

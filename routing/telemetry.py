@@ -21,6 +21,9 @@ class Telemetry:
     def fallback(self, reason: str) -> None:
         """A request left its first-choice model (or its routing step) for ``reason``."""
 
+    def routing_retry(self, reason: str) -> None:
+        """The routing step lost a replica (``reason``) and is tried once more."""
+
     def upstream_call(self, model: str, seconds: float, error: str | None) -> None:
         """One attempt on an upstream ended, successfully when ``error`` is None."""
 

@@ -144,6 +144,8 @@ def test_serve_config_fits_two_cores_and_names_real_deployments() -> None:
     assert set(options) == names
     for name, option in options.items():
         assert option["ray_actor_options"]["num_cpus"] <= 0.5, name
+        # Bounded queues: an overloaded stage answers 503 with Retry-After instead of piling up.
+        assert option["max_queued_requests"] > 0 and option["backpressure_config"]["retry_after_s"] > 0, name
     assert sum(o["ray_actor_options"]["num_cpus"] for o in options.values()) <= 2
 
 

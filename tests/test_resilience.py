@@ -131,6 +131,13 @@ def test_a_stream_cut_after_its_first_chunk_ends_in_an_error_not_a_switch(
     assert weak.requests() == []
 
 
+def test_a_stream_cut_before_its_first_token_falls_back(strong: FakeUpstream, weak: FakeUpstream) -> None:
+    strong.behave("cut", cut_after=0)  # the role chunk arrives, then the connection drops
+    outcome, text = asyncio.run(answer(engine_for(strong, weak), stream=True))
+    assert (outcome.model, outcome.fallback, text) == ("small", "upstream_unreachable", "weak answer #1")
+    assert len(strong.requests()) == 3  # a dropped connection is worth retrying
+
+
 def test_a_stream_slower_than_its_total_time_ends_in_a_timeout(strong: FakeUpstream, weak: FakeUpstream) -> None:
     strong.behave("ok", chunks=8, delay_s=0.5)  # the first chunk in time, the whole stream in 4 s
     engine = engine_for(strong, weak)
@@ -215,6 +222,25 @@ def test_a_router_that_cannot_score_leaves_the_answer_to_the_strong_model(
     strict = in_process_engine(load_app_config(args).resolve_env({}))
     with pytest.raises(UpstreamError):
         asyncio.run(strict.complete(chat("router-mf-0.5")))
+
+    # The strong model not configured either: the weak one answers.
+    unconfigured = {**args, "fallback": {}}
+    unconfigured["upstreams"] = {**args["upstreams"], "strong": {"backend": "openai", "model": "big"}}
+    outcome, completion = asyncio.run(
+        in_process_engine(load_app_config(unconfigured).resolve_env({})).complete(chat("router-mf-0.5"))
+    )
+    assert (outcome.model, outcome.fallback) == ("small", "routing_upstream_unreachable")
+
+    # An embedding endpoint that hangs: the decision is given up after routing_timeout_s.
+    strong.restart()
+    strong.behave("hang")
+    args["embedding"]["timeout_s"] = 30
+    args["fallback"] = {"routing_timeout_s": 0.5}
+    patient = in_process_engine(load_app_config(args).resolve_env({}))
+    started = time.monotonic()
+    outcome, _ = asyncio.run(patient.complete(chat("router-mf-0.5")))
+    assert (outcome.model, outcome.fallback) == ("big", "routing_timeout")
+    assert time.monotonic() - started < 0.5 + 1.0
 
 
 def test_limits_on_messages_and_text(strong: FakeUpstream, weak: FakeUpstream) -> None:

@@ -1,11 +1,13 @@
 """A small OpenAI-compatible server standing in for an upstream LLM API in tests.
 
-Run as its own process: ``python tests/fake_upstream.py --name strong``. It binds a free port on
-127.0.0.1 and prints ``PORT <n>`` on its first line. Tests steer it over HTTP:
+Run as its own process: ``python bench/fake_upstream.py --name strong [--port N]``. It binds a
+free port (or N) on 127.0.0.1 and prints ``PORT <n>`` on its first line. :class:`FakeUpstream`
+starts one and steers it over HTTP:
 
 - ``POST /_control`` with ``{"mode": ..., ...}``: ``ok`` (default), ``status`` (answer with
   ``status``, and a ``Retry-After: <retry_after>`` header when given), ``hang`` (never answer),
-  ``malformed`` (broken JSON), ``cut`` (stream ``chunks`` chunks, then drop the connection);
+  ``malformed`` (broken JSON), ``cut`` (stream the role chunk and ``cut_after`` content chunks,
+  by default all ``chunks`` of them, then drop the connection);
   with ``"times": n`` the mode applies to the next n requests only, then ``ok`` returns;
   ``delay_s`` delays every streamed chunk (and a whole answer);
 - ``GET /_requests``: every request body received, oldest first; ``DELETE /_requests`` clears.
@@ -21,14 +23,74 @@ import asyncio
 import hashlib
 import json
 import socket
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+
+class FakeUpstream:
+    """A running fake upstream process, steered over HTTP."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.port = 0
+        self._spawn()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def _spawn(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--name", self.name, "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("PORT "):
+            self.process.kill()
+            raise RuntimeError(f"fake upstream '{self.name}' did not start: {line!r}")
+        self.port = int(line.split()[1])
+
+    def refuse(self) -> None:
+        """Stops the server: connections to its port are refused until :meth:`restart`."""
+        self._terminate()
+
+    def restart(self) -> None:
+        if self.process.poll() is None:
+            return
+        self._spawn()
+
+    def behave(self, mode: str = "ok", **options: Any) -> None:
+        self.client.post("/_control", json={"mode": mode, **options}).raise_for_status()
+
+    def requests(self) -> list[dict[str, Any]]:
+        return self.client.get("/_requests").json()
+
+    def reset(self) -> None:
+        self.restart()
+        self.behave("ok")
+        self.client.delete("/_requests").raise_for_status()
+
+    def stop(self) -> None:
+        self.client.close()
+        self._terminate()
+
+    def _terminate(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def create_app(name: str) -> FastAPI:
@@ -120,7 +182,7 @@ def create_app(name: str) -> FastAPI:
                 }
             )
         pieces = _split(text, int(behaviour.get("chunks", 4)))
-        cut_after = int(behaviour["chunks"]) if behaviour.get("mode") == "cut" else None
+        cut_after = int(behaviour.get("cut_after", len(pieces))) if behaviour.get("mode") == "cut" else None
 
         async def events() -> Any:
             def event(delta: dict[str, Any], finish: str | None = None) -> str:
@@ -134,6 +196,8 @@ def create_app(name: str) -> FastAPI:
                 return f"data: {json.dumps(chunk)}\n\n"
 
             yield event({"role": "assistant", "content": ""})
+            if cut_after == 0:
+                raise ConnectionResetError("stream cut on purpose")
             for number, piece in enumerate(pieces, start=1):
                 await asyncio.sleep(delay)
                 yield event({"content": piece})
