@@ -134,24 +134,31 @@ async def _authenticate(request: Request, call_next: Any) -> Any:
     return await call_next(request)
 
 
-@app.exception_handler(RequestValidationError)
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     message, param = _describe(list(exc.errors()), exc.body)
     return error_response(400, message, "invalid_request_error", param=param, code="invalid_request")
 
 
-@app.exception_handler(ServiceError)
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
     return service_error_response(exc)
 
 
-@app.exception_handler(HTTPException)
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     error_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     return error_response(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", error_type)
 
 
-@app.exception_handler(Exception)
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal error in the router service", "internal_error")
+
+
+def register_error_handlers(target: FastAPI) -> None:
+    """Every failure answered in OpenAI's error shape."""
+    target.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    target.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
+    target.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    target.add_exception_handler(Exception, _internal_error)
+
+
+register_error_handlers(app)
