@@ -1,25 +1,30 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 from ray import serve
 
-from deployments.batching import MAX_BATCH_SIZE, batched
+from deployments.batching import DEFAULT, Batched
 from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S
 from routing.config import Embedding as EmbeddingConfig
 from routing.config import LocalEmbedding
 from routing.embeddings import make_embedder
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=2 * MAX_BATCH_SIZE)
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=2 * DEFAULT.max_batch_size)
 class Embedding:
     """Prompt embeddings for every router that needs them, batching concurrent requests."""
 
     def __init__(self, config: EmbeddingConfig) -> None:
         self.embedder = make_embedder(config)
         self.probed = isinstance(config, LocalEmbedding)
-        self._embed_one = batched(self._embed_batch)
+        self._embed_one = Batched(self._embed_batch)
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Serve calls this with the deployment's ``user_config``: the batching (see :class:`BatchingConfig`)."""
+        self._embed_one.reconfigure(user_config)
 
     async def check_health(self) -> None:
         """Serve restarts a replica whose model no longer computes in time. A remote embedding

@@ -1,25 +1,30 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 from ray import serve
 
-from deployments.batching import MAX_BATCH_SIZE, batched
+from deployments.batching import DEFAULT, Batched
 from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S
 from routing.config import RouterConfig
 from routing.routers import make_router
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=2 * MAX_BATCH_SIZE)
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=2 * DEFAULT.max_batch_size)
 class Router:
     """One router model; scores prompts with P(strong wins), batching concurrent requests."""
 
     def __init__(self, config: RouterConfig, upstream_ids: tuple[str | None, str | None] = (None, None)) -> None:
         self.router = make_router(config, upstream_ids)
-        self._score_one = batched(self._score_batch)
+        self._score_one = Batched(self._score_batch)
         # A router over embeddings can be probed once it has seen a vector of the right size.
         self._probe_embedding: np.ndarray | None = None if config.needs_embeddings else np.zeros((0,))
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Serve calls this with the deployment's ``user_config``: the batching (see :class:`BatchingConfig`)."""
+        self._score_one.reconfigure(user_config)
 
     async def check_health(self) -> None:
         """Serve restarts a replica whose model no longer scores in time."""

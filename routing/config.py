@@ -369,6 +369,17 @@ class IngressUserConfig(_Strict):
     routers: dict[str, RouterDefaults] = Field(default_factory=dict)
 
 
+class BatchingConfig(_Strict):
+    """The ``user_config`` of the Embedding and Router deployments: how concurrent requests to a
+    replica are gathered into one forward pass. ``serve deploy`` changes it on running replicas;
+    keep each deployment's ``max_ongoing_requests`` at least ``max_batch_size``."""
+
+    max_batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_wait_timeout_s: float = Field(
+        default=0.002, ge=0, le=1.0, description="how long a batch waits to fill after its first request"
+    )
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -396,6 +407,10 @@ def load_user_config(user_config: Mapping[str, Any] | None, config: AppConfig) -
             f"(routers: {', '.join(config.routers)})"
         )
     return parsed
+
+
+def load_batching_config(user_config: Mapping[str, Any] | None) -> BatchingConfig:
+    return _validate(BatchingConfig, user_config, "user_config", "user_config")
 
 
 def _describe(err: Any, data: Any, root: str) -> str:

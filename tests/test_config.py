@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from routing.config import AppConfig, ConfigError, LocalUpstream, OpenAIUpstream, load_app_config
+from routing.config import (
+    AppConfig,
+    ConfigError,
+    LocalUpstream,
+    OpenAIUpstream,
+    load_app_config,
+    load_batching_config,
+)
 from routing.routers import check_routers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,7 +153,27 @@ def test_serve_config_fits_two_cores_and_names_real_deployments() -> None:
         assert option["ray_actor_options"]["num_cpus"] <= 0.5, name
         # Bounded queues: an overloaded stage answers 503 with Retry-After instead of piling up.
         assert option["max_queued_requests"] > 0 and option["backpressure_config"]["retry_after_s"] > 0, name
-    assert sum(o["ray_actor_options"]["num_cpus"] for o in options.values()) <= 2
+        scaling = option["autoscaling_config"]
+        assert 1 <= scaling["min_replicas"] <= scaling["max_replicas"], name
+        assert 0 < scaling["target_ongoing_requests"] <= option["max_ongoing_requests"], name
+        assert scaling["upscale_delay_s"] > 0 and scaling["downscale_delay_s"] > 0, name
+        if name == "Embedding" or name.startswith("Router-"):
+            batching = load_batching_config(option["user_config"])
+            assert batching.max_batch_size <= option["max_ongoing_requests"], name
+        else:
+            assert "user_config" not in option, name
+    # At the minimum replica counts the graph fits two cores.
+    assert (
+        sum(o["ray_actor_options"]["num_cpus"] * o["autoscaling_config"]["min_replicas"] for o in options.values()) <= 2
+    )
+
+
+def test_batching_user_config_is_checked_with_paths() -> None:
+    assert load_batching_config({"max_batch_size": 8}).batch_wait_timeout_s == 0.002
+    with pytest.raises(ConfigError) as info:
+        load_batching_config({"max_batch_size": 0, "batch_wait_timout_s": 0.1})
+    assert "user_config.max_batch_size: Input should be greater than or equal to 1" in str(info.value)
+    assert "user_config.batch_wait_timout_s: unknown key 'batch_wait_timout_s'" in str(info.value)
 
 
 def _deployments(app):  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@ default thresholds on the live replicas, which keep running; a bad one is refuse
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from routing.resources import CHECKPOINT_DIR
 pytestmark = pytest.mark.cluster
 
 DEADLINE_S = 180
+METRICS_EXPORT_INTERVAL_S = 10  # Ray's default metrics_report_interval_ms
 cluster_of: list[dict[str, str]] = []  # for the timeout message of wait_until
 MESSAGES = [{"role": "user", "content": "Summarise the causes of the French Revolution."}]
 
@@ -29,16 +31,23 @@ MESSAGES = [{"role": "user", "content": "Summarise the causes of the French Revo
 def cluster() -> Iterator[dict[str, str]]:
     import ray
 
-    dashboard = free_port()
+    dashboard, metrics = free_port(), free_port()
     ray.init(
         address="local",
         num_cpus=2,
         include_dashboard=True,
         dashboard_port=dashboard,
+        _metrics_export_port=metrics,
         logging_level="ERROR",
         log_to_driver=False,
     )
-    cluster_of[:] = [{"dashboard": f"http://127.0.0.1:{dashboard}", "http_port": str(free_port())}]
+    cluster_of[:] = [
+        {
+            "dashboard": f"http://127.0.0.1:{dashboard}",
+            "http_port": str(free_port()),
+            "metrics": f"http://127.0.0.1:{metrics}/metrics",
+        }
+    ]
     yield cluster_of[0]
     ray.shutdown()
 
@@ -146,3 +155,58 @@ def test_user_config_moves_default_thresholds_without_a_restart(
     assert "user_config.routers: no router 'bert'" in health["user_config_error"]
     assert app_status(cluster) == "RUNNING"
     assert route(cluster, "router-mf")["threshold"] == 0.9 and ingress_actors() == replicas
+
+
+def embedding_batches(cluster: dict[str, str]) -> float:
+    """Batches the Embedding replicas have run so far, from Serve's own counter."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(httpx.get(cluster["metrics"], timeout=10).text)
+        for sample in family.samples
+        if sample.name == "ray_serve_batches_processed_total" and sample.labels.get("deployment") == "Embedding"
+    )
+
+
+def routed_together(cluster: dict[str, str], count: int) -> None:
+    """``count`` routing requests at once, each with its own prompt."""
+
+    async def all_at_once() -> None:
+        url = f"http://127.0.0.1:{cluster['http_port']}/v1/route"
+        async with httpx.AsyncClient(timeout=60) as client:
+            responses = await asyncio.gather(
+                *(
+                    client.post(url, json={"model": "router-mf", "messages": [{"role": "user", "content": f"Q{i}?"}]})
+                    for i in range(count)
+                )
+            )
+        assert all(r.status_code == 200 for r in responses)
+
+    asyncio.run(all_at_once())
+
+
+def batches_for(cluster: dict[str, str], count: int, at_least: int) -> float:
+    """Batches the Embedding deployment ran for ``count`` simultaneous requests: counted once
+    ``at_least`` have reached the metrics endpoint and a further export interval added none."""
+    before = embedding_batches(cluster)
+    routed_together(cluster, count)
+    wait_until(lambda: embedding_batches(cluster) - before >= at_least, "the batch metrics")
+    time.sleep(METRICS_EXPORT_INTERVAL_S + 2)
+    return embedding_batches(cluster) - before
+
+
+def test_batching_follows_the_user_config_on_running_replicas(
+    cluster: dict[str, str], tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
+) -> None:
+    config = serve_config(cluster, fake_pair_args(strong, weak, routers={"mf": {"type": "mf"}}), None)
+    (embedding,) = [d for d in config["applications"][0]["deployments"] if d["name"] == "Embedding"]
+    embedding["user_config"] = {"max_batch_size": 1}
+    deploy(cluster, config, tmp_path)
+    wait_until(lambda: app_status(cluster) == "RUNNING", "the application")
+    assert batches_for(cluster, 16, at_least=16) == 16  # one forward pass per request
+
+    embedding["user_config"] = {"max_batch_size": 16, "batch_wait_timeout_s": 0.5}
+    deploy(cluster, config, tmp_path)
+    wait_until(lambda: app_status(cluster) == "RUNNING", "the update")
+    assert batches_for(cluster, 16, at_least=1) < 8  # gathered: 16 requests in a few forward passes
