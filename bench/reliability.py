@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import psutil
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.cluster import deployed
 from bench.fake_upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,12 +60,6 @@ METRICS = (
 )
 # Counted only when a replica dies with a routing step in flight, which a kill does not always catch.
 ROUTING_RETRIES = "ray_routellm_routing_retries_total"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- the service under test
@@ -141,63 +135,31 @@ def application_config(strong: FakeUpstream, weak: FakeUpstream, keys_file: Path
 
 @contextmanager
 def running_service(workdir: Path) -> Iterator[Service]:
-    """A private Ray cluster (metrics endpoint on) deploying the config as ``serve run`` does."""
-    import ray
-    from ray.serve._private.api import serve_start
-    from ray.serve.schema import ServeDeploySchema
-
+    """A private Ray cluster deploying the config as ``serve run`` does, against fresh fake upstreams."""
     strong, weak = FakeUpstream("strong"), FakeUpstream("weak")
     api_key, upstream_key = f"sk-ingress-{secrets.token_hex(12)}", f"sk-upstream-{secrets.token_hex(12)}"
     keys_file = workdir / "api-keys"
     keys_file.write_text(f"# rotated monthly\n{api_key}\n")
     config = application_config(strong, weak, keys_file)
-    http_port, metrics_port = free_port(), free_port()
-    config["http_options"]["port"] = http_port
     config["logging_config"] = {"encoding": "JSON", "log_level": "INFO", "logs_dir": str(workdir / "serve-logs")}
     # Replicas inherit the environment of the cluster this process starts: the strong model's key
     # reaches its replica only, as a Kubernetes Secret would.
     os.environ["RELIABILITY_STRONG_KEY"] = upstream_key
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        _metrics_export_port=metrics_port,
-        _temp_dir=str(workdir / "ray"),
-        logging_level="ERROR",
-        log_to_driver=False,
-    )
     try:
-        client = serve_start(http_options=config["http_options"])
-        client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)
-        service = Service(
-            url=f"http://127.0.0.1:{http_port}",
-            metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
-            workdir=workdir,
-            api_key=api_key,
-            upstream_key=upstream_key,
-            strong=strong,
-            weak=weak,
-        )
-        _wait_until_healthy(service)
-        yield service
+        with deployed(config, workdir) as cluster:
+            yield Service(
+                url=cluster.url,
+                metrics_url=cluster.metrics_url,
+                workdir=workdir,
+                api_key=api_key,
+                upstream_key=upstream_key,
+                strong=strong,
+                weak=weak,
+            )
     finally:
-        ray.shutdown()
         strong.stop()
         weak.stop()
         os.environ.pop("RELIABILITY_STRONG_KEY", None)
-
-
-def _wait_until_healthy(service: Service, deadline_s: float = 240) -> None:
-    deadline = time.monotonic() + deadline_s
-    with httpx.Client(base_url=service.url, timeout=10) as client:
-        while time.monotonic() < deadline:
-            try:
-                if client.get("/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
-    raise RuntimeError("the service did not become healthy")
 
 
 # ---------------------------------------------------------------- sending requests, counting outcomes

@@ -1,0 +1,66 @@
+"""A private Ray cluster on this machine that deploys a Serve config as ``serve run`` does."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    url: str
+    metrics_url: str
+
+
+@contextmanager
+def deployed(config: dict[str, Any], workdir: Path, health_path: str = "/health") -> Iterator[Cluster]:
+    """``config`` (a Serve config file's content) running on a new local cluster with its metrics
+    endpoint on; the HTTP port is chosen here. Shut down on exit."""
+    import ray
+    from ray.serve._private.api import serve_start
+    from ray.serve.schema import ServeDeploySchema
+
+    http_port, metrics_port = free_port(), free_port()
+    config = {**config, "http_options": {**config.get("http_options", {}), "port": http_port}}
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        _metrics_export_port=metrics_port,
+        _temp_dir=str(workdir / "ray"),
+        logging_level="ERROR",
+        log_to_driver=False,
+    )
+    try:
+        client = serve_start(http_options=config["http_options"])
+        client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)
+        cluster = Cluster(f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{metrics_port}/metrics")
+        _wait_until_healthy(cluster.url + health_path)
+        yield cluster
+    finally:
+        ray.shutdown()
+
+
+def _wait_until_healthy(url: str, deadline_s: float = 240) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=10).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"{url} did not answer 200 in time")
