@@ -19,6 +19,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def graph_config(args: dict[str, Any], deployments: list[dict[str, Any]], **http_options: Any) -> dict[str, Any]:
+    """A Serve config file's content: the graph (``graph:build_app``) as the one application."""
+    return {
+        "http_options": {"host": "127.0.0.1", **http_options},
+        "applications": [
+            {
+                "name": "router",
+                "route_prefix": "/",
+                "import_path": "graph:build_app",
+                "args": args,
+                "deployments": deployments,
+            }
+        ],
+    }
+
+
 @dataclass
 class Cluster:
     url: str

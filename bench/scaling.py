@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from bench.cluster import deployed
+from bench.cluster import deployed, graph_config
 from bench.fake_upstream import FakeUpstream
 
 DEPLOYMENTS = ("Ingress", "Embedding", "Router-mf", "LLM-strong", "LLM-weak")
@@ -63,18 +63,7 @@ def scaling_config(strong: FakeUpstream, weak: FakeUpstream) -> dict[str, Any]:
         }
         for name, cpus in CPUS.items()
     ]
-    return {
-        "http_options": {"host": "127.0.0.1"},
-        "applications": [
-            {
-                "name": "router",
-                "route_prefix": "/",
-                "import_path": "graph:build_app",
-                "args": args,
-                "deployments": deployments,
-            }
-        ],
-    }
+    return graph_config(args, deployments)
 
 
 def replicas() -> dict[str, int]:

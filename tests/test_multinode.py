@@ -23,6 +23,8 @@ import pytest
 from conftest import FakeUpstream, fake_pair_args
 from test_serve_run import free_port
 
+from bench.cluster import graph_config
+
 pytestmark = pytest.mark.cluster
 
 CPU_DEPLOYMENTS = ("Ingress", "LLM-strong", "LLM-weak")
@@ -82,18 +84,7 @@ def placed_config(args: dict[str, Any], http_port: int) -> dict[str, Any]:
     ] + [
         {"name": name, "ray_actor_options": {"num_cpus": 0.2, "resources": {"router_node": 1}}} for name in ROUTER_STAGE
     ]
-    return {
-        "http_options": {"host": "127.0.0.1", "port": http_port},
-        "applications": [
-            {
-                "name": "router",
-                "route_prefix": "/",
-                "import_path": "graph:build_app",
-                "args": args,
-                "deployments": deployments,
-            }
-        ],
-    }
+    return graph_config(args, deployments, port=http_port)
 
 
 def test_the_router_stage_runs_on_its_own_node_and_every_request_is_answered(

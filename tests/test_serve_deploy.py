@@ -16,6 +16,7 @@ import yaml
 from conftest import ROOT, FakeUpstream, fake_pair_args
 from test_serve_run import free_port
 
+from bench.cluster import graph_config
 from routing.calibration import load_calibration
 from routing.resources import CHECKPOINT_DIR
 
@@ -56,24 +57,17 @@ def serve_config(cluster: dict[str, str], args: dict[str, Any], user_config: dic
     ingress: dict[str, Any] = {"name": "Ingress", "ray_actor_options": {"num_cpus": 0.2}}
     if user_config is not None:
         ingress["user_config"] = user_config
-    return {
-        "http_options": {"host": "127.0.0.1", "port": int(cluster["http_port"])},
-        "applications": [
-            {
-                "name": "router",
-                "route_prefix": "/",
-                "import_path": "graph:build_app",
-                "args": args,
-                "deployments": [
-                    ingress,
-                    {"name": "Embedding", "ray_actor_options": {"num_cpus": 0.3}},
-                    {"name": "Router-mf", "ray_actor_options": {"num_cpus": 0.1}},
-                    {"name": "LLM-strong", "ray_actor_options": {"num_cpus": 0.1}},
-                    {"name": "LLM-weak", "ray_actor_options": {"num_cpus": 0.1}},
-                ],
-            }
+    return graph_config(
+        args,
+        [
+            ingress,
+            {"name": "Embedding", "ray_actor_options": {"num_cpus": 0.3}},
+            {"name": "Router-mf", "ray_actor_options": {"num_cpus": 0.1}},
+            {"name": "LLM-strong", "ray_actor_options": {"num_cpus": 0.1}},
+            {"name": "LLM-weak", "ray_actor_options": {"num_cpus": 0.1}},
         ],
-    }
+        port=int(cluster["http_port"]),
+    )
 
 
 def deploy(cluster: dict[str, str], config: dict, tmp_path: Path) -> None:
