@@ -19,8 +19,9 @@ class Router:
     def __init__(self, config: RouterConfig, upstream_ids: tuple[str | None, str | None] = (None, None)) -> None:
         self.router = make_router(config, upstream_ids)
         self._score_one = Batched(self._score_batch)
+        self._needs_embeddings = config.needs_embeddings
         # A router over embeddings can be probed once it has seen a vector of the right size.
-        self._probe_embedding: np.ndarray | None = None if config.needs_embeddings else np.zeros((0,))
+        self._probe_embedding: np.ndarray | None = None
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve calls this with the deployment's ``user_config``: the batching (see :class:`BatchingConfig`)."""
@@ -28,9 +29,9 @@ class Router:
 
     async def check_health(self) -> None:
         """Serve restarts a replica whose model no longer scores in time."""
-        if self._probe_embedding is None:
+        if self._needs_embeddings and self._probe_embedding is None:
             return
-        embeddings = self._probe_embedding[None, :] if self._probe_embedding.size else None
+        embeddings = None if self._probe_embedding is None else self._probe_embedding[None, :]
         await asyncio.wait_for(asyncio.to_thread(self.router.score, [HEALTH_PROBE], embeddings), HEALTH_PROBE_TIMEOUT_S)
 
     async def score(self, prompts: list[str], embeddings: np.ndarray | None) -> list[float]:
