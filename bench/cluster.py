@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -33,6 +36,28 @@ def graph_config(args: dict[str, Any], deployments: list[dict[str, Any]], **http
             }
         ],
     }
+
+
+def shipped_config(
+    upstream_base_url: str, routers: tuple[str, ...], embedding: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``serve_config.yaml`` as shipped, with both models served by the OpenAI-compatible API at
+    ``upstream_base_url`` (LLM-weak then gets LLM-strong's deployment options: both are API
+    clients), only the ``routers`` named, and optionally another ``embedding`` backend."""
+    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    application = config["applications"][0]
+    args = application["args"]
+    args["upstreams"] = {
+        key: {"backend": "openai", "model": key, "base_url": upstream_base_url} for key in ("strong", "weak")
+    }
+    args["routers"] = {name: args["routers"][name] for name in routers}
+    if embedding is not None:
+        args["embedding"] = embedding
+    options = {d["name"]: d for d in application["deployments"]}
+    options["LLM-weak"] = {**options["LLM-strong"], "name": "LLM-weak"}
+    wanted = {"Ingress", "Embedding", "LLM-strong", "LLM-weak", *(f"Router-{name}" for name in routers)}
+    application["deployments"] = [d for name, d in options.items() if name in wanted]
+    return config
 
 
 @dataclass
@@ -64,19 +89,20 @@ def deployed(config: dict[str, Any], workdir: Path, health_path: str = "/health"
         client = serve_start(http_options=config["http_options"])
         client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)
         cluster = Cluster(f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{metrics_port}/metrics")
-        _wait_until_healthy(cluster.url + health_path)
+        wait_until_healthy(cluster.url + health_path)
         yield cluster
     finally:
         ray.shutdown()
 
 
-def _wait_until_healthy(url: str, deadline_s: float = 240) -> None:
+def wait_until_healthy(url: str, deadline_s: float = 240, status: int = 200) -> None:
+    """Polls ``url`` with GET until it answers ``status``."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=10).status_code == 200:
+            if httpx.get(url, timeout=10).status_code == status:
                 return
         except httpx.TransportError:
             pass
         time.sleep(1)
-    raise RuntimeError(f"{url} did not answer 200 in time")
+    raise RuntimeError(f"{url} did not answer {status} in time")

@@ -9,7 +9,9 @@ starts one and steers it over HTTP:
   ``malformed`` (broken JSON), ``cut`` (stream the role chunk and ``cut_after`` content chunks,
   by default all ``chunks`` of them, then drop the connection);
   with ``"times": n`` the mode applies to the next n requests only, then ``ok`` returns;
-  ``delay_s`` delays every streamed chunk (and a whole answer);
+  ``delay_s`` delays every streamed chunk (and a whole answer); ``tokens_per_s`` paces the
+  answer's pieces (a whole answer waits for all of them); ``record: false`` stops keeping request
+  bodies (for load runs);
 - ``GET /_requests``: every request body received, oldest first; ``DELETE /_requests`` clears.
 
 Answers are ``"<name> answer #<k>"`` split into ``chunks`` pieces when streamed, so a test can
@@ -152,8 +154,9 @@ def create_app(name: str) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         body = await request.json()
-        state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
         behaviour = current()
+        if behaviour.get("record", True):
+            state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
         failure = await misbehave(behaviour)
         if failure is not None:
             return failure
@@ -162,8 +165,10 @@ def create_app(name: str) -> FastAPI:
         model = body.get("model", name)
         ident, created = f"chatcmpl-{name}-{state['count']}", int(time.time())
         delay = float(behaviour.get("delay_s", 0.0))
+        pieces = _split(text, int(behaviour.get("chunks", 4)))
+        per_piece = 1 / float(behaviour["tokens_per_s"]) if behaviour.get("tokens_per_s") else 0.0
         if not body.get("stream"):
-            await asyncio.sleep(delay)
+            await asyncio.sleep(delay + per_piece * len(pieces))
             return JSONResponse(
                 {
                     "id": ident,
@@ -181,7 +186,6 @@ def create_app(name: str) -> FastAPI:
                     "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
                 }
             )
-        pieces = _split(text, int(behaviour.get("chunks", 4)))
         cut_after = int(behaviour.get("cut_after", len(pieces))) if behaviour.get("mode") == "cut" else None
 
         async def events() -> Any:
@@ -199,7 +203,7 @@ def create_app(name: str) -> FastAPI:
             if cut_after == 0:
                 raise ConnectionResetError("stream cut on purpose")
             for number, piece in enumerate(pieces, start=1):
-                await asyncio.sleep(delay)
+                await asyncio.sleep(delay + per_piece)
                 yield event({"content": piece})
                 if cut_after is not None and number >= cut_after:
                     raise ConnectionResetError("stream cut on purpose")
@@ -215,10 +219,13 @@ def create_app(name: str) -> FastAPI:
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
         body = await request.json()
-        state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
-        failure = await misbehave(current())
+        behaviour = current()
+        if behaviour.get("record", True):
+            state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
+        failure = await misbehave(behaviour)
         if failure is not None:
             return failure
+        await asyncio.sleep(float(behaviour.get("delay_s", 0.0)))
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
         dim = int(body.get("dimensions") or state["behaviour"].get("dimensions", 384))
         data = [{"object": "embedding", "index": i, "embedding": _vector(t, dim)} for i, t in enumerate(texts)]
@@ -252,8 +259,11 @@ def main() -> None:
     args = parser.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Inherited by accepted connections: an answer's head and body go out at once, not ~40 ms
+    # apart behind the client's delayed ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", args.port))
-    sock.listen(128)  # connections queue from now on, before the server loop starts
+    sock.listen(4096)  # connections queue from now on, before the server loop starts
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(create_app(args.name), log_level="critical", timeout_graceful_shutdown=1)
     asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))

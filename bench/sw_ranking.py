@@ -60,18 +60,15 @@ def reference_scores(
     return np.array(scores)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--reference-requests", type=int, default=5)
-    args = parser.parse_args()
-
+def measure(requests: int = 300, reference_requests: int = 5) -> dict[str, float]:
+    """Requests/s of the reference algorithm and of this project's router, one at a time and in
+    batches of 32, on the same prompt embeddings; and how far their scores differ."""
     directory = checkpoint_path("builtin:sw_ranking")
     router = SWRankingRouter.load(directory)
     battles = to_battles(read_preference_data(ROOT / "data" / "train"))
     prompts = sorted({b.prompt for b in battles})
     rng = np.random.default_rng(0)
-    queries = [prompts[i] for i in rng.choice(len(prompts), size=args.requests, replace=False)]
+    queries = [prompts[i] for i in rng.choice(len(prompts), size=requests, replace=False)]
     encoder = LocalEmbedder(LocalEmbedding())
     started = time.perf_counter()
     embeddings = np.stack([encoder.encode([q])[0] for q in queries])
@@ -88,24 +85,45 @@ def main() -> None:
 
     # The reference reads the checkpoint's prompt embeddings too, so both fit the same weighted data.
     prompt_rows = {p: i for i, p in enumerate(prompts)}
-    count = args.reference_requests
     started = time.perf_counter()
-    reference = reference_scores(router, battles, prompt_rows, embeddings[:count])
+    reference = reference_scores(router, battles, prompt_rows, embeddings[:reference_requests])
     reference_s = time.perf_counter() - started
+    return {
+        "battles": len(battles),
+        "prompts": len(prompts),
+        "tiers": router.tier_count,
+        "embedding_ms": embed_ms,
+        "reference_per_s": reference_requests / reference_s,
+        "ours_one_at_a_time_per_s": len(queries) / single_s,
+        "ours_batches_of_32_per_s": len(queries) / batched_s,
+        "max_difference_vs_reference": float(np.abs(ours_single[:reference_requests] - reference).max()),
+        "max_difference_batched": float(np.abs(ours_single - ours_batched).max()),
+    }
 
-    ours_rps, batched_rps, reference_rps = len(queries) / single_s, len(queries) / batched_s, count / reference_s
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; checkpoint {directory.name}")
-    print(f"training data: {len(battles)} battles, {len(prompts)} prompts, {router.tier_count} tiers")
-    print(f"MiniLM embedding, one prompt at a time: {embed_ms:.1f} ms/request (not included below)")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--reference-requests", type=int, default=5)
+    args = parser.parse_args()
+    m = measure(args.requests, args.reference_requests)
+    reference_rps = m["reference_per_s"]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"training data: {m['battles']:.0f} battles, {m['prompts']:.0f} prompts, {m['tiers']:.0f} tiers")
+    print(f"MiniLM embedding, one prompt at a time: {m['embedding_ms']:.1f} ms/request (not included below)")
     print("| router | requests/s | × paper's 2.9 req/s | × reference re-timed here |")
     print("|---|---:|---:|---:|")
     paper_ratio = reference_rps / PAPER_REQUESTS_PER_S
     print(f"| reference algorithm (scikit-learn refit per request) | {reference_rps:.2f} | {paper_ratio:.2f} | 1.0 |")
-    for name, rps in (("ours, one request at a time", ours_rps), ("ours, batches of 32", batched_rps)):
+    rows = (
+        ("ours, one request at a time", "ours_one_at_a_time_per_s"),
+        ("ours, batches of 32", "ours_batches_of_32_per_s"),
+    )
+    for name, key in rows:
+        rps = m[key]
         print(f"| {name} | {rps:.0f} | {rps / PAPER_REQUESTS_PER_S:.0f} | {rps / reference_rps:.0f} |")
-    difference = np.abs(ours_single[:count] - reference).max()
-    print(f"largest |score difference| ours vs reference on {count} prompts: {difference:.2e}")
-    print(f"largest |score difference| one-at-a-time vs batched: {np.abs(ours_single - ours_batched).max():.2e}")
+    print(f"largest |score difference| ours vs reference: {m['max_difference_vs_reference']:.2e}")
+    print(f"largest |score difference| one-at-a-time vs batched: {m['max_difference_batched']:.2e}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,382 @@
+"""The benchmarks, side by side in one run: the router against the raw model limit, against
+RouteLLM 0.2.0's own server, under a slow upstream; SW ranking; cold start and memory.
+
+    python -m bench.run [--seconds 10] [--scenarios abcde] [--out docs/benchmarks]
+
+(a) the router stage (``/v1/route``: embedding + MF, no model call) through Serve at saturation,
+    against MiniLM + MF in one process on the same cores;
+(b) chat requests through this service and through RouteLLM 0.2.0's server (installed once into
+    ``.bench/routellm-0.2.0``), both calling the same fake upstream: requests/s at 32 clients
+    (median of 3 runs), and the latency added to a direct upstream call at 1 client, against one
+    MiniLM forward pass;
+(c) an upstream answering in 2 s and 200 clients: the routing overhead (latency − 2 s) and errors;
+(d) SW ranking: requests/s against the paper's 2.9, and through Serve;
+(e) ``serve run serve_config.yaml`` to the first answer, and the graph's memory (PSS) at idle.
+
+Every server runs alone on the machine while it is measured; the load generator (asyncio +
+httpx, one connection per client) and the fake upstream share its cores. Prints the table and
+writes ``results.json`` and PNG plots into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import coldstart, limits, sw_ranking
+from bench.cluster import ROOT, deployed, shipped_config
+from bench.fake_upstream import FakeUpstream
+from bench.load import LoadResult, chat_bodies, run_load, sample_prompts
+from bench.peer import peer_server
+from bench.plots import write_plots
+from bench.served import batch_size_totals, cpu_by_process, means_during, stage_latency_totals
+from routing.resources import MINILM_MODEL_ID
+
+SATURATION = 32
+SLOW_UPSTREAM_S = 2.0
+SLOW_CLIENTS = 200
+PEER_VENV = ROOT / ".bench" / "routellm-0.2.0"
+
+
+class Bench:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.prompts = sample_prompts()
+        self.results: dict[str, Any] = {}
+
+    def load(self, url: str, model: str, concurrency: int, seconds: float | None = None) -> LoadResult:
+        return run_load(
+            url, chat_bodies(self.prompts, model), concurrency, duration_s=seconds or self.seconds, warmup_s=2
+        )
+
+    def saturated(self, url: str, model: str) -> dict[str, Any]:
+        """Three runs at :data:`SATURATION` clients; the one with the median requests/s."""
+        runs = sorted((self.load(url, model, SATURATION) for _ in range(3)), key=lambda r: r.requests_per_s)
+        return runs[1].summary() | {"runs_per_s": [round(r.requests_per_s, 1) for r in runs]}
+
+    def serial(self, url: str, model: str) -> dict[str, Any]:
+        return self.load(url, model, 1).summary()
+
+
+def in_process(bench: Bench) -> None:
+    threads = os.cpu_count() or 1
+    bench.results["in_process"] = {
+        "torch_threads": threads,
+        "one_forward_ms": limits.one_forward_ms(bench.prompts, threads),
+        "router_stage_limit_per_s": limits.router_stage_limit(bench.prompts, threads),
+        # The shipped Embedding replica runs one torch thread.
+        "served_batch_per_s_1_thread": limits.served_batch_rates(bench.prompts, torch_threads=1),
+    }
+
+
+def peer(bench: Bench, upstream: FakeUpstream, embeddings: FakeUpstream) -> None:
+    out: dict[str, Any] = {}
+    with peer_server(PEER_VENV, "random", upstream.base_url) as url:
+        chat = url + "/v1/chat/completions"
+        out["random"] = {
+            "saturated": bench.saturated(chat, "router-random-0.5"),
+            "serial": bench.serial(chat, "router-random-0.5"),
+        }
+    embeddings.behave("ok", record=False, dimensions=1536)
+    with peer_server(PEER_VENV, "mf", upstream.base_url, embeddings.base_url) as url:
+        chat = url + "/v1/chat/completions"
+        out["mf_openai_embeddings"] = {"saturated": bench.saturated(chat, "router-mf-0.5")}
+        embeddings.behave("ok", record=False, dimensions=1536, delay_s=0.05)
+        out["mf_openai_embeddings_50ms"] = {"saturated": bench.load(chat, "router-mf-0.5", SATURATION).summary()}
+    embeddings.behave("ok", record=False)
+    bench.results["peer"] = out
+
+
+def ours_local(bench: Bench, upstream: FakeUpstream, scenarios: str, workdir: Path) -> None:
+    """The shipped graph (local MiniLM embeddings) with both models on the fake upstream."""
+    out: dict[str, Any] = bench.results.setdefault("ours", {})
+    config = shipped_config(upstream.base_url, ("random", "mf", "sw_ranking"))
+    with deployed(config, workdir / "local") as cluster:
+        chat, route = cluster.url + "/v1/chat/completions", cluster.url + "/v1/route"
+        own = {upstream.process.pid: "fake upstream"}
+        if "b" in scenarios:
+            stages = partial(stage_latency_totals, cluster.metrics_url)
+            out["random"] = {"saturated": bench.saturated(chat, "router-random-0.5")}
+            out["random"]["serial"], _ = means_during(lambda: bench.serial(chat, "router-random-0.5"), stages)
+            out["mf_local"] = {}
+            out["mf_local"]["saturated"], batch_sizes = means_during(
+                lambda: bench.saturated(chat, "router-mf-0.5"), partial(batch_size_totals, cluster.metrics_url)
+            )
+            out["mf_local"]["serial"], latency = means_during(lambda: bench.serial(chat, "router-mf-0.5"), stages)
+            bodies = chat_bodies(bench.prompts, "router-mf-0.5")
+            profiled, cpu = cpu_by_process(lambda: run_load(chat, bodies, SATURATION, duration_s=bench.seconds), own)
+            bench.results["profile"] = {
+                "requests": profiled.answered,
+                "cpu_ms_per_request": {k: round(1000 * v / profiled.answered, 2) for k, v in cpu.items()},
+                "stage_latency_ms": {k: round(v, 2) for k, v in latency.items()},
+                "mean_batch_size": {k: round(v, 2) for k, v in batch_sizes.items()},
+            }
+        if "a" in scenarios:
+            out["route_mf"] = {"saturated": bench.saturated(route, "router-mf-0.5")}
+        if "d" in scenarios:
+            out["route_sw_ranking"] = {"saturated": bench.load(route, "router-sw_ranking-0.5", SATURATION).summary()}
+        if "c" in scenarios:
+            upstream.behave("ok", record=False, delay_s=SLOW_UPSTREAM_S)
+            seconds = max(30.0, 3 * bench.seconds)
+            direct = bench.load(upstream.base_url + "/chat/completions", "strong", SLOW_CLIENTS, seconds)
+            routed = bench.load(chat, "router-mf-0.5", SLOW_CLIENTS, seconds)
+            upstream.behave("ok", record=False)
+            bench.results["slow_upstream"] = {
+                name: result.summary()
+                | {"overhead_ms": [round(ms - 1000 * SLOW_UPSTREAM_S, 2) for ms in result.latencies_ms]}
+                for name, result in (("direct", direct), ("routed", routed))
+            }
+
+
+def ours_openai_embeddings(bench: Bench, upstream: FakeUpstream, embeddings: FakeUpstream, workdir: Path) -> None:
+    """The same graph with its embeddings from the peer's endpoint: an OpenAI-compatible API
+    serving MiniLM-sized vectors, so that the shipped MF head reads them."""
+    embedding = {"backend": "openai", "model": MINILM_MODEL_ID, "base_url": embeddings.base_url, "dimensions": 384}
+    out: dict[str, Any] = bench.results.setdefault("ours", {})
+    with deployed(shipped_config(upstream.base_url, ("mf",), embedding), workdir / "openai") as cluster:
+        chat = cluster.url + "/v1/chat/completions"
+        out["mf_openai_embeddings"] = {"saturated": bench.saturated(chat, "router-mf-0.5")}
+        embeddings.behave("ok", record=False, delay_s=0.05)
+        out["mf_openai_embeddings_50ms"] = {"saturated": bench.load(chat, "router-mf-0.5", SATURATION).summary()}
+        embeddings.behave("ok", record=False)
+
+
+def direct(bench: Bench, upstream: FakeUpstream) -> None:
+    url = upstream.base_url + "/chat/completions"
+    bench.results["direct"] = {
+        "saturated": bench.load(url, "strong", SATURATION).summary(),
+        "serial": bench.serial(url, "strong"),
+    }
+
+
+def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """Rows: scenario, ours, baseline, ratio, goal (met or missed)."""
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def rps(path: tuple[str, ...]) -> float | None:
+        node: Any = results
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        return float(node["saturated"]["requests_per_s"])
+
+    def verdict(ok: bool, goal: str) -> str:
+        return f"{goal}: {'met' if ok else 'missed'}"
+
+    limit = results.get("in_process", {}).get("router_stage_limit_per_s")
+    served = rps(("ours", "route_mf"))
+    if limit and served:
+        rows.append(
+            (
+                "(a) router stage, req/s (Serve vs one process)",
+                f"{served:.1f}",
+                f"{limit:.1f}",
+                f"{served / limit:.2f}",
+                verdict(served / limit >= 0.7, "≥ 0.70"),
+            )
+        )
+    for name, label in (
+        ("random", "random"),
+        ("mf_openai_embeddings", "mf, embeddings API 0 ms"),
+        ("mf_openai_embeddings_50ms", "mf, embeddings API 50 ms"),
+    ):
+        ours, theirs = rps(("ours", name)), rps(("peer", name))
+        if ours and theirs:
+            rows.append(
+                (
+                    f"(b) {label}, req/s at {SATURATION} clients (vs RouteLLM 0.2.0)",
+                    f"{ours:.1f}",
+                    f"{theirs:.1f}",
+                    f"{ours / theirs:.2f}",
+                    verdict(ours / theirs >= 2, "≥ 2") if name == "random" else "–",
+                )
+            )
+    ours_local = rps(("ours", "mf_local"))
+    if ours_local:
+        rows.append((f"(b) mf, local MiniLM, req/s at {SATURATION} clients", f"{ours_local:.1f}", "–", "–", "–"))
+    forward = results.get("in_process", {}).get("one_forward_ms")
+    direct_p50 = results.get("direct", {}).get("serial", {}).get("p50_ms")
+    for name, label in (("mf_local", "mf, local MiniLM"), ("random", "random")):
+        serial = results.get("ours", {}).get(name, {}).get("serial")
+        if serial and forward and direct_p50 is not None:
+            added = serial["p50_ms"] - direct_p50
+            goal = verdict(added / forward <= 1.5, "≤ 1.5") if name == "mf_local" else "–"
+            rows.append(
+                (
+                    f"(b) added latency p50 at 1 client, {label}, ms (vs one MiniLM forward)",
+                    f"{added:.1f}",
+                    f"{forward:.1f}",
+                    f"{added / forward:.2f}",
+                    goal,
+                )
+            )
+    peer_serial = results.get("peer", {}).get("random", {}).get("serial")
+    if peer_serial and direct_p50 is not None:
+        rows.append(
+            (
+                "(b) RouteLLM 0.2.0 random: added latency p50 at 1 client, ms",
+                f"{peer_serial['p50_ms'] - direct_p50:.1f}",
+                "–",
+                "–",
+                "–",
+            )
+        )
+    slow = results.get("slow_upstream")
+    if slow:
+        routed = slow["routed"]
+        overhead = sorted(routed["overhead_ms"])
+        p99 = overhead[int(0.99 * (len(overhead) - 1))] if overhead else float("nan")
+        direct_overhead = sorted(slow["direct"]["overhead_ms"])
+        direct_p99 = direct_overhead[int(0.99 * (len(direct_overhead) - 1))] if direct_overhead else float("nan")
+        ok = p99 <= 100 and routed["errors"] == 0
+        rows.append(
+            (
+                f"(c) upstream 2 s, {SLOW_CLIENTS} clients: overhead p99 ms, errors",
+                f"{p99:.1f}, {routed['errors']}",
+                f"{direct_p99:.1f} (direct)",
+                "–",
+                verdict(ok, "≤ 100 ms, 0 errors"),
+            )
+        )
+    sw = results.get("sw_ranking")
+    if sw:
+        rows.append(
+            (
+                "(d) SW ranking, one request at a time, req/s (vs paper)",
+                f"{sw['ours_one_at_a_time_per_s']:.0f}",
+                f"{sw_ranking.PAPER_REQUESTS_PER_S}",
+                f"{sw['ours_one_at_a_time_per_s'] / sw_ranking.PAPER_REQUESTS_PER_S:.0f}",
+                "–",
+            )
+        )
+        rows.append(
+            (
+                "(d) SW ranking, reference algorithm re-timed here, req/s",
+                f"{sw['reference_per_s']:.2f}",
+                f"{sw_ranking.PAPER_REQUESTS_PER_S}",
+                f"{sw['reference_per_s'] / sw_ranking.PAPER_REQUESTS_PER_S:.2f}",
+                "–",
+            )
+        )
+    served_sw = rps(("ours", "route_sw_ranking"))
+    if served_sw:
+        rows.append(
+            (
+                f"(d) SW ranking through Serve (/v1/route, {SATURATION} clients), req/s",
+                f"{served_sw:.1f}",
+                f"{sw_ranking.PAPER_REQUESTS_PER_S}",
+                f"{served_sw / sw_ranking.PAPER_REQUESTS_PER_S:.0f}",
+                "–",
+            )
+        )
+    cold = results.get("cold_start")
+    if cold:
+        rows.append(("(e) serve run → first answer, s", f"{cold['first_answer_s']:.1f}", "–", "–", "–"))
+        rows.append(("(e) serve run → every router answering, s", f"{cold['all_routers_s']:.1f}", "–", "–", "–"))
+        rows.append(
+            (
+                f"(e) PSS of the whole graph at idle ({cold['processes']} processes), MiB",
+                f"{cold['idle_pss_mib']:.0f}",
+                "–",
+                "–",
+                "–",
+            )
+        )
+    return rows
+
+
+def print_report(results: dict[str, Any]) -> None:
+    machine = results["machine"]
+    print(
+        f"\nmachine: {machine['cpu']}, {machine['cpus']} CPUs, torch {machine['torch']}; {machine['seconds']} s per run"
+    )
+    print("\n| scenario | this service | baseline | ratio | goal |")
+    print("|---|---:|---:|---:|---|")
+    for row in table(results):
+        print("| " + " | ".join(row) + " |")
+    if "in_process" in results:
+        rates = results["in_process"]["served_batch_per_s_1_thread"]
+        print("\nServed batches of 32 prompts, 1 torch thread (the Embedding replica's), embeddings/s:")
+        for name, rate in rates.items():
+            print(f"  {name}: {rate:.1f}")
+    if "profile" in results:
+        print(f"\nCPU per request, mf router, {SATURATION} clients (ms of CPU time, by process):")
+        for name, ms in results["profile"]["cpu_ms_per_request"].items():
+            print(f"  {ms:7.2f}  {name}")
+        print(f"\nMean batch size at {SATURATION} clients, mf router: {results['profile']['mean_batch_size']}")
+        print("\nServe's mean latency per call at 1 client, mf router (ms, from Serve's metrics):")
+        for name, ms in results["profile"]["stage_latency_ms"].items():
+            print(f"  {ms:7.2f}  {name}")
+    if "cold_start" in results:
+        print("\nPSS at idle by process (MiB):")
+        for name, mib in list(results["cold_start"]["pss_by_process_mib"].items())[:12]:
+            print(f"  {mib:8.1f}  {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
+    parser.add_argument("--scenarios", default="abcde", help="which of a-e to run")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    args = parser.parse_args()
+    bench = Bench(args.seconds)
+    bench.results["machine"] = {
+        "cpu": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "seconds": args.seconds,
+        "prompts": len(bench.prompts),
+        "median_prompt_chars": statistics.median(len(p) for p in bench.prompts),
+    }
+    steps: list[tuple[str, Callable[[], None]]] = []
+    upstream, embeddings = FakeUpstream("upstream"), FakeUpstream("embeddings")
+    upstream.behave("ok", record=False)
+    embeddings.behave("ok", record=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        if set("ab") & set(args.scenarios):
+            steps.append(("in-process limits", lambda: in_process(bench)))
+        if "b" in args.scenarios:
+            steps.append(("direct upstream", lambda: direct(bench, upstream)))
+            steps.append(("RouteLLM 0.2.0", lambda: peer(bench, upstream, embeddings)))
+        if set("abcd") & set(args.scenarios):
+            steps.append(("this service", lambda: ours_local(bench, upstream, args.scenarios, workdir)))
+        if "b" in args.scenarios:
+            steps.append(
+                ("this service, embeddings API", lambda: ours_openai_embeddings(bench, upstream, embeddings, workdir))
+            )
+        if "d" in args.scenarios:
+            steps.append(
+                ("SW ranking in process", lambda: bench.results.__setitem__("sw_ranking", sw_ranking.measure()))
+            )
+        try:
+            for name, step in steps:
+                print(f"-- {name}", flush=True)
+                step()
+        finally:
+            upstream.stop()
+            embeddings.stop()
+    if "e" in args.scenarios:
+        print("-- cold start", flush=True)
+        bench.results["cold_start"] = coldstart.measure().model_dump()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = bench.results | {"table": table(bench.results)}
+    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_plots(bench.results, args.out)
+    print_report(bench.results)
+    print(f"\nwrote {args.out / 'results.json'} and plots in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

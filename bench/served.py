@@ -1,0 +1,111 @@
+"""Measurements on a running graph: where the CPU goes per request, and Serve's own latency per stage."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TypeVar
+
+import httpx
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+T = TypeVar("T")
+
+STAGE_METRIC = "ray_serve_deployment_processing_latency_ms"
+PROXY_METRIC = "ray_serve_http_request_latency_ms"
+BATCH_METRIC = "ray_routellm_batch_size"
+
+
+def _process_label(process: psutil.Process, own_pids: dict[int, str]) -> str:
+    if process.pid in own_pids:
+        return own_pids[process.pid]
+    command = " ".join(process.cmdline())
+    if command.startswith("ray::"):
+        return command.split()[0].removeprefix("ray::").removeprefix("ServeReplica:router:")
+    return "Ray's other processes (GCS, raylet, agents)"
+
+
+def _cpu_seconds(own_pids: dict[int, str]) -> dict[int, tuple[str, float]]:
+    seen = {}
+    for process in psutil.process_iter():
+        try:
+            command = " ".join(process.cmdline())
+            if process.pid not in own_pids and "ray" not in command:
+                continue
+            times = process.cpu_times()
+            seen[process.pid] = (_process_label(process, own_pids), times.user + times.system)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return seen
+
+
+def cpu_by_process(run: Callable[[], T], own_pids: dict[int, str]) -> tuple[T, dict[str, float]]:
+    """``run()``'s result and the CPU seconds each process used meanwhile, by label: Serve's
+    replicas and proxy by name, ``own_pids`` by the label given, the rest of Ray together."""
+    own_pids = {os.getpid(): "load generator", **own_pids}
+    before = _cpu_seconds(own_pids)
+    result = run()
+    after = _cpu_seconds(own_pids)
+    used: dict[str, float] = defaultdict(float)
+    for pid, (label, seconds) in after.items():
+        used[label] += seconds - before.get(pid, (label, 0.0))[1]
+    return result, dict(sorted(used.items(), key=lambda item: -item[1]))
+
+
+Totals = dict[str, tuple[float, float]]
+
+
+def stage_latency_totals(metrics_url: str) -> Totals:
+    """(sum of ms, count) of Serve's request latency, per deployment and for the HTTP proxy."""
+    return _histogram_totals(metrics_url, {STAGE_METRIC: None, PROXY_METRIC: "HTTP proxy"})
+
+
+def batch_size_totals(metrics_url: str) -> Totals:
+    """(sum of sizes, count) of the batches each deployment ran (``routellm_batch_size``)."""
+    return _histogram_totals(metrics_url, {BATCH_METRIC: None})
+
+
+def _histogram_totals(metrics_url: str, metrics: dict[str, str | None]) -> Totals:
+    """Sums and counts of the histograms named in ``metrics``, by deployment (or by the name given)."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    text = httpx.get(metrics_url, timeout=10).text
+    for family in text_string_to_metric_families(text):
+        if family.name not in metrics:
+            continue
+        for sample in family.samples:
+            name = metrics[family.name] or sample.labels.get("deployment", "?")
+            if sample.name.endswith("_sum"):
+                totals[name][0] += sample.value
+            elif sample.name.endswith("_count"):
+                totals[name][1] += sample.value
+    return {name: (total[0], total[1]) for name, total in totals.items()}
+
+
+def _settled(read: Callable[[], Totals], quiet_s: float = 12.0, deadline_s: float = 60.0) -> Totals:
+    """The totals once Ray's metrics export (every ~10 s) has caught up: unchanged over ``quiet_s``."""
+    deadline = time.monotonic() + deadline_s
+    last = read()
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        current = read()
+        if current == last and current:
+            return current
+        last = current
+    return last
+
+
+def means_during(run: Callable[[], T], read: Callable[[], Totals]) -> tuple[T, dict[str, float]]:
+    """``run()``'s result and, for each histogram ``read`` returns, its mean over the samples
+    recorded during the run (Serve's metrics, once exported)."""
+    before = _settled(read, quiet_s=2.0)
+    result = run()
+    after = _settled(read)
+    means = {}
+    for name, (total, count) in after.items():
+        base_total, base_count = before.get(name, (0.0, 0.0))
+        if count > base_count:
+            means[name] = (total - base_total) / (count - base_count)
+    return result, means
