@@ -1,10 +1,6 @@
-"""Request batching with ``@serve.batch`` where it works.
-
-Concurrent single-prompt calls to a replica are gathered into one batch, so one forward pass
-serves many requests; the batch size and wait come from the deployment's ``user_config`` and
-change on running replicas. ``@serve.batch`` needs a replica context, which Serve's local
-testing mode does not have; there each call runs as its own batch of one.
-"""
+"""A replica's batching: :class:`AdaptiveBatcher` with its settings from the deployment's
+``user_config`` (changed on running replicas by ``serve deploy``) and its batches counted in
+Serve's metrics (``routellm_batches``, ``routellm_batch_size``, by deployment)."""
 
 from __future__ import annotations
 
@@ -12,9 +8,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from ray import serve
-from ray.serve.exceptions import RayServeException
+from ray.serve import metrics
 
+from routing.batching import AdaptiveBatcher
 from routing.config import BatchingConfig, ConfigError, load_batching_config
 
 Item = TypeVar("Item")
@@ -23,35 +19,33 @@ Result = TypeVar("Result")
 logger = logging.getLogger("ray.serve")
 
 DEFAULT = BatchingConfig()
+BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 
 
 class Batched(Generic[Item, Result]):
     def __init__(self, handle_batch: Callable[[list[Item]], Awaitable[list[Result]]]) -> None:
-        self.config = DEFAULT
-        self._batch: Any = None
-        try:
-            serve.get_replica_context()
-        except RayServeException:
-            self._handle_batch = handle_batch
-        else:
-            self._batch = serve.batch(
-                max_batch_size=DEFAULT.max_batch_size, batch_wait_timeout_s=DEFAULT.batch_wait_timeout_s
-            )(handle_batch)
+        batches = metrics.Counter("routellm_batches", description="forward passes over a batch of requests")
+        sizes = metrics.Histogram(
+            "routellm_batch_size", description="requests per batch", boundaries=BATCH_SIZE_BUCKETS
+        )
+
+        def count(size: int) -> None:
+            batches.inc()
+            sizes.observe(size)
+
+        self.batcher = AdaptiveBatcher(handle_batch, DEFAULT, on_batch=count)
+
+    @property
+    def config(self) -> BatchingConfig:
+        return self.batcher.config
 
     async def __call__(self, item: Item) -> Result:
-        if self._batch is None:
-            return (await self._handle_batch([item]))[0]
-        return await self._batch(item)
+        return await self.batcher(item)
 
     def reconfigure(self, user_config: dict[str, Any] | None) -> None:
         """Applies a deployment's ``user_config``; a bad one is logged and the current batching kept
         (raising would make Serve mark the deployment failed while its replicas still serve)."""
         try:
-            config = load_batching_config(user_config)
+            self.batcher.config = load_batching_config(user_config)
         except ConfigError as exc:
             logger.error("user_config refused, batching unchanged: %s", exc)
-            return
-        if self._batch is not None:
-            self._batch.set_max_batch_size(config.max_batch_size)
-            self._batch.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
-        self.config = config

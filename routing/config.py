@@ -376,7 +376,11 @@ class BatchingConfig(_Strict):
 
     max_batch_size: int = Field(default=32, ge=1, le=1024)
     batch_wait_timeout_s: float = Field(
-        default=0.002, ge=0, le=1.0, description="how long a batch waits to fill after its first request"
+        default=0.0,
+        ge=0,
+        le=1.0,
+        description="how long a batch that is not full waits for more requests before it starts "
+        "(under load the backlog fills it without waiting)",
     )
 
 

@@ -169,7 +169,7 @@ def test_serve_config_fits_two_cores_and_names_real_deployments() -> None:
 
 
 def test_batching_user_config_is_checked_with_paths() -> None:
-    assert load_batching_config({"max_batch_size": 8}).batch_wait_timeout_s == 0.002
+    assert load_batching_config({"max_batch_size": 8}).batch_wait_timeout_s == 0.0
     with pytest.raises(ConfigError) as info:
         load_batching_config({"max_batch_size": 0, "batch_wait_timout_s": 0.1})
     assert "user_config.max_batch_size: Input should be greater than or equal to 1" in str(info.value)

@@ -159,7 +159,7 @@ def embedding_batches(cluster: dict[str, str]) -> float:
         sample.value
         for family in text_string_to_metric_families(httpx.get(cluster["metrics"], timeout=10).text)
         for sample in family.samples
-        if sample.name == "ray_serve_batches_processed_total" and sample.labels.get("deployment") == "Embedding"
+        if sample.name == "ray_routellm_batches_total" and sample.labels.get("deployment") == "Embedding"
     )
 
 

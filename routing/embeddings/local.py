@@ -15,7 +15,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from routing.config import LocalEmbedding
 from routing.embeddings.base import l2_normalise
-from routing.inference import autocast, length_batches
+from routing.inference import autocast, forward_batch_size, length_batches
 from routing.resources import minilm_dir
 
 
@@ -34,9 +34,11 @@ class LocalEmbedder:
         # One forward at a time: concurrent forwards on the same cores only slow each other down.
         self._lock = threading.Lock()
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Embeddings in input order; long inputs are cut into batches of similar lengths."""
-        if len(texts) <= batch_size:
+    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """Embeddings in input order, computed in batches of similar lengths
+        (``batch_size`` prompts each, by default :func:`forward_batch_size`)."""
+        batch_size = batch_size or forward_batch_size(self.device)
+        if len(texts) <= 1:
             return self._encode_batch(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for chunk in length_batches(texts, batch_size):

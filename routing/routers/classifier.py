@@ -24,7 +24,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
 from routing.config import Precision
-from routing.inference import autocast, length_batches
+from routing.inference import autocast, forward_batch_size, length_batches
 from routing.resources import MINILM_MODEL_ID, SMOLLM2_GGUF_FILE, SMOLLM2_MODEL_ID, minilm_dir, smollm2_dir
 from routing.routers.checkpoint import Manifest, load_manifest, load_tensors
 
@@ -156,10 +156,11 @@ class ClassifierRouter:
         # One forward at a time: concurrent forwards on the same cores only slow each other down.
         self._lock = threading.Lock()
 
-    def features(self, prompts: list[str], batch_size: int = 32) -> np.ndarray:
-        """What the head reads, one row per prompt."""
+    def features(self, prompts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """What the head reads, one row per prompt, computed in batches of similar lengths
+        (``batch_size`` prompts each, by default :func:`forward_batch_size`)."""
         out = np.zeros((len(prompts), self.model.head.in_features), dtype=np.float32)
-        for chunk in length_batches(prompts, batch_size):
+        for chunk in length_batches(prompts, batch_size or forward_batch_size(self.device)):
             batch = {k: v.to(self.device) for k, v in self.model.tokenize([prompts[i] for i in chunk]).items()}
             with self._lock, torch.inference_mode(), autocast(self.device, self.precision):
                 out[chunk] = self.model.features(batch).float().cpu().numpy()

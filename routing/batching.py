@@ -1,0 +1,82 @@
+"""Gathering concurrent calls into batches for one model.
+
+A batch starts as soon as the model is free, and holds every call waiting by then (up to
+``max_batch_size``); calls that arrive while it runs form the next batch. Under load the batch
+size follows the backlog, and a lone call waits for nothing but ``batch_wait_timeout_s``.
+
+Ray Serve's ``@serve.batch`` forms the next batch while the current one still runs, from what
+arrives within the wait: with a short wait and a busy model its batches hold one or two
+requests each (bench/run.py shows the batch sizes), and a long wait delays every lone request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from routing.config import BatchingConfig
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class AdaptiveBatcher(Generic[Item, Result]):
+    """``await batcher(item)`` runs ``handle_batch`` over a batch of concurrent items, one batch
+    at a time; ``on_batch`` sees each batch's size (for metrics)."""
+
+    def __init__(
+        self,
+        handle_batch: Callable[[list[Item]], Awaitable[list[Result]]],
+        config: BatchingConfig | None = None,
+        on_batch: Callable[[int], None] = lambda size: None,
+    ) -> None:
+        self.handle_batch = handle_batch
+        self.config = config or BatchingConfig()
+        self.on_batch = on_batch
+        self._waiting: deque[tuple[Item, asyncio.Future[Result]]] = deque()
+        self._arrived = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: Item) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        self._arrived.set()
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        while self._waiting:
+            await self._fill()
+            batch = [self._waiting.popleft() for _ in range(min(self.config.max_batch_size, len(self._waiting)))]
+            live = [(item, future) for item, future in batch if not future.done()]  # cancelled callers drop out
+            if not live:
+                continue
+            self.on_batch(len(live))
+            try:
+                results = await self.handle_batch([item for item, _ in live])
+                if len(results) != len(live):
+                    raise RuntimeError(f"a batch of {len(live)} gave {len(results)} results")
+            except Exception as exc:  # every caller of the batch gets the failure
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(live, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _fill(self) -> None:
+        """Waits up to ``batch_wait_timeout_s`` for a batch that is not yet full."""
+        deadline = asyncio.get_running_loop().time() + self.config.batch_wait_timeout_s
+        while len(self._waiting) < self.config.max_batch_size:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                return

@@ -1,0 +1,103 @@
+"""The replica batcher: a batch starts when the model is free and takes the backlog."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from routing.batching import AdaptiveBatcher
+from routing.config import BatchingConfig
+
+
+class Model:
+    """Doubles numbers; each batch waits for ``release`` so a test can pile calls up behind it."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def __call__(self, items: list[int]) -> list[int]:
+        self.batches.append(items)
+        await self.release.wait()
+        if any(item < 0 for item in items):
+            raise ValueError("negative input")
+        return [2 * item for item in items]
+
+
+def test_a_lone_call_runs_at_once_and_calls_behind_a_busy_model_share_the_next_batch() -> None:
+    async def scenario() -> Model:
+        model = Model()
+        batcher = AdaptiveBatcher(model, BatchingConfig(max_batch_size=32))
+        model.release.clear()
+        first = asyncio.create_task(batcher(1))
+        await asyncio.sleep(0.01)
+        rest = [asyncio.create_task(batcher(n)) for n in range(2, 12)]
+        await asyncio.sleep(0.01)
+        model.release.set()
+        assert await first == 2
+        assert await asyncio.gather(*rest) == [2 * n for n in range(2, 12)]
+        return model
+
+    assert asyncio.run(scenario()).batches == [[1], list(range(2, 12))]
+
+
+def test_batches_stop_at_the_configured_size() -> None:
+    async def scenario() -> Model:
+        model = Model()
+        batcher = AdaptiveBatcher(model, BatchingConfig(max_batch_size=4))
+        assert await asyncio.gather(*(batcher(n) for n in range(10))) == [2 * n for n in range(10)]
+        return model
+
+    assert [len(b) for b in asyncio.run(scenario()).batches] == [4, 4, 2]
+
+
+def test_the_wait_gathers_calls_that_arrive_apart() -> None:
+    async def scenario() -> Model:
+        model = Model()
+        batcher = AdaptiveBatcher(model, BatchingConfig(max_batch_size=8, batch_wait_timeout_s=0.3))
+
+        async def later(n: int) -> int:
+            await asyncio.sleep(0.02 * n)
+            return await batcher(n)
+
+        await asyncio.gather(*(later(n) for n in range(5)))
+        return model
+
+    assert asyncio.run(scenario()).batches == [[0, 1, 2, 3, 4]]
+
+
+def test_a_failed_batch_fails_its_callers_only() -> None:
+    async def scenario() -> tuple[list[object], int]:
+        model = Model()
+        batcher = AdaptiveBatcher(model, BatchingConfig(max_batch_size=2))
+        outcomes = await asyncio.gather(batcher(-1), batcher(3), batcher(4), return_exceptions=True)
+        return outcomes, await batcher(5)
+
+    outcomes, after = asyncio.run(scenario())
+    assert isinstance(outcomes[0], ValueError) and isinstance(outcomes[1], ValueError)
+    assert outcomes[2] == 8 and after == 10
+
+
+def test_a_batch_that_returns_too_few_results_is_an_error() -> None:
+    async def short(items: list[int]) -> list[int]:
+        return items[:-1]
+
+    async def scenario() -> None:
+        batcher = AdaptiveBatcher(short)
+        await asyncio.gather(batcher(1), batcher(2))
+
+    with pytest.raises(RuntimeError, match="gave 1 results"):
+        asyncio.run(scenario())
+
+
+def test_batch_sizes_are_reported() -> None:
+    sizes: list[int] = []
+
+    async def scenario() -> None:
+        batcher = AdaptiveBatcher(Model(), BatchingConfig(max_batch_size=3), on_batch=sizes.append)
+        await asyncio.gather(*(batcher(n) for n in range(7)))
+
+    asyncio.run(scenario())
+    assert sizes == [3, 3, 1]
