@@ -35,9 +35,11 @@ class ColdStart(BaseModel):
 def _label(process: psutil.Process) -> str:
     command = " ".join(process.cmdline())
     if command.startswith("ray::"):
-        return command.split()[0].removeprefix("ray::").removeprefix("ServeReplica:router:")
-    name = Path(process.cmdline()[0]).name if process.cmdline() else process.name()
-    return "serve run" if "serve" in command and " run " in f" {command} " else name
+        return command.split()[0].removeprefix("ray::").removeprefix("ServeReplica:router:").split(".")[0]
+    if "serve" in command and " run " in f" {command} ":
+        return "serve run"
+    scripts = [Path(arg).name for arg in process.cmdline() if arg.endswith(".py")]
+    return scripts[0] if scripts else process.name()
 
 
 def _tree(root: psutil.Process) -> list[psutil.Process]:

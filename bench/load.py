@@ -86,9 +86,12 @@ async def closed_loop(
     headers: dict[str, str] | None = None,
     warmup_s: float = 0.0,
     timeout_s: float = 60.0,
+    ramp_s: float = 0.0,
 ) -> LoadResult:
     """Runs ``concurrency`` clients against ``url`` for ``duration_s`` (or until ``requests`` are
-    sent). Requests that finish during the first ``warmup_s`` are not counted."""
+    sent). Requests that start during the first ``warmup_s`` are not counted. Client ``i`` starts
+    ``i * ramp_s / concurrency`` seconds in: against an upstream that always takes the same time,
+    clients started together would stay in step and arrive in bursts."""
     if (duration_s is None) == (requests is None):
         raise ValueError("give exactly one of duration_s and requests")
     latencies: list[float] = []
@@ -99,7 +102,8 @@ async def closed_loop(
     stop_at = start + warmup_s + duration_s if duration_s is not None else float("inf")
     out_of_requests: Callable[[], bool] = (lambda: next(sent) >= requests) if requests is not None else (lambda: False)
 
-    async def client() -> None:
+    async def client(number: int) -> None:
+        await asyncio.sleep(number * ramp_s / concurrency)
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         # httpx writes a request's headers and body apart; with Nagle's algorithm on, the body
         # waits for the server's delayed ACK (~40 ms) on some servers.
@@ -118,7 +122,7 @@ async def closed_loop(
                     latencies.append(1000 * (ended - began))
                     statuses[status] += 1
 
-    await asyncio.gather(*(client() for _ in range(concurrency)))
+    await asyncio.gather(*(client(number) for number in range(concurrency)))
     seconds = time.perf_counter() - measure_from
     return LoadResult(concurrency=concurrency, seconds=seconds, latencies_ms=latencies, statuses=dict(statuses))
 

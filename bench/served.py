@@ -24,7 +24,8 @@ def _process_label(process: psutil.Process, own_pids: dict[int, str]) -> str:
         return own_pids[process.pid]
     command = " ".join(process.cmdline())
     if command.startswith("ray::"):
-        return command.split()[0].removeprefix("ray::").removeprefix("ServeReplica:router:")
+        # Ray's process title names the method running at the time (``Embedding.check_health``).
+        return command.split()[0].removeprefix("ray::").removeprefix("ServeReplica:router:").split(".")[0]
     return "Ray's other processes (GCS, raylet, agents)"
 
 

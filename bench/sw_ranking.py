@@ -108,7 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     m = measure(args.requests, args.reference_requests)
     reference_rps = m["reference_per_s"]
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; checkpoint sw_ranking")
     print(f"training data: {m['battles']:.0f} battles, {m['prompts']:.0f} prompts, {m['tiers']:.0f} tiers")
     print(f"MiniLM embedding, one prompt at a time: {m['embedding_ms']:.1f} ms/request (not included below)")
     print("| router | requests/s | × paper's 2.9 req/s | × reference re-timed here |")
@@ -122,7 +122,8 @@ def main() -> None:
     for name, key in rows:
         rps = m[key]
         print(f"| {name} | {rps:.0f} | {rps / PAPER_REQUESTS_PER_S:.0f} | {rps / reference_rps:.0f} |")
-    print(f"largest |score difference| ours vs reference: {m['max_difference_vs_reference']:.2e}")
+    difference = m["max_difference_vs_reference"]
+    print(f"largest |score difference| ours vs reference on {args.reference_requests} prompts: {difference:.2e}")
     print(f"largest |score difference| one-at-a-time vs batched: {m['max_difference_batched']:.2e}")
 
 
