@@ -60,8 +60,8 @@ class LoadResult(BaseModel):
 
 
 def sample_prompts(count: int = 512, seed: int = 0) -> list[str]:
-    """A seeded sample of the shipped training prompts (chat-like, 44 to 2,200 characters from the
-    10th to the 99th percentile): the same requests for every server and for the in-process limit."""
+    """A seeded sample of the shipped training prompts (chat questions and long documents alike):
+    the same requests for every server and for the in-process limit."""
     from routing.data.convert import to_battles
     from routing.data.files import read_preference_data
 

@@ -12,6 +12,14 @@ import matplotlib.pyplot as plt  # noqa: E402 - after choosing the file backend
 import numpy as np  # noqa: E402
 
 
+def _save(fig: Any, path: Path, legend: bool) -> None:
+    if legend:
+        fig.axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _throughput(results: dict[str, Any], out: Path) -> None:
     pairs = [
         ("random", "random"),
@@ -37,10 +45,7 @@ def _throughput(results: dict[str, Any], out: Path) -> None:
     ax.set_xticks(x, labels)
     ax.set_ylabel("requests/s")
     ax.set_title("Saturation throughput, 32 clients, same machine")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "throughput.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out / "throughput.png", legend=True)
 
 
 def _slow_upstream(results: dict[str, Any], out: Path) -> None:
@@ -58,10 +63,7 @@ def _slow_upstream(results: dict[str, Any], out: Path) -> None:
     ax.set_xscale("symlog", linthresh=10)
     ax.set_xlim(left=0)
     ax.set_title("Upstream answering in 2 s")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "slow_upstream.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out / "slow_upstream.png", legend=True)
 
 
 def _cpu_profile(results: dict[str, Any], out: Path) -> None:
@@ -73,9 +75,7 @@ def _cpu_profile(results: dict[str, Any], out: Path) -> None:
     ax.barh(names, [profile[n] for n in names])
     ax.set_xlabel("CPU ms per request")
     ax.set_title("Where the CPU goes: mf router, 32 clients")
-    fig.tight_layout()
-    fig.savefig(out / "cpu_profile.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out / "cpu_profile.png", legend=False)
 
 
 def write_plots(results: dict[str, Any], out: Path) -> None:

@@ -35,10 +35,6 @@ class Batched(Generic[Item, Result]):
 
         self.batcher = AdaptiveBatcher(handle_batch, DEFAULT, on_batch=count)
 
-    @property
-    def config(self) -> BatchingConfig:
-        return self.batcher.config
-
     async def __call__(self, item: Item) -> Result:
         return await self.batcher(item)
 
