@@ -5,8 +5,8 @@ A batch starts as soon as the model is free, and holds every call waiting by the
 size follows the backlog, and a lone call waits for nothing but ``batch_wait_timeout_s``.
 
 Ray Serve's ``@serve.batch`` forms the next batch while the current one still runs, from what
-arrives within the wait: with a short wait and a busy model its batches hold one or two
-requests each (bench/run.py shows the batch sizes), and a long wait delays every lone request.
+arrives within the wait: with a short wait and a busy model its batches stay small (BENCHMARKS.md
+has the before and after), and a long wait delays every lone request.
 """
 
 from __future__ import annotations
