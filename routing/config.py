@@ -303,6 +303,21 @@ def _default_routers() -> dict[str, RouterConfig]:
     }
 
 
+class RequestLogConfig(_Strict):
+    """Opt-in record of the traffic, one JSON line per answered chat request: the messages, the
+    routing decision and the upstream's usage, for ``calibrate`` and ``label``. Each process
+    (each ingress replica) appends to its own file in ``directory``."""
+
+    directory: str = Field(min_length=1)
+    prompts: bool = Field(default=True, description="record the messages; false keeps decisions and usage only")
+    redact: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="'module:function' given each record before it is written; it returns the "
+        "record to write, or None to leave it out",
+    )
+
+
 class AppConfig(_Strict):
     upstreams: dict[str, Upstream] = Field(default_factory=_default_upstreams)
     strong: str = Field(default="strong", description="key in 'upstreams' of the strong model")
@@ -312,6 +327,7 @@ class AppConfig(_Strict):
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     limits: Limits = Field(default_factory=Limits)
+    request_log: RequestLogConfig | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AppConfig:

@@ -32,6 +32,7 @@ from routing.protocol import (
     RouteDecision,
     Usage,
 )
+from routing.request_log import RequestLog
 from routing.resilience import ResilientUpstream, close_stream
 from routing.routers import Router, make_router
 from routing.telemetry import NO_TELEMETRY, Telemetry, cost_of
@@ -96,6 +97,7 @@ class RoutingEngine:
             key: ResilientUpstream(backend, config.upstreams[key], telemetry) for key, backend in backends.items()
         }
         self.calibrations = router_calibrations(config)
+        self.request_log = RequestLog(config.request_log) if config.request_log else None
         self.defaults: dict[str, RouterDefaults] = {}
         self.reconfigure(IngressUserConfig())
 
@@ -240,6 +242,7 @@ class RoutingEngine:
         outcome, completion = await self._first_success(plan, lambda key: self.upstreams[key].complete(request))
         if completion.usage is not None:
             self._record_usage(outcome.key, completion.usage)
+        self._log(request, outcome, completion.usage)
         return outcome, completion
 
     async def stream(self, request: ChatCompletionRequest) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
@@ -247,7 +250,7 @@ class RoutingEngine:
         after it the answer is committed to this upstream."""
         plan = await self.plan(request.model, request.messages)
         outcome, chunks = await self._first_success(plan, lambda key: self.upstreams[key].open_stream(request))
-        return outcome, self._watch_usage(outcome.key, chunks)
+        return outcome, self._watch_usage(request, outcome, chunks)
 
     async def _first_success(self, plan: Plan, attempt: Callable[[str], Awaitable[T]]) -> tuple[Outcome, T]:
         """Tries the plan's upstreams in order; if all fail, the first choice's error is raised,
@@ -274,16 +277,34 @@ class RoutingEngine:
         cost = cost_of(self.config, key, usage.prompt_tokens, usage.completion_tokens)
         self.telemetry.usage(self.config.upstreams[key].model, usage.prompt_tokens, usage.completion_tokens, cost)
 
+    def _log(self, request: ChatCompletionRequest, outcome: Outcome, usage: Usage | None) -> None:
+        if self.request_log is None:
+            return
+        cost = cost_of(self.config, outcome.key, usage.prompt_tokens, usage.completion_tokens) if usage else None
+        self.request_log.record(
+            request.model,
+            request.messages,
+            request.stream,
+            outcome.decision,
+            outcome.model,
+            outcome.fallback,
+            usage,
+            cost.usd if cost else None,
+        )
+
     async def _watch_usage(
-        self, key: str, chunks: AsyncIterator[ChatCompletionChunk]
+        self, request: ChatCompletionRequest, outcome: Outcome, chunks: AsyncIterator[ChatCompletionChunk]
     ) -> AsyncIterator[ChatCompletionChunk]:
+        usage = None
         try:
             async for chunk in chunks:
                 if chunk.usage is not None:
-                    self._record_usage(key, chunk.usage)
+                    usage = chunk.usage
+                    self._record_usage(outcome.key, chunk.usage)
                 yield chunk
         finally:
             await close_stream(chunks)
+            self._log(request, outcome, usage)
 
 
 def in_process_engine(config: AppConfig) -> RoutingEngine:

@@ -6,6 +6,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from conftest import FakeUpstream, fake_pair_args
 
 from routing.calibration import load_calibration
+from routing.request_log import read_request_log
 from routing.resources import CHECKPOINT_DIR
 
 pytestmark = pytest.mark.cluster
@@ -31,7 +33,14 @@ API_KEY = "sk-test-key-1"
 
 
 @pytest.fixture(scope="module")
-def service(upstreams: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def request_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("request-log")
+
+
+@pytest.fixture(scope="module")
+def service(
+    upstreams: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPathFactory, request_log: Path
+) -> Iterator[str]:
     import ray
     from ray import serve
 
@@ -50,6 +59,7 @@ def service(upstreams: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPat
     secret = tmp_path_factory.mktemp("secret") / "api-keys"
     secret.write_text(f"{API_KEY}\nsk-test-key-2\n")
     args["auth"] = {"api_keys_file": str(secret)}
+    args["request_log"] = {"directory": str(request_log)}
     serve.run(build_app(args), name="router", route_prefix="/")
     yield f"http://127.0.0.1:{port}"
     ray.shutdown()
@@ -119,6 +129,13 @@ def test_requests_without_a_valid_key_are_401(service: str, header: str | None, 
         openai.OpenAI(base_url=f"{service}/v1", api_key="sk-wrong", max_retries=0).models.list()
     second = openai.OpenAI(base_url=f"{service}/v1", api_key="sk-test-key-2", max_retries=0)
     assert "router-mf" in [m.id for m in second.models.list()]
+
+
+def test_the_ingress_writes_the_request_log(client, request_log: Path) -> None:  # type: ignore[no-untyped-def]
+    content = f"logged question {time.time()}"
+    client.chat.completions.create(model="router-random-0", messages=[{"role": "user", "content": content}])
+    (record,) = [r for r in read_request_log(request_log) if r.messages and r.messages[0].content == content]
+    assert (record.router, record.target, record.answered_by) == ("random", "big", "big")
 
 
 def test_direct_model_names_bypass_routing(client, strong, weak) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,112 @@
+"""The opt-in request log, written by the engine as it answers, read back for calibrate and label."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FakeUpstream, fake_pair_args
+
+from routing.config import ConfigError, load_app_config
+from routing.engine import RoutingEngine, in_process_engine
+from routing.protocol import ChatCompletionRequest
+from routing.request_log import RequestRecord, read_request_log
+
+
+def redact_emails(record: RequestRecord) -> RequestRecord | None:
+    """A redaction hook for the tests: masks one address, leaves out records that ask for it."""
+    if record.messages and any("forget me" in m.content for m in record.messages):
+        return None
+    for message in record.messages or []:
+        message.content = message.content.replace("ann@example.com", "<email>")
+    return record
+
+
+def engine_logging(strong: FakeUpstream, weak: FakeUpstream, directory: Path, **log: Any) -> RoutingEngine:
+    args = fake_pair_args(strong, weak, request_log={"directory": str(directory), **log})
+    args["upstreams"]["strong"]["price"] = {"input_per_million": 10, "output_per_million": 30}
+    args["upstreams"]["weak"]["price"] = {"input_per_million": 1, "output_per_million": 2}
+    return in_process_engine(load_app_config(args).resolve_env({}))
+
+
+async def ask(engine: RoutingEngine, model: str, text: str, stream: bool = False) -> None:
+    request = ChatCompletionRequest.model_validate(
+        {"model": model, "stream": stream, "messages": [{"role": "user", "content": text}]}
+        | ({"stream_options": {"include_usage": True}} if stream else {})
+    )
+    if not stream:
+        await engine.complete(request)
+        return
+    _, chunks = await engine.stream(request)
+    async for _ in chunks:
+        pass
+
+
+def test_nothing_is_written_unless_the_log_is_configured(strong: FakeUpstream, weak: FakeUpstream) -> None:
+    engine = in_process_engine(load_app_config(fake_pair_args(strong, weak)).resolve_env({}))
+    assert engine.request_log is None
+
+
+def test_each_answer_is_recorded_with_its_decision_and_usage(
+    strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path
+) -> None:
+    engine = engine_logging(strong, weak, tmp_path)
+
+    async def scenario() -> None:
+        await ask(engine, "router-random-0", "first question")
+        await ask(engine, "router-random-1", "second question", stream=True)
+        strong.behave("status", status=500)
+        await ask(engine, "router-random-0", "third question")
+        await ask(engine, "small", "fourth question")
+
+    asyncio.run(scenario())
+    records = list(read_request_log(tmp_path))
+    assert [r.messages[0].content for r in records if r.messages] == [
+        "first question",
+        "second question",
+        "third question",
+        "fourth question",
+    ]
+    first, second, third, fourth = records
+    assert (first.router, first.threshold, first.target, first.answered_by) == ("random", 0.0, "big", "big")
+    assert (first.prompt_tokens, first.completion_tokens) == (5, 4)
+    assert first.cost_usd == pytest.approx((5 * 10 + 4 * 30) / 1e6)
+    assert second.stream and second.answered_by == "small" and second.completion_tokens == 4
+    assert (third.target, third.answered_by, third.fallback) == ("big", "small", "upstream_error")
+    assert fourth.router is None and fourth.answered_by == "small"
+
+
+def test_prompts_can_be_left_out_and_records_redacted(strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path) -> None:
+    without = engine_logging(strong, weak, tmp_path / "without", prompts=False)
+    asyncio.run(ask(without, "router-random-0", "my address is ann@example.com"))
+    (record,) = read_request_log(tmp_path / "without")
+    assert record.messages is None and record.answered_by == "big"
+
+    redacted = engine_logging(strong, weak, tmp_path / "redacted", redact="test_request_log:redact_emails")
+
+    async def scenario() -> None:
+        await ask(redacted, "router-random-0", "my address is ann@example.com")
+        await ask(redacted, "router-random-0", "forget me")
+
+    asyncio.run(scenario())
+    (record,) = read_request_log(tmp_path / "redacted")
+    assert record.messages is not None and record.messages[0].content == "my address is <email>"
+    assert "ann@example.com" not in "".join(p.read_text() for p in (tmp_path / "redacted").iterdir())
+
+
+def test_a_line_cut_short_is_skipped_on_reading(strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path) -> None:
+    engine = engine_logging(strong, weak, tmp_path)
+    asyncio.run(ask(engine, "router-random-0", "kept"))
+    assert engine.request_log is not None
+    with engine.request_log.path.open("a") as log:
+        log.write('{"time": 1.0, "model": "router-ran')
+    assert [r.messages[0].content for r in read_request_log(tmp_path) if r.messages] == ["kept"]
+
+
+def test_bad_request_log_settings_name_the_field(strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="request_log.redact"):
+        load_app_config(fake_pair_args(strong, weak, request_log={"directory": str(tmp_path), "redact": "no colon"}))
+    with pytest.raises(ConfigError, match="request_log.redact: cannot load 'nowhere:nothing'"):
+        engine_logging(strong, weak, tmp_path, redact="nowhere:nothing")
