@@ -356,7 +356,12 @@ def main(argv: list[str] | None = None) -> None:
     calibrate.add_argument(
         "--strong-percent", type=float, action="append", help="share of strong calls, 0-100 (repeatable)"
     )
-    calibrate.add_argument("--prompts", type=Path, default=DEFAULT_POOL, help="JSONL/CSV/Parquet with a prompt column")
+    calibrate.add_argument(
+        "--prompts",
+        type=Path,
+        default=DEFAULT_POOL,
+        help="JSONL/CSV/Parquet with a prompt column, or a request-log directory",
+    )
     calibrate.add_argument(
         "--measure", type=Path, action="append", help="also print the share each threshold sends on this file"
     )

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from conftest import FakeUpstream, fake_pair_args
 
+from routing.calibration import read_prompts
 from routing.config import ConfigError, load_app_config
+from routing.data.files import DataFileError
 from routing.engine import RoutingEngine, in_process_engine
 from routing.protocol import ChatCompletionRequest
 from routing.request_log import RequestRecord, read_request_log
@@ -110,3 +112,36 @@ def test_bad_request_log_settings_name_the_field(strong: FakeUpstream, weak: Fak
         load_app_config(fake_pair_args(strong, weak, request_log={"directory": str(tmp_path), "redact": "no colon"}))
     with pytest.raises(ConfigError, match="request_log.redact: cannot load 'nowhere:nothing'"):
         engine_logging(strong, weak, tmp_path, redact="nowhere:nothing")
+
+
+def test_calibrate_reads_the_routed_turns_of_a_request_log(
+    strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from routing.cli import main as cli
+
+    engine = engine_logging(strong, weak, tmp_path / "log")
+    questions = [f"question number {n} about {topic}" for n, topic in enumerate(["maths", "poems", "code"] * 7)]
+
+    async def traffic() -> None:
+        for question in questions:
+            request = ChatCompletionRequest.model_validate(
+                {
+                    "model": "router-random-0.5",
+                    "messages": [
+                        {"role": "user", "content": "an earlier turn"},
+                        {"role": "assistant", "content": "an earlier answer"},
+                        {"role": "user", "content": question},
+                    ],
+                }
+            )
+            await engine.complete(request)
+
+    asyncio.run(traffic())
+    assert read_prompts(tmp_path / "log") == questions
+    cli(["calibrate", "--router", "mf", "--prompts", str(tmp_path / "log"), "--strong-percent", "30"])
+    assert f"% of {len(questions)} prompts to the strong model (asked 30%)" in capsys.readouterr().out
+
+    quiet = engine_logging(strong, weak, tmp_path / "quiet", prompts=False)
+    asyncio.run(ask(quiet, "router-random-0", "not kept"))
+    with pytest.raises(DataFileError, match="no request-log records with messages"):
+        read_prompts(tmp_path / "quiet")
