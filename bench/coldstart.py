@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel
 
 from bench.cluster import ROOT, free_port
+from bench.served import ray_actor_name
 
 
 class ColdStart(BaseModel):
@@ -33,9 +34,10 @@ class ColdStart(BaseModel):
 
 
 def _label(process: psutil.Process) -> str:
+    actor = ray_actor_name(process)
+    if actor:
+        return actor
     command = " ".join(process.cmdline())
-    if command.startswith("ray::"):
-        return command.split()[0].removeprefix("ray::").removeprefix("ServeReplica:router:").split(".")[0]
     if "serve" in command and " run " in f" {command} ":
         return "serve run"
     scripts = [Path(arg).name for arg in process.cmdline() if arg.endswith(".py")]

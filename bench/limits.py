@@ -20,10 +20,15 @@ def _rate(count: int, seconds: float) -> float:
     return count / seconds if seconds else float("inf")
 
 
-def one_forward_ms(prompts: list[str], torch_threads: int, count: int = 64) -> float:
-    """Median time of one MiniLM forward pass for one prompt (tokenizer included)."""
+def warm_encoder(prompts: list[str], torch_threads: int) -> LocalEmbedder:
+    """MiniLM on ``torch_threads`` threads (a process-wide setting), past its first-call costs."""
     encoder = LocalEmbedder(LocalEmbedding(torch_threads=torch_threads))
     encoder.encode(prompts[:8])
+    return encoder
+
+
+def one_forward_ms(encoder: LocalEmbedder, prompts: list[str], count: int = 64) -> float:
+    """Median time of one MiniLM forward pass for one prompt (tokenizer included)."""
     times = []
     for prompt in prompts[:count]:
         started = time.perf_counter()
@@ -32,23 +37,19 @@ def one_forward_ms(prompts: list[str], torch_threads: int, count: int = 64) -> f
     return float(np.median(times))
 
 
-def router_stage_limit(prompts: list[str], torch_threads: int) -> float:
+def router_stage_limit(encoder: LocalEmbedder, prompts: list[str]) -> float:
     """MiniLM + MF decisions/s over all ``prompts`` at once, sorted by length (the least padding
     possible): what the cores can do when nothing else runs."""
-    encoder = LocalEmbedder(LocalEmbedding(torch_threads=torch_threads))
     mf = MFRouter(checkpoint_path("builtin:mf"))
-    encoder.encode(prompts[:8])
     started = time.perf_counter()
     mf.score(prompts, encoder.encode(prompts))
     return _rate(len(prompts), time.perf_counter() - started)
 
 
-def served_batch_rates(prompts: list[str], torch_threads: int, batch: int = 32) -> dict[str, float]:
+def served_batch_rates(encoder: LocalEmbedder, prompts: list[str], batch: int = 32) -> dict[str, float]:
     """Embeddings/s for batches of ``batch`` consecutive prompts (what a replica's batcher
     gathers): one padded forward pass per batch, against what the Embedding replica does with
     such a batch (``LocalEmbedder.encode``)."""
-    encoder = LocalEmbedder(LocalEmbedding(torch_threads=torch_threads))
-    encoder.encode(prompts[:8])
     batches = [prompts[i : i + batch] for i in range(0, len(prompts), batch)]
     rates = {}
     passes = {

@@ -79,12 +79,15 @@ class Bench:
 
 def in_process(bench: Bench) -> None:
     threads = os.cpu_count() or 1
+    encoder = limits.warm_encoder(bench.prompts, threads)
     bench.results["in_process"] = {
         "torch_threads": threads,
-        "one_forward_ms": limits.one_forward_ms(bench.prompts, threads),
-        "router_stage_limit_per_s": limits.router_stage_limit(bench.prompts, threads),
+        "one_forward_ms": limits.one_forward_ms(encoder, bench.prompts),
+        "router_stage_limit_per_s": limits.router_stage_limit(encoder, bench.prompts),
         # The shipped Embedding replica runs one torch thread.
-        "served_batch_per_s_1_thread": limits.served_batch_rates(bench.prompts, torch_threads=1),
+        "served_batch_per_s_1_thread": limits.served_batch_rates(
+            limits.warm_encoder(bench.prompts, torch_threads=1), bench.prompts
+        ),
     }
 
 

@@ -19,14 +19,20 @@ PROXY_METRIC = "ray_serve_http_request_latency_ms"
 BATCH_METRIC = "ray_routellm_batch_size"
 
 
+def ray_actor_name(process: psutil.Process) -> str | None:
+    """The deployment or Ray actor a process runs (``Embedding``, ``ProxyActor``), from Ray's
+    process title; None for a process that is not a Ray worker."""
+    command = " ".join(process.cmdline())
+    if not command.startswith("ray::"):
+        return None
+    # The title also names the method running at the time (``Embedding.check_health``).
+    return command.split()[0].removeprefix("ray::").removeprefix("ServeReplica:router:").split(".")[0]
+
+
 def _process_label(process: psutil.Process, own_pids: dict[int, str]) -> str:
     if process.pid in own_pids:
         return own_pids[process.pid]
-    command = " ".join(process.cmdline())
-    if command.startswith("ray::"):
-        # Ray's process title names the method running at the time (``Embedding.check_health``).
-        return command.split()[0].removeprefix("ray::").removeprefix("ServeReplica:router:").split(".")[0]
-    return "Ray's other processes (GCS, raylet, agents)"
+    return ray_actor_name(process) or "Ray's other processes (GCS, raylet, agents)"
 
 
 def _cpu_seconds(own_pids: dict[int, str]) -> dict[int, tuple[str, float]]:

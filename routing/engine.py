@@ -240,9 +240,7 @@ class RoutingEngine:
     async def complete(self, request: ChatCompletionRequest) -> tuple[Outcome, ChatCompletion]:
         plan = await self.plan(request.model, request.messages)
         outcome, completion = await self._first_success(plan, lambda key: self.upstreams[key].complete(request))
-        if completion.usage is not None:
-            self._record_usage(outcome.key, completion.usage)
-        self._log(request, outcome, completion.usage)
+        self._answered(request, outcome, completion.usage)
         return outcome, completion
 
     async def stream(self, request: ChatCompletionRequest) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
@@ -273,14 +271,14 @@ class RoutingEngine:
             first.args = (first.message,)
         raise first
 
-    def _record_usage(self, key: str, usage: Usage) -> None:
-        cost = cost_of(self.config, key, usage.prompt_tokens, usage.completion_tokens)
-        self.telemetry.usage(self.config.upstreams[key].model, usage.prompt_tokens, usage.completion_tokens, cost)
-
-    def _log(self, request: ChatCompletionRequest, outcome: Outcome, usage: Usage | None) -> None:
+    def _answered(self, request: ChatCompletionRequest, outcome: Outcome, usage: Usage | None) -> None:
+        """Records an answer: its usage and cost in telemetry, and the request log's line."""
+        cost = None
+        if usage is not None:
+            cost = cost_of(self.config, outcome.key, usage.prompt_tokens, usage.completion_tokens)
+            self.telemetry.usage(outcome.model, usage.prompt_tokens, usage.completion_tokens, cost)
         if self.request_log is None:
             return
-        cost = cost_of(self.config, outcome.key, usage.prompt_tokens, usage.completion_tokens) if usage else None
         self.request_log.record(
             request.model,
             request.messages,
@@ -300,11 +298,10 @@ class RoutingEngine:
             async for chunk in chunks:
                 if chunk.usage is not None:
                     usage = chunk.usage
-                    self._record_usage(outcome.key, chunk.usage)
                 yield chunk
         finally:
             await close_stream(chunks)
-            self._log(request, outcome, usage)
+            self._answered(request, outcome, usage)
 
 
 def in_process_engine(config: AppConfig) -> RoutingEngine:
