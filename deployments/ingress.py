@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+import deployments.playground  # noqa: F401  (adds /playground to the app)
 from deployments.handles import HandleBackend, HandleEmbedder, HandleScorer
 from deployments.metrics import ServeTelemetry
 from deployments.openai_http import app
@@ -21,25 +22,10 @@ from routing.auth import ApiKeys
 from routing.config import AppConfig, ConfigError, load_user_config
 from routing.engine import Outcome, RoutingEngine
 from routing.errors import ServiceError
+from routing.headers import route_headers
 from routing.protocol import ChatCompletionChunk, ChatCompletionRequest, ErrorBody
 
 logger = logging.getLogger("ray.serve")
-
-
-def route_headers(outcome: Outcome) -> dict[str, str]:
-    decision = outcome.decision
-    headers = {"x-route-target": decision.target if decision else outcome.model}
-    if decision is not None:
-        headers |= {
-            "x-route-router": decision.router,
-            "x-route-score": f"{decision.score:.6f}",
-            "x-route-threshold": f"{decision.threshold:g}",
-        }
-        if decision.strong_percent is not None:
-            headers["x-route-strong-percent"] = f"{decision.strong_percent:g}"
-    if outcome.fallback:
-        headers["x-route-fallback"] = outcome.fallback
-    return headers
 
 
 def log_outcome(outcome: Outcome) -> None:
@@ -94,6 +80,7 @@ class Ingress:
             {key: HandleBackend(handle, config.upstreams[key].model) for key, handle in llms.items()},
             ServeTelemetry(),
         )
+        app.state.playground = self.engine  # what /playground/settings describes
 
     def check_health(self) -> None:
         """Re-reads the API keys, so that a rotated Secret file takes effect without a restart.

@@ -6,7 +6,6 @@ the API) and the body size (checked on ``Content-Length`` and again while the bo
 """
 
 import logging
-import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,8 +15,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routing.auth import ApiKeys
-from routing.errors import PayloadTooLarge, ServiceError, ServiceUnavailable, Unauthorized
+from routing.errors import PayloadTooLarge, ServiceError, Unauthorized
+from routing.headers import error_headers
 from routing.protocol import ErrorBody, ErrorResponse
+from routing.validation import invalid_request
 
 logger = logging.getLogger("ray.serve")
 
@@ -39,53 +40,7 @@ def error_response(
 
 
 def service_error_response(exc: ServiceError) -> JSONResponse:
-    headers = None
-    if isinstance(exc, ServiceUnavailable) and exc.retry_after_s is not None:
-        headers = {"retry-after": str(max(1, math.ceil(exc.retry_after_s)))}
-    return error_response(exc.status_code, exc.message, exc.error_type, exc.param, exc.code, headers)
-
-
-def _field_path(loc: tuple[Any, ...], body: Any) -> str | None:
-    """The client's own path to the bad value, e.g. ``messages[0].role``.
-
-    Pydantic's locations also name union branches (``str``, ``list[...]``, tags); walking the
-    submitted body alongside the location keeps only the parts that really index into it.
-    """
-    parts: list[Any] = []
-    node = body
-    steps = [p for p in loc if p != "body"]
-    for i, part in enumerate(steps):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        elif not (i == len(steps) - 1 and isinstance(node, dict)):
-            continue  # a union branch's label, not a key of the body
-        parts.append(part)
-    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
-    return text or None
-
-
-def _describe(errors: list[dict[str, Any]], body: Any) -> tuple[str, str | None]:
-    by_path: dict[str | None, list[str]] = {}
-    for error in errors:
-        path = _field_path(tuple(error["loc"]), body)
-        if error["type"] == "json_invalid":
-            reason = error.get("ctx", {}).get("error", "decode error")
-            return f"the request body is not valid JSON ({reason})", None
-        if error["type"] == "extra_forbidden":
-            message = f"Unrecognized request argument supplied: {path}"
-        elif path is None and error["type"] == "value_error":
-            message = str(error["msg"]).removeprefix("Value error, ")
-        elif path is None:
-            message = "the request body must be a JSON object (Content-Type: application/json)"
-        else:
-            message = f"'{path}': " + str(error["msg"]).removeprefix("Value error, ")
-        if message not in by_path.setdefault(path, []):
-            by_path[path].append(message)
-    first = next(iter(by_path), None)
-    messages = [m for ms in by_path.values() for m in ms]
-    return "; ".join(messages[:5]) or "invalid request", first
+    return error_response(exc.status_code, exc.message, exc.error_type, exc.param, exc.code, error_headers(exc))
 
 
 class BodyLimit:
@@ -135,8 +90,7 @@ async def _authenticate(request: Request, call_next: Any) -> Any:
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    message, param = _describe(list(exc.errors()), exc.body)
-    return error_response(400, message, "invalid_request_error", param=param, code="invalid_request")
+    return service_error_response(invalid_request(list(exc.errors()), exc.body))
 
 
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:

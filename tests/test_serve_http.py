@@ -15,6 +15,7 @@ import pytest
 from conftest import FakeUpstream, fake_pair_args
 
 from routing.calibration import load_calibration
+from routing.client import RouterClient
 from routing.request_log import read_request_log
 from routing.resources import CHECKPOINT_DIR
 
@@ -38,17 +39,9 @@ def request_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def service(
+def app_args(
     upstreams: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPathFactory, request_log: Path
-) -> Iterator[str]:
-    import ray
-    from ray import serve
-
-    from graph import build_app
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+) -> dict[str, Any]:
     args = fake_pair_args(upstreams["strong"], upstreams["weak"])
     # One attempt per request and no circuit breaker: each test here sees its own faults only.
     args["upstreams"]["strong"] |= {
@@ -60,9 +53,29 @@ def service(
     secret.write_text(f"{API_KEY}\nsk-test-key-2\n")
     args["auth"] = {"api_keys_file": str(secret)}
     args["request_log"] = {"directory": str(request_log)}
-    serve.run(build_app(args), name="router", route_prefix="/")
+    return args
+
+
+@pytest.fixture(scope="module")
+def service(app_args: dict[str, Any]) -> Iterator[str]:
+    import ray
+    from ray import serve
+
+    from graph import build_app
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(app_args), name="router", route_prefix="/")
     yield f"http://127.0.0.1:{port}"
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def in_process(app_args: dict[str, Any]) -> Iterator[RouterClient]:
+    """The same application in this process, without Ray (no HTTP, so no API key either)."""
+    with RouterClient(app_args) as client:
+        yield client
 
 
 @pytest.fixture
@@ -71,12 +84,16 @@ def http(service: str) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
-def client(service: str) -> openai.OpenAI:
+@pytest.fixture(params=["http", "in_process"])
+def client(request: pytest.FixtureRequest) -> openai.OpenAI | RouterClient:
+    """The openai client of the service, then the in-process client: the chat tests hold for both."""
+    if request.param == "in_process":
+        return request.getfixturevalue("in_process")
+    service = request.getfixturevalue("service")
     return openai.OpenAI(base_url=f"{service}/v1", api_key=API_KEY, max_retries=0, timeout=30)
 
 
-def ask(client: openai.OpenAI, model: str, **fields: Any):  # type: ignore[no-untyped-def]
+def ask(client: openai.OpenAI | RouterClient, model: str, **fields: Any):  # type: ignore[no-untyped-def]
     return client.chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": PROMPT}], **fields
     )
@@ -171,6 +188,19 @@ def test_stream_failure_after_first_bytes_ends_with_an_error_event(http, strong,
     assert "[DONE]" not in events and weak.requests() == []
 
 
+def test_stream_failure_after_first_bytes_is_raised_from_the_iteration(client, strong, weak) -> None:  # type: ignore[no-untyped-def]
+    strong.behave("cut", chunks=2)
+    stream = client.chat.completions.create(
+        model="router-random-0", stream=True, messages=[{"role": "user", "content": PROMPT}]
+    )
+    pieces = []
+    with pytest.raises(openai.APIError) as raised:
+        for chunk in stream:
+            pieces.append(chunk.choices[0].delta.content)
+    assert raised.value.type == "upstream_error" and "big" in raised.value.message
+    assert pieces == ["", "strong a", "nswer #1"] and weak.requests() == []
+
+
 def test_failing_strong_model_falls_back_with_a_header(client, strong, weak) -> None:  # type: ignore[no-untyped-def]
     strong.behave("status", status=500)
     raw = ask(client, "router-random-0")
@@ -183,18 +213,21 @@ def test_failing_strong_model_falls_back_with_a_header(client, strong, weak) -> 
     assert "".join(c.choices[0].delta.content or "" for c in streamed.parse()) == "weak answer #2"
 
 
-def test_upstream_failure_is_502_and_timeout_is_504(http, strong) -> None:  # type: ignore[no-untyped-def]
+def test_upstream_failure_is_502_and_timeout_is_504(client, strong) -> None:  # type: ignore[no-untyped-def]
     body = {"model": "big", "messages": [{"role": "user", "content": PROMPT}]}
     strong.behave("status", status=500)
-    response = http.post("/v1/chat/completions", json=body)
-    assert response.status_code == 502 and response.json()["error"]["type"] == "upstream_error"
+    with pytest.raises(openai.InternalServerError) as failed:
+        client.chat.completions.create(**body)
+    assert failed.value.status_code == 502 and failed.value.type == "upstream_error"
     strong.behave("hang")
     started = time.monotonic()
-    response = http.post("/v1/chat/completions", json=body)
-    assert response.status_code == 504 and response.json()["error"]["code"] == "upstream_timeout"
+    with pytest.raises(openai.InternalServerError) as timed_out:
+        client.chat.completions.create(**body)
+    assert timed_out.value.status_code == 504 and timed_out.value.code == "upstream_timeout"
     assert time.monotonic() - started < 10
-    response = http.post("/v1/chat/completions", json={**body, "stream": True})
-    assert response.status_code == 504
+    with pytest.raises(openai.InternalServerError) as timed_out:
+        client.chat.completions.create(**body, stream=True)
+    assert timed_out.value.status_code == 504
 
 
 MALFORMED: list[tuple[str, Any, int, str | None]] = [
@@ -248,6 +281,14 @@ def test_malformed_requests_get_openai_errors(http, case, body, status, param) -
         assert set(error) == {"message", "type", "param", "code"} and error["message"]
         assert "Traceback" not in response.text
         assert error["param"] == param, (path, error)
+
+
+@pytest.mark.parametrize("body", [pytest.param(c[1], id=c[0]) for c in MALFORMED if isinstance(c[1], dict)])
+def test_malformed_requests_in_process_get_the_services_errors(http, in_process, body) -> None:  # type: ignore[no-untyped-def]
+    over_http = http.post("/v1/chat/completions", json=body)
+    with pytest.raises(openai.APIStatusError) as raised:
+        in_process.chat.completions.create(**body)
+    assert raised.value.status_code == over_http.status_code and raised.value.body == over_http.json()["error"]
 
 
 def test_service_is_healthy_after_bad_requests(http, client, strong) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,110 @@
+"""The playground: a chat page at ``/playground`` that shows how each answer was routed.
+
+The page (``routing/playground/``: plain HTML, CSS and JavaScript, loading nothing from outside
+the service) calls the service's own API: ``GET /v1/models`` for the routers and
+``POST /v1/chat/completions`` for the answers, whose ``x-route-*`` headers fill each answer's
+badge. What the API does not say, it reads from ``GET /playground/settings``: the strong and weak
+models with their prices, each router's defaults and whether it has a calibration table (a strong
+share needs one), and whether the API wants a key. These routes are open, like ``/health``; the
+key the page is given goes to ``/v1/`` only and is kept in the page's memory.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from deployments.openai_http import app
+from routing.auth import ApiKeys
+from routing.calibration import CalibrationTable
+from routing.config import Price
+from routing.engine import RoutingEngine
+from routing.errors import ServiceUnavailable
+
+ASSETS = {
+    "index.html": "text/html; charset=utf-8",
+    "playground.js": "text/javascript; charset=utf-8",
+    "playground.css": "text/css; charset=utf-8",
+}
+# The page may load and call nothing but this service, whatever ends up in it.
+HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-cache",
+}
+
+
+class PlaygroundModel(BaseModel):
+    model: str = Field(description="the upstream's public name, as in a response's 'model'")
+    price: Price | None = Field(description="USD per million tokens, when configured")
+
+
+class PlaygroundRouter(BaseModel):
+    type: str
+    default_threshold: float
+    default_strong_percent: float | None
+    calibrated: bool = Field(description="whether 'router-<name>-<percent>%' can be asked")
+
+
+class PlaygroundSettings(BaseModel):
+    strong: PlaygroundModel
+    weak: PlaygroundModel
+    routers: dict[str, PlaygroundRouter]
+    auth_required: bool = Field(description="whether /v1/ wants 'Authorization: Bearer <key>'")
+
+    @classmethod
+    def of(cls, engine: RoutingEngine, keys: ApiKeys | None) -> PlaygroundSettings:
+        config = engine.config
+        strong, weak = config.upstreams[config.strong], config.upstreams[config.weak]
+        return cls(
+            strong=PlaygroundModel(model=strong.model, price=strong.price),
+            weak=PlaygroundModel(model=weak.model, price=weak.price),
+            routers={
+                name: PlaygroundRouter(
+                    type=router.type,
+                    default_threshold=engine.defaults[name].default_threshold,
+                    default_strong_percent=engine.defaults[name].default_strong_percent,
+                    calibrated=isinstance(engine.calibrations[name], CalibrationTable),
+                )
+                for name, router in config.routers.items()
+            },
+            auth_required=keys is not None and keys.enabled,
+        )
+
+
+@cache
+def _asset(name: str) -> bytes:
+    return (files("routing") / "playground" / name).read_bytes()
+
+
+def _file(name: str) -> Response:
+    return Response(_asset(name), media_type=ASSETS[name], headers=HEADERS)
+
+
+@app.get("/playground", include_in_schema=False)
+async def playground_page() -> Response:
+    # Its links are relative ('playground/playground.js', 'v1/models'), so the page works under
+    # any route prefix.
+    return _file("index.html")
+
+
+@app.get("/playground/settings", response_model=PlaygroundSettings)
+async def playground_settings(request: Request) -> PlaygroundSettings:
+    """What the playground page needs that the OpenAI API does not say."""
+    engine: RoutingEngine | None = getattr(request.app.state, "playground", None)
+    if engine is None:
+        raise ServiceUnavailable("the ingress has not started yet", retry_after_s=1)
+    return PlaygroundSettings.of(engine, getattr(request.app.state, "api_keys", None))
+
+
+@app.get("/playground/{name}", include_in_schema=False)
+async def playground_asset(name: str) -> Response:
+    if name not in ASSETS or name == "index.html":
+        raise HTTPException(404, "Not Found")
+    return _file(name)
