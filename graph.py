@@ -27,7 +27,7 @@ def build_app(args: dict[str, Any]) -> Application:
     check_routers(config)
     embedding = Embedding.bind(config.embedding) if config.needs_embeddings else None
     routers = {
-        name: Router.options(name=f"Router-{name}").bind(router, config.router_model_ids)
+        name: Router.options(name=f"Router-{name}").bind(router, config.router_model_ids, config.embedding.model_id)
         for name, router in config.routers.items()
     }
     llms = {key: LLMClient.options(name=f"LLM-{key}").bind(upstream) for key, upstream in config.upstreams.items()}

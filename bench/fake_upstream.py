@@ -15,7 +15,11 @@ starts one and steers it over HTTP:
 - ``GET /_requests``: every request body received, oldest first; ``DELETE /_requests`` clears.
 
 Answers are ``"<name> answer #<k>"`` split into ``chunks`` pieces when streamed, so a test can
-tell which upstream answered. ``/v1/embeddings`` returns deterministic unit vectors.
+tell which upstream answered. With ``"answer": "per_prompt"`` an answer depends only on the last
+message (``"<name> answer <hash>"``), the same whatever the order of requests; with ``"answer":
+"judge"`` the server grades like an LLM judge, deterministically from the last message: ``[[A]]``,
+``[[B]]`` or ``[[C]]`` when the message offers those verdicts, else ``Rating: [[n]]``, n in 1–10.
+``/v1/embeddings`` returns deterministic unit vectors.
 """
 
 from __future__ import annotations
@@ -161,7 +165,7 @@ def create_app(name: str) -> FastAPI:
         if failure is not None:
             return failure
         state["count"] += 1
-        text = f"{name} answer #{state['count']}"
+        text = _answer(name, state["count"], body, behaviour.get("answer"))
         model = body.get("model", name)
         ident, created = f"chatcmpl-{name}-{state['count']}", int(time.time())
         delay = float(behaviour.get("delay_s", 0.0))
@@ -239,6 +243,19 @@ def create_app(name: str) -> FastAPI:
         )
 
     return app
+
+
+def _answer(name: str, count: int, body: dict[str, Any], kind: str | None) -> str:
+    if kind is None:
+        return f"{name} answer #{count}"
+    content = body["messages"][-1]["content"]
+    last = content if isinstance(content, str) else json.dumps(content)
+    digest = int.from_bytes(hashlib.sha256(last.encode()).digest()[:8], "little")
+    if kind == "per_prompt":
+        return f"{name} answer {digest % 10**8:08d}"
+    if "[[A]]" in last:
+        return f"Both answers read. [[{'ABC'[digest % 3]}]]"
+    return f"A fair answer. Rating: [[{1 + digest % 10}]]"
 
 
 def _split(text: str, parts: int) -> list[str]:

@@ -10,7 +10,9 @@
     routellm-serve train causal_llm --out routing/checkpoints/causal_llm
 
     routellm-serve evaluate --out docs/results
+    routellm-serve evaluate --labels labels/test --router mf --router mf=new-mf --strong gpt-4o --weak my-small
     routellm-serve calibrate --router mf --strong-percent 30 --save
+    routellm-serve label --config label.yaml --prompts requests/ --out labels --dry-run
 
 ``--data`` takes files (JSONL, CSV, Parquet), folders of them, or Hugging Face dataset ids; it
 defaults to the shipped training set in ``data/train``.
@@ -130,10 +132,15 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
     from routing.evaluation.benchmark import read_benchmark
     from routing.evaluation.in_domain import outcomes
+    from routing.evaluation.labels import labels_benchmarks
     from routing.evaluation.report import evaluate, markdown, plot
     from routing.evaluation.scoring import score_settings
     from routing.routers import make_router
 
+    benchmarks = [
+        read_benchmark(Path(ref) if Path(ref).is_file() else DEFAULT_EVAL / f"{ref}.jsonl.gz") for ref in args.benchmark
+    ]
+    benchmarks += [b for ref in args.labels or [] for b in labels_benchmarks(ref, args.strong, args.weak)]
     settings = ["out-of-domain", "in-domain"] if args.setting == "both" else [args.setting]
     routers, needs_embeddings = {}, False
     for spec in args.router or list(ROUTER_KINDS):
@@ -149,9 +156,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
         encoder = LocalEmbedder(LocalEmbedding(model_path=args.embedding_model, precision=args.precision))
 
     reports = []
-    for ref in args.benchmark:
-        path = Path(ref) if Path(ref).is_file() else DEFAULT_EVAL / f"{ref}.jsonl.gz"
-        benchmark = read_benchmark(path)
+    for benchmark in benchmarks:
         labels = outcomes(*benchmark.pair(args.strong, args.weak))
         embeddings = encoder.encode(benchmark.prompts) if encoder else None
         folds = args.folds if "in-domain" in settings else None
@@ -223,26 +228,81 @@ def calibrate_command(args: argparse.Namespace) -> None:
         print(f"saved {save_calibration(checkpoint_path(checkpoint), table)}")
 
 
-def _read_data(refs: list[str]) -> tuple[list[Battle], list[DataFile], list[str]]:
-    """Battles from every ``--data`` reference, and what the checkpoint records of each file."""
+def label_command(args: argparse.Namespace) -> None:
+    import asyncio
+    import os
+
+    from tqdm.auto import tqdm
+
+    from routing.calibration import read_prompts
+    from routing.labelling.config import load_label_config
+    from routing.labelling.run import Labeller, distinct_prompts
+
+    config = load_label_config(args.config, dict(os.environ))
+    prompts = distinct_prompts(read_prompts(args.prompts))
+    labeller = Labeller(config, args.out)
+    todo = [p for p in prompts if not labeller.done(p)]
+    estimate = labeller.estimate(todo)
+    print(f"label: {len(prompts)} distinct prompts, {len(prompts) - len(todo)} already labelled in {args.out}")
+    print("\n".join(estimate.lines()))
+    if args.dry_run:
+        return
+    if args.max_usd is not None and estimate.usd > args.max_usd:
+        raise ValueError(f"the run may cost up to ${estimate.usd:,.2f}, more than --max-usd {args.max_usd:g}")
+    with tqdm(total=len(todo), desc="label", unit="prompt", disable=None) as bar:
+        try:
+            failures = asyncio.run(labeller.run(todo, lambda: bar.update(1)))
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"interrupted; what was labelled is kept in {args.out / 'work'}: rerun the same command to continue")
+            raise SystemExit(130) from None
+    written = labeller.write(prompts)
+    for kind, counts in (("battles", written.battles), ("judge scores", written.scores)):
+        for split, count in sorted(counts.items()):
+            print(f"{count} {kind} -> {args.out / split}")
+    if written.unreadable_verdicts:
+        print(f"{written.unreadable_verdicts} verdicts gave no readable grade (see {args.out / 'work'}); left out")
+    print(f"spent about ${labeller.spent_usd():,.4f} at the configured prices")
+    if failures:
+        reasons = sorted(set(failures.values()))
+        raise ValueError(f"{len(failures)} prompts not labelled ({'; '.join(reasons[:3])}); rerun to try them again")
+
+
+def _read_data(
+    refs: list[str], weights: dict[str, float]
+) -> tuple[list[Battle], list[float] | None, list[DataFile], list[str]]:
+    """Battles from every ``--data`` reference, each battle's weight (that of its reference, or
+    None when no ``--weight`` is given), and what the checkpoint records of each file."""
     from routing.data.convert import to_battles
     from routing.data.files import data_files, read_preference_file
     from routing.routers.checkpoint import data_record
 
-    rows: list = []
+    unknown = sorted(set(weights) - set(refs))
+    if unknown:
+        raise ValueError(f"--weight {unknown[0]}=...: not one of the --data references ({', '.join(refs)})")
+    battles: list[Battle] = []
+    battle_weights: list[float] = []
     files: list[DataFile] = []
     licences: set[str] = set()
+    rows_read = 0
     for ref in refs:
+        weight = weights.get(ref, 1.0)
+        rows: list = []
         for path in data_files(ref):
             loaded = read_preference_file(path)
             rows.extend(loaded)
-            files.append(data_record(path, len(loaded)))
+            files.append(data_record(path, len(loaded), weight))
             sources = path.parent / SOURCES_FILE
             known = json.loads(sources.read_text(encoding="utf-8")) if sources.is_file() else {}
             licences.add(known.get(path.name, {}).get("licence", f"not recorded ({ref})"))
-    battles = to_battles(rows)
-    _log(f"{len(rows)} rows -> {len(battles)} battles")
-    return battles, files, sorted(licences)
+        converted = to_battles(rows)
+        battles += converted
+        battle_weights += [weight] * len(converted)
+        rows_read += len(rows)
+        if weights:
+            _log(f"{ref}: {len(rows)} rows -> {len(converted)} battles, weight {weight:g}")
+    _log(f"{rows_read} rows -> {len(battles)} battles")
+    return battles, (battle_weights if weights else None), files, sorted(licences)
 
 
 def train_command(args: argparse.Namespace) -> None:
@@ -251,11 +311,13 @@ def train_command(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     kind = args.kind
-    battles, files, licences = _read_data(args.data or [str(DEFAULT_DATA)])
+    battles, weights, files, licences = _read_data(args.data or [str(DEFAULT_DATA)], dict(args.weight or []))
     trained: Trained
     if kind == "random":
         from routing.training import random
 
+        if weights is not None:
+            raise ValueError("--weight: the random router learns nothing from its data")
         trained = random.train(battles, args.seed)
     elif kind in ("mf", "sw_ranking"):
         from routing.embeddings.local import LocalEmbedder
@@ -272,12 +334,16 @@ def train_command(args: argparse.Namespace) -> None:
             from routing.training import mf
 
             config = mf.MFTrainConfig(seed=args.seed, **_given(args, "epochs", "lr", "batch_size"))
-            trained = mf.train(battles, encoder.encode, config=config, **common)
+            trained = mf.train(battles, encoder.encode, config=config, weights=weights, **common)
         else:
             from routing.training import sw_ranking
 
             trained = sw_ranking.build(
-                battles, encoder.encode, config=sw_ranking.SWRankingTrainConfig(seed=args.seed), **common
+                battles,
+                encoder.encode,
+                config=sw_ranking.SWRankingTrainConfig(seed=args.seed),
+                weights=weights,
+                **common,
             )
     else:
         from routing.training import classifier
@@ -290,7 +356,7 @@ def train_command(args: argparse.Namespace) -> None:
                 args, "mode", "base_model", "epochs", "lr", "batch_size", "max_length", "strong_models", "weak_models"
             ),
         )
-        trained = classifier.train(battles, config, log=_log)
+        trained = classifier.train(battles, config, weights=weights, log=_log)
     record = trained.manifest.training
     manifest = trained.manifest.model_copy(
         update={"training": TrainingRecord(**{**record.model_dump(), "data": files, "data_licences": licences})}
@@ -302,6 +368,17 @@ def train_command(args: argparse.Namespace) -> None:
 
 def _given(args: argparse.Namespace, *names: str) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _weight(value: str) -> tuple[str, float]:
+    ref, equals, number = value.rpartition("=")
+    try:
+        weight = float(number)
+    except ValueError:
+        weight = -1.0
+    if not equals or not ref or not weight > 0:
+        raise argparse.ArgumentTypeError(f"'{value}': expected DATA=WEIGHT with a weight above 0, e.g. labels/train=3")
+    return ref, weight
 
 
 def _csv(value: str) -> list[str]:
@@ -331,6 +408,11 @@ def main(argv: list[str] | None = None) -> None:
     assess = commands.add_parser("evaluate", help="APGR and CPT of routers on benchmarks, as the paper reports them")
     assess.add_argument(
         "--benchmark", action="append", default=None, help="mt_bench, mmlu, gsm8k or a benchmark file (repeatable)"
+    )
+    assess.add_argument(
+        "--labels",
+        action="append",
+        help="a folder or file of your own labels (e.g. label's test/): a benchmark per kind of label (repeatable)",
     )
     assess.add_argument("--router", action="append", help="KIND or KIND=CHECKPOINT_DIR (repeatable); default: all five")
     assess.add_argument("--strong", default=DEFAULT_STRONG, help="the benchmark's column of the strong model")
@@ -370,9 +452,24 @@ def main(argv: list[str] | None = None) -> None:
     calibrate.add_argument("--weak", help="mf and sw_ranking: weak model of the pair")
     calibrate.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
 
+    label = commands.add_parser("label", help="grade the strong and weak models' answers with an LLM judge")
+    label.add_argument("--config", type=Path, required=True, help="YAML: upstreams, strong, weak, judge (README)")
+    label.add_argument(
+        "--prompts", type=Path, required=True, help="JSONL/CSV/Parquet with a prompt column, or a request-log directory"
+    )
+    label.add_argument("--out", type=Path, required=True, help="folder for the labels; rerun into it to continue")
+    label.add_argument("--dry-run", action="store_true", help="print the calls and cost to come, and stop")
+    label.add_argument("--max-usd", type=float, help="refuse to start when the cost may exceed this")
+
     train = commands.add_parser("train", help="train a router and save its checkpoint")
     train.add_argument("kind", choices=["random", "sw_ranking", "mf", "bert", "causal_llm"])
     train.add_argument("--data", action="append", help="file, folder or Hugging Face dataset id (repeatable)")
+    train.add_argument(
+        "--weight",
+        type=_weight,
+        action="append",
+        help="DATA=WEIGHT: the battles of that --data reference count WEIGHT times (repeatable; default 1)",
+    )
     train.add_argument("--out", type=Path, required=True, help="checkpoint directory")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--epochs", type=int)
@@ -402,8 +499,12 @@ def main(argv: list[str] | None = None) -> None:
             build_pool(args.shared, args.out)
         elif args.command == "calibrate":
             calibrate_command(args)
+        elif args.command == "label":
+            label_command(args)
         elif args.command == "evaluate":
-            args.benchmark = args.benchmark or ["mt_bench", "mmlu", "gsm8k"]
+            if args.benchmark is None and not args.labels:
+                args.benchmark = ["mt_bench", "mmlu", "gsm8k"]
+            args.benchmark = args.benchmark or []
             evaluate_command(args)
         else:
             train_command(args)

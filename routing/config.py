@@ -304,11 +304,17 @@ def _default_routers() -> dict[str, RouterConfig]:
 
 
 class RequestLogConfig(_Strict):
-    """Opt-in record of the traffic, one JSON line per answered chat request: the messages, the
+    """Opt-in record of the traffic, one record per answered chat request: the messages, the
     routing decision and the upstream's usage, for ``calibrate`` and ``label``. Each process
-    (each ingress replica) appends to its own file in ``directory``."""
+    (each ingress replica) writes its own files in ``directory``."""
 
     directory: str = Field(min_length=1)
+    format: Literal["jsonl", "parquet"] = Field(
+        default="jsonl",
+        description="parquet: every rows_per_file records become one Parquet file; until then they "
+        "wait in a JSON-lines file beside it, so a crash loses none",
+    )
+    rows_per_file: int = Field(default=1000, ge=1, description="records per Parquet file")
     prompts: bool = Field(default=True, description="record the messages; false keeps decisions and usage only")
     redact: str | None = Field(
         default=None,
@@ -316,6 +322,15 @@ class RequestLogConfig(_Strict):
         description="'module:function' given each record before it is written; it returns the "
         "record to write, or None to leave it out",
     )
+
+
+def check_pair(strong: str, weak: str, upstreams: Mapping[str, Upstream]) -> None:
+    """``strong`` and ``weak`` name two different entries of ``upstreams``."""
+    for role, key in (("strong", strong), ("weak", weak)):
+        if key not in upstreams:
+            raise ValueError(f"'{role}: {key}' names no entry of 'upstreams' ({', '.join(upstreams)})")
+    if strong == weak:
+        raise ValueError("'strong' and 'weak' must name different upstreams")
 
 
 class AppConfig(_Strict):
@@ -331,11 +346,7 @@ class AppConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> AppConfig:
-        for role, key in (("strong", self.strong), ("weak", self.weak)):
-            if key not in self.upstreams:
-                raise ValueError(f"'{role}: {key}' names no entry of 'upstreams' ({', '.join(self.upstreams)})")
-        if self.strong == self.weak:
-            raise ValueError("'strong' and 'weak' must name different upstreams")
+        check_pair(self.strong, self.weak, self.upstreams)
         if not self.routers:
             raise ValueError("'routers' needs at least one router")
         for name in self.routers:
@@ -378,11 +389,23 @@ class AppConfig(_Strict):
         return None
 
 
+CHECKPOINT_SWAP_HELP = "a checkpoint to use instead of the configured one; serve deploy swaps it in on running replicas"
+
+
+class IngressRouterSettings(RouterDefaults):
+    checkpoint: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the checkpoint its Router deployment scores with (see RouterUserConfig): its "
+        "calibration table sets the thresholds of strong-share aliases",
+    )
+
+
 class IngressUserConfig(_Strict):
     """The Ingress deployment's ``user_config``: router defaults that ``serve deploy`` changes on
     a running service, without restarting a replica. Routers it does not name keep theirs."""
 
-    routers: dict[str, RouterDefaults] = Field(default_factory=dict)
+    routers: dict[str, IngressRouterSettings] = Field(default_factory=dict)
 
 
 class BatchingConfig(_Strict):
@@ -403,7 +426,8 @@ class BatchingConfig(_Strict):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _validate(model: type[M], args: Mapping[str, Any] | None, root: str, what: str) -> M:
+def validate_config(model: type[M], args: Mapping[str, Any] | None, root: str, what: str) -> M:
+    """``args`` as ``model``, or a :class:`ConfigError` naming every bad key by its path under ``root``."""
     data = dict(args or {})
     try:
         return model.model_validate(data)
@@ -414,12 +438,12 @@ def _validate(model: type[M], args: Mapping[str, Any] | None, root: str, what: s
 
 def load_app_config(args: Mapping[str, Any] | None, root: str = "args") -> AppConfig:
     """Validate ``args``, raising :class:`ConfigError` that names every bad key by its path."""
-    return _validate(AppConfig, args, root, "application config")
+    return validate_config(AppConfig, args, root, "application config")
 
 
 def load_user_config(user_config: Mapping[str, Any] | None, config: AppConfig) -> IngressUserConfig:
     """Validate the Ingress's ``user_config`` against the application it changes."""
-    parsed = _validate(IngressUserConfig, user_config, "user_config", "user_config")
+    parsed = validate_config(IngressUserConfig, user_config, "user_config", "user_config")
     unknown = sorted(set(parsed.routers) - set(config.routers))
     if unknown:
         raise ConfigError(
@@ -429,8 +453,19 @@ def load_user_config(user_config: Mapping[str, Any] | None, config: AppConfig) -
     return parsed
 
 
+class RouterUserConfig(BatchingConfig):
+    """The ``user_config`` of a Router deployment: its batching, and the checkpoint it scores
+    with. A new checkpoint is loaded beside the current one, which answers until the swap."""
+
+    checkpoint: str | None = Field(default=None, min_length=1, description=CHECKPOINT_SWAP_HELP)
+
+
 def load_batching_config(user_config: Mapping[str, Any] | None) -> BatchingConfig:
-    return _validate(BatchingConfig, user_config, "user_config", "user_config")
+    return validate_config(BatchingConfig, user_config, "user_config", "user_config")
+
+
+def load_router_user_config(user_config: Mapping[str, Any] | None) -> RouterUserConfig:
+    return validate_config(RouterUserConfig, user_config, "user_config", "user_config")
 
 
 def _describe(err: Any, data: Any, root: str) -> str:

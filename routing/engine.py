@@ -34,6 +34,7 @@ from routing.protocol import (
 )
 from routing.request_log import RequestLog
 from routing.resilience import ResilientUpstream, close_stream
+from routing.resources import MissingResource
 from routing.routers import Router, make_router
 from routing.telemetry import NO_TELEMETRY, Telemetry, cost_of
 from routing.upstreams import ChatBackend, make_backend
@@ -97,13 +98,26 @@ class RoutingEngine:
             key: ResilientUpstream(backend, config.upstreams[key], telemetry) for key, backend in backends.items()
         }
         self.calibrations = router_calibrations(config)
+        self.checkpoints: dict[str, str] = {}
         self.request_log = RequestLog(config.request_log) if config.request_log else None
         self.defaults: dict[str, RouterDefaults] = {}
         self.reconfigure(IngressUserConfig())
 
     def reconfigure(self, user_config: IngressUserConfig) -> None:
-        """Router defaults from the config file, overridden by ``user_config``; checked whole
-        before any is applied, so a bad update leaves the previous defaults in place."""
+        """Router defaults from the config file, overridden by ``user_config``, and the
+        calibration tables of the checkpoints it names; checked whole before any is applied, so
+        a bad update leaves the previous settings in place."""
+        checkpoints = {name: s.checkpoint for name, s in user_config.routers.items() if s.checkpoint is not None}
+        calibrations = self.calibrations
+        if checkpoints != self.checkpoints:
+            routers = {
+                name: router.model_copy(update={"checkpoint": checkpoints.get(name, router.checkpoint)})
+                for name, router in self.config.routers.items()
+            }
+            try:
+                calibrations = router_calibrations(self.config.model_copy(update={"routers": routers}))
+            except (OSError, ValueError, MissingResource) as exc:  # a checkpoint missing or unreadable
+                raise ConfigError(f"invalid user_config:\n  user_config.routers: {exc}") from None
         defaults = {
             name: user_config.routers.get(
                 name, RouterDefaults(**router.model_dump(include=set(RouterDefaults.model_fields)))
@@ -111,13 +125,13 @@ class RoutingEngine:
             for name, router in self.config.routers.items()
         }
         problems = [
-            f"routers.{name}.default_strong_percent: {self.calibrations[name]}"
+            f"routers.{name}.default_strong_percent: {calibrations[name]}"
             for name, d in defaults.items()
-            if d.default_strong_percent is not None and isinstance(self.calibrations[name], str)
+            if d.default_strong_percent is not None and isinstance(calibrations[name], str)
         ]
         if problems:
             raise ConfigError("invalid router defaults:\n  " + "\n  ".join(problems))
-        self.defaults = defaults
+        self.defaults, self.calibrations, self.checkpoints = defaults, calibrations, checkpoints
 
     def threshold(self, name: str, alias: RouterAlias) -> tuple[float, float | None]:
         """The threshold for a router alias, and the strong share it was calibrated for, if any."""

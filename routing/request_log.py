@@ -1,10 +1,15 @@
-"""The request log: one JSON line per answered chat request, opt-in (``request_log`` in the config).
+"""The request log: one record per answered chat request, opt-in (``request_log`` in the config).
 
 A record holds what a later ``calibrate`` or ``label`` run needs: the messages (unless
 ``prompts: false``), the routing decision, which model answered, and its usage and cost. A
-``redact`` hook sees every record first and may change it or leave it out. Each process appends
-to its own file, so replicas never interleave lines; a line cut short by a crash is skipped on
+``redact`` hook sees every record first and may change it or leave it out. Each process writes
+its own files, so replicas never interleave lines; a line cut short by a crash is skipped on
 reading.
+
+Every record is appended to a JSON-lines file as it comes. With ``format: parquet`` that file is
+a segment: after ``rows_per_file`` records it is converted into a Parquet file of the same name
+(written aside, then renamed into place) and removed, and the next segment begins. A crash
+leaves at most one segment unconverted, which is read like any other JSON-lines file.
 """
 
 from __future__ import annotations
@@ -16,16 +21,19 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pydantic import BaseModel, ValidationError
 
 from routing.config import ConfigError, RequestLogConfig
 from routing.protocol import ChatMessage, RouteDecision, Usage
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 logger = logging.getLogger(__name__)
 
-FILE_PATTERN = "requests-*.jsonl"
+FILE_PATTERNS = ("requests-*.jsonl", "requests-*.parquet")
 
 
 class LoggedMessage(BaseModel):
@@ -68,9 +76,16 @@ class RequestLog:
     def __init__(self, config: RequestLogConfig) -> None:
         self.config = config
         self.redact = load_redactor(config.redact) if config.redact else None
-        directory = Path(config.directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"requests-{socket.gethostname()}-{os.getpid()}.jsonl"
+        self.directory = Path(config.directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._stem = f"requests-{socket.gethostname()}-{os.getpid()}"
+        self._segment = 0
+        self._rows = 0
+        self._open()
+
+    def _open(self) -> None:
+        suffix = "" if self.config.format == "jsonl" else f"-{self._segment:06d}"
+        self.path = self.directory / f"{self._stem}{suffix}.jsonl"
         self._file: IO[str] = self.path.open("a", encoding="utf-8")
 
     def record(
@@ -116,18 +131,78 @@ class RequestLog:
             self._file.flush()
         except OSError as exc:
             logger.warning("request log %s not written: %s", self.path, exc)
+            return
+        self._rows += 1
+        if self.config.format == "parquet" and self._rows >= self.config.rows_per_file:
+            self._seal()
+
+    def _seal(self) -> None:
+        """Converts the full segment into its Parquet file and starts the next segment."""
+        self._file.close()
+        segment = self.path
+        try:
+            _write_parquet(list(_read_jsonl(segment)), segment.with_suffix(".parquet"))
+            segment.unlink()
+        except OSError as exc:  # the segment stays, readable as JSON lines
+            logger.warning("request log segment %s not converted to Parquet: %s", segment, exc)
+        self._segment += 1
+        self._rows = 0
+        self._open()
 
     def close(self) -> None:
         self._file.close()
 
 
+def _write_parquet(records: list[RequestRecord], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    partial = path.with_name(path.name + ".partial")
+    pq.write_table(pa.Table.from_pylist([r.model_dump() for r in records], schema=_arrow_schema()), partial)
+    os.replace(partial, path)
+
+
+def _arrow_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    return pa.schema(
+        [
+            ("time", pa.float64()),
+            ("model", pa.string()),
+            ("stream", pa.bool_()),
+            ("messages", pa.list_(message)),
+            ("router", pa.string()),
+            ("score", pa.float64()),
+            ("threshold", pa.float64()),
+            ("target", pa.string()),
+            ("answered_by", pa.string()),
+            ("fallback", pa.string()),
+            ("prompt_tokens", pa.int64()),
+            ("completion_tokens", pa.int64()),
+            ("cost_usd", pa.float64()),
+        ]
+    )
+
+
+def _read_jsonl(path: Path) -> Iterator[RequestRecord]:
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                yield RequestRecord.model_validate_json(line)
+            except ValidationError:
+                logger.warning("%s:%d is not a request record; skipped", path, number)
+
+
 def read_request_log(directory: str | Path) -> Iterator[RequestRecord]:
-    """Every record in ``directory``'s log files, oldest file first; lines that do not parse (a
-    write cut short) are skipped."""
-    for path in sorted(Path(directory).glob(FILE_PATTERN), key=lambda p: p.stat().st_mtime):
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                try:
-                    yield RequestRecord.model_validate_json(line)
-                except ValidationError:
-                    logger.warning("%s:%d is not a request record; skipped", path, number)
+    """Every record in ``directory``'s log files (JSON lines and Parquet), oldest file first;
+    lines that do not parse (a write cut short) are skipped."""
+    files = [path for pattern in FILE_PATTERNS for path in Path(directory).glob(pattern)]
+    for path in sorted(files, key=lambda p: (p.stat().st_mtime, p.name)):
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            for row in pq.read_table(path).to_pylist():
+                yield RequestRecord.model_validate(row)
+        elif not path.with_suffix(".parquet").exists():  # else converted, and removed any moment now
+            yield from _read_jsonl(path)

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, FakeUpstream, fake_pair_args
 
 from routing.calibration import CALIBRATION_FILE, CalibrationTable, load_calibration, read_prompts
-from routing.config import ConfigError, IngressUserConfig, RouterDefaults, load_app_config, load_user_config
+from routing.config import ConfigError, IngressRouterSettings, IngressUserConfig, load_app_config, load_user_config
 from routing.engine import in_process_engine
 from routing.errors import InvalidRequest
 from routing.model_names import RouterAlias, parse_router_alias
@@ -101,10 +101,18 @@ def test_calibrate_then_route_by_share(tmp_path: Path, strong: FakeUpstream, wea
     # Router defaults at run time: a share, then a raw threshold; a bad update changes nothing.
     engine.reconfigure(load_user_config({"routers": {"mf": {"default_strong_percent": 70}}}, config))
     assert asyncio.run(strong_share("router-mf")) == pytest.approx(70, abs=2)
-    engine.reconfigure(IngressUserConfig(routers={"mf": RouterDefaults(default_threshold=1.0)}))
+    engine.reconfigure(IngressUserConfig(routers={"mf": IngressRouterSettings(default_threshold=1.0)}))
     assert asyncio.run(strong_share("router-mf")) == 0
     with pytest.raises(ConfigError, match="no router 'bert'"):
         load_user_config({"routers": {"bert": {"default_threshold": 0.2}}}, config)
+
+    # A checkpoint swapped in brings its own table; a missing one is refused and changes nothing.
+    engine.reconfigure(load_user_config({"routers": {"mf": {"checkpoint": "builtin:mf"}}}, config))
+    shipped = load_calibration(CHECKPOINT_DIR / "mf").threshold(30)  # type: ignore[union-attr]
+    assert asyncio.run(engine.route("router-mf-30%", [ChatMessage(role="user", content="hi")])).threshold == shipped
+    with pytest.raises(ConfigError, match=r"user_config.routers: checkpoint directory '/nowhere' does not exist"):
+        engine.reconfigure(load_user_config({"routers": {"mf": {"checkpoint": "/nowhere"}}}, config))
+    assert asyncio.run(engine.route("router-mf-30%", [ChatMessage(role="user", content="hi")])).threshold == shipped
 
 
 def test_share_needs_a_table_for_the_scored_pair(strong: FakeUpstream, weak: FakeUpstream) -> None:

@@ -61,6 +61,7 @@ def test_metrics_are_normalised_between_weak_and_strong() -> None:
     scaled = Curve(BENT.strong_pct, 8.0 + BENT.quality)
     assert apgr(scaled, 8.0, 9.0) == pytest.approx(0.65)
     assert cpt(scaled, 8.0, 9.0, 0.5) == pytest.approx(31.25)
+    assert np.isnan(apgr(scaled, 8.5, 8.5))  # equally good models: no gap to recover
 
 
 def test_cpt_takes_the_first_crossing_and_says_when_there_is_none() -> None:
@@ -205,3 +206,44 @@ def test_in_domain_refits_learn_a_planted_direction_and_survive_one_sided_folds(
     flat[0] = WEAK_WINS
     for fit in (mf_fit_and_score(features, flat), head_fit_and_score(features, flat)):
         assert len(set(cross_fit(prompts, fit).tolist())) == 1
+
+
+def test_labels_become_one_benchmark_per_kind(tmp_path: Path) -> None:
+    from routing.data.files import write_jsonl
+    from routing.data.schema import Battle, JudgeScore
+    from routing.evaluation.labels import labels_benchmarks
+
+    def battle(prompt: str, winner: str, a: str = "Org/Big", b: str = "small") -> Battle:
+        return Battle(prompt=prompt, model_a=a, model_b=b, winner=winner)  # type: ignore[arg-type]
+
+    write_jsonl(
+        tmp_path / "test" / "battles.jsonl",
+        [
+            battle("p1", "model_a"),
+            battle("p2", "model_a", a="small", b="big"),  # either side may be the strong one
+            battle("p3", "tie"),
+            battle("p4", "tie (bothbad)"),
+            battle("p5", "model_a"),
+            battle("p5", "model_b"),  # two battles of one prompt average
+            battle("p6", "model_a", b="other"),  # not the pair
+        ],
+    )
+    write_jsonl(
+        tmp_path / "test" / "judge_scores.jsonl",
+        [
+            JudgeScore(prompt="q1", model="big", score=8),
+            JudgeScore(prompt="q1", model="small", score=3),
+            JudgeScore(prompt="q2", model="big", score=5),  # the weak model was not graded
+        ],
+    )
+    pairwise, graded = labels_benchmarks(tmp_path / "test", "big", "small")
+    assert pairwise.name == "test-pairwise" and pairwise.prompts == ["p1", "p2", "p3", "p4", "p5"]
+    np.testing.assert_array_equal(pairwise.quality["big"], [1, 0, 1, 0, 0.5])
+    np.testing.assert_array_equal(pairwise.quality["small"], [0, 1, 1, 0, 0.5])
+    assert graded.name == "test-graded" and graded.prompts == ["q1"]
+    np.testing.assert_array_equal(graded.pair("big", "small"), ([8], [3]))
+
+    with pytest.raises(
+        DataFileError, match=r"labelled for both 'gpt-4' and 'small' \(models in the labels: big, other"
+    ):
+        labels_benchmarks(tmp_path / "test", "gpt-4", "small")

@@ -98,6 +98,39 @@ def test_prompts_can_be_left_out_and_records_redacted(strong: FakeUpstream, weak
     assert "ann@example.com" not in "".join(p.read_text() for p in (tmp_path / "redacted").iterdir())
 
 
+def test_parquet_files_hold_full_segments_and_the_rest_waits_in_json_lines(
+    strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    engine = engine_logging(strong, weak, tmp_path, format="parquet", rows_per_file=2)
+    questions = [f"question {i}" for i in range(5)]
+
+    async def scenario() -> None:
+        for i, question in enumerate(questions):
+            await ask(engine, "router-random-0", question, stream=i == 3)
+
+    asyncio.run(scenario())
+    parquet = sorted(tmp_path.glob("*.parquet"))
+    waiting = sorted(tmp_path.glob("*.jsonl"))
+    assert [p.name[-14:] for p in parquet] == ["000000.parquet", "000001.parquet"]
+    assert [p.name[-12:] for p in waiting] == ["000002.jsonl"] and not list(tmp_path.glob("*.partial"))
+    # Any Parquet reader sees the records as columns.
+    table = pq.read_table(parquet[1])
+    assert table.column("stream").to_pylist() == [False, True]
+    assert table.column("messages").to_pylist()[0] == [{"role": "user", "content": "question 2"}]
+    assert table.column("cost_usd").to_pylist()[0] == pytest.approx((5 * 10 + 4 * 30) / 1e6)
+    records = list(read_request_log(tmp_path))
+    assert [r.messages[0].content for r in records if r.messages] == questions
+    assert records[3].stream and records[0].answered_by == "big"
+
+    # A crash between writing a Parquet file and removing its segment: each record read once.
+    (tmp_path / parquet[0].name.replace(".parquet", ".jsonl")).write_text(
+        "".join(r.model_dump_json() + "\n" for r in records[:2])
+    )
+    assert [r.messages[0].content for r in read_request_log(tmp_path) if r.messages] == questions
+
+
 def test_a_line_cut_short_is_skipped_on_reading(strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path) -> None:
     engine = engine_logging(strong, weak, tmp_path)
     asyncio.run(ask(engine, "router-random-0", "kept"))

@@ -247,3 +247,42 @@ def test_shipped_checkpoints_are_small_licensed_and_load(encoder: LocalEmbedder)
             assert json.loads(manifest.model_dump_json())["training"]["data"], kind
         scores = make_router(config).score(sample, encoder.encode(sample))
         assert scores.shape == (2,) and ((0 <= scores) & (scores <= 1)).all(), kind
+
+
+def _flipped(battle: Battle) -> Battle:
+    flip = {"model_a": "model_b", "model_b": "model_a"}
+    return battle.model_copy(update={"winner": flip.get(battle.winner, battle.winner)})
+
+
+@pytest.mark.parametrize("kind", ["mf", "sw_ranking"])
+def test_weight_per_source_decides_between_conflicting_data(tmp_path: Path, encoder: LocalEmbedder, kind: str) -> None:
+    planted, flipped = tmp_path / "planted.jsonl", tmp_path / "flipped.jsonl"
+    write_jsonl(planted, planted_battles())
+    write_jsonl(flipped, [_flipped(b) for b in planted_battles()])
+    aucs = {}
+    for favoured in (planted, flipped):
+        out = tmp_path / f"{kind}-{favoured.stem}"
+        options = ["--epochs", "30", "--lr", "0.01"] if kind == "mf" else []
+        cli(
+            ["train", kind, "--data", str(planted), "--data", str(flipped), "--weight", f"{favoured}=4"]
+            + ["--strong", "big", "--weak", "small", "--out", str(out), *options]
+        )
+        router = make_router(
+            MFRouterConfig(type="mf", checkpoint=str(out))
+            if kind == "mf"
+            else SWRankingRouterConfig(type="sw_ranking", checkpoint=str(out))
+        )
+        aucs[favoured.stem] = auc(held_out_scores(router, encoder.encode), IS_MATHS)
+        assert {(f.file, f.weight) for f in load_manifest(out).training.data} == {
+            (planted.name, 4.0 if favoured == planted else 1.0),
+            (flipped.name, 4.0 if favoured == flipped else 1.0),
+        }
+    assert aucs["planted"] >= 0.8 and aucs["flipped"] <= 0.2
+
+
+def test_a_weight_names_a_data_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _battle_file(tmp_path)
+    for weight, message in (("other.jsonl=2", "not one of the --data references"), (f"{data}=0", "above 0")):
+        with pytest.raises(SystemExit) as exit_:
+            cli(["train", "mf", "--data", str(data), "--weight", weight, "--out", str(tmp_path / "x")])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err

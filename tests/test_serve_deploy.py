@@ -1,16 +1,20 @@
 """``serve deploy`` against a running cluster: a changed ``user_config`` moves the routers'
-default thresholds on the live replicas, which keep running; a bad one is refused."""
+default thresholds and swaps their checkpoints on the live replicas, which keep running; a bad
+one is refused. And the loop from logged traffic to a retrained router in service."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 import yaml
 from conftest import ROOT, FakeUpstream, fake_pair_args
@@ -18,6 +22,7 @@ from test_serve_run import free_port
 
 from bench.cluster import graph_config
 from routing.calibration import load_calibration
+from routing.request_log import read_request_log
 from routing.resources import CHECKPOINT_DIR
 
 pytestmark = pytest.mark.cluster
@@ -204,3 +209,137 @@ def test_batching_follows_the_user_config_on_running_replicas(
     deploy(cluster, config, tmp_path)
     wait_until(lambda: app_status(cluster) == "RUNNING", "the update")
     assert batches_for(cluster, 16, at_least=1) < 8  # gathered: 16 requests in a few forward passes
+
+
+class Traffic:
+    """Chat requests sent one after another from a thread until stopped; every outcome counted."""
+
+    def __init__(self, cluster: dict[str, str], models: list[str]) -> None:
+        self.url = f"http://127.0.0.1:{cluster['http_port']}/v1/chat/completions"
+        self.models = models
+        self.statuses: list[int] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=60) as client:
+            n = 0
+            while not self._stop.is_set():
+                model = self.models[n % len(self.models)]
+                body = {"model": model, "messages": [{"role": "user", "content": f"Traffic question {n}?"}]}
+                try:
+                    response = client.post(self.url, json=body)
+                    self.statuses.append(response.status_code)
+                    if response.status_code != 200:
+                        self.failures.append(response.text)
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                n += 1
+
+
+def router_actors() -> set[str]:
+    from ray.util.state import list_actors
+
+    alive = list_actors(filters=[("state", "=", "ALIVE")], detail=True)
+    return {a.actor_id for a in alive if "Router-mf" in (a.repr_name or "") or "Router-mf" in (a.name or "")}
+
+
+def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
+    cluster: dict[str, str], tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
+) -> None:
+    """The whole loop on a running service: log → label → train → evaluate → hot swap, with
+    requests flowing through the swap and none failing."""
+    from routing.cli import main as cli
+    from routing.config import LocalEmbedding
+    from routing.embeddings.local import LocalEmbedder
+    from routing.routers.mf import MFRouter
+
+    requests_dir, labels, new = tmp_path / "requests", tmp_path / "labels", tmp_path / "mf-new"
+    args = fake_pair_args(strong, weak, routers={"mf": {"type": "mf"}}, request_log={"directory": str(requests_dir)})
+    config = serve_config(cluster, args, None)
+    deploy(cluster, config, tmp_path)
+    wait_until(lambda: app_status(cluster) == "RUNNING", "the application")
+
+    # 1. Traffic, logged by the ingress.
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{cluster['http_port']}/v1", api_key="unused")
+    questions = [f"Question {i}: {t}" for i, t in enumerate(["prove a lemma", "greet a friend", "sum a series"] * 12)]
+    for question in questions:
+        client.chat.completions.create(model="router-mf-0.5", messages=[{"role": "user", "content": question}])
+    wait_until(lambda: len(list(read_request_log(requests_dir))) == len(questions), "the request log")
+
+    # 2. Label the logged prompts with the fake judge.
+    judge = FakeUpstream("judge")
+    try:
+        strong.behave("ok", answer="per_prompt")
+        weak.behave("ok", answer="per_prompt")
+        judge.behave("ok", answer="judge")
+        label_config = {
+            "upstreams": {
+                "strong": {"backend": "openai", "model": "big", "base_url": strong.base_url},
+                "weak": {"backend": "openai", "model": "small", "base_url": weak.base_url},
+            },
+            "judge": {"model": "judge-1", "base_url": judge.base_url},
+            "grading": ["pairwise", "single"],
+            "test_fraction": 0.3,
+        }
+        (tmp_path / "label.yaml").write_text(yaml.safe_dump(label_config))
+        cli(["label", "--config", str(tmp_path / "label.yaml"), "--prompts", str(requests_dir), "--out", str(labels)])
+    finally:
+        judge.stop()
+        strong.behave("ok")
+        weak.behave("ok")
+    assert (labels / "train" / "battles.jsonl").exists() and (labels / "test" / "judge_scores.jsonl").exists()
+
+    # 3. Retrain mf on the new labels mixed with shipped data, weighted up; calibrate it on the log.
+    shipped = str(ROOT / "data" / "train" / "vicuna-bench.battles.jsonl.gz")
+    cli(["train", "mf", "--data", shipped, "--data", str(labels / "train"), "--weight", f"{labels / 'train'}=3",
+         "--strong", "big", "--weak", "small", "--epochs", "3", "--out", str(new)])  # fmt: skip
+    cli(["calibrate", "--router", f"mf={new}", "--prompts", str(requests_dir), "--save"])
+
+    # 4. New against current on the held-out labels.
+    cli(["evaluate", "--labels", str(labels / "test"), "--router", "mf", "--router", f"mf={new}", "--strong", "big",
+         "--weak", "small", "--setting", "out-of-domain", "--out", str(tmp_path / "results")])  # fmt: skip
+    reports = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert {r["benchmark"] for r in reports} == {"test-pairwise", "test-graded"}
+    assert all({"mf", "mf@mf-new"} <= {row["router"] for row in r["routers"]} for r in reports)
+
+    # 5. Swap it in with requests flowing: a bad checkpoint first (refused, the old one serves on).
+    probe = "Question 0: prove a lemma"
+    old_score = route_score(cluster, probe)
+    expected = float(MFRouter(new).score([probe], LocalEmbedder(LocalEmbedding()).encode([probe]))[0])
+    assert abs(expected - old_score) > 1e-3
+    routers_before = router_actors()
+    assert len(routers_before) == 1
+    mf_deployment = next(d for d in config["applications"][0]["deployments"] if d["name"] == "Router-mf")
+    ingress = next(d for d in config["applications"][0]["deployments"] if d["name"] == "Ingress")
+    with Traffic(cluster, ["router-mf-0.5", "router-mf-30%", "router-mf"]) as traffic:
+        mf_deployment["user_config"] = {"checkpoint": str(tmp_path / "missing")}
+        deploy(cluster, config, tmp_path)
+        wait_until(lambda: app_status(cluster) == "RUNNING", "the refused update")
+        time.sleep(2)
+        assert route_score(cluster, probe) == pytest.approx(old_score)
+
+        mf_deployment["user_config"] = {"checkpoint": str(new)}
+        ingress["user_config"] = {"routers": {"mf": {"checkpoint": str(new)}}}
+        deploy(cluster, config, tmp_path)
+        wait_until(lambda: abs(route_score(cluster, probe) - expected) < 1e-3, "the new checkpoint")
+        threshold = load_calibration(new).threshold(30)  # type: ignore[union-attr]
+        wait_until(lambda: route(cluster, "router-mf-30%")["threshold"] == pytest.approx(threshold), "its table")
+        time.sleep(2)
+    assert traffic.failures == [] and len(traffic.statuses) >= 10
+    assert router_actors() == routers_before, "the Router replica was restarted"
+
+
+def route_score(cluster: dict[str, str], prompt: str) -> float:
+    url = f"http://127.0.0.1:{cluster['http_port']}/v1/route"
+    body = {"model": "router-mf-0.5", "messages": [{"role": "user", "content": prompt}]}
+    return float(httpx.post(url, json=body, timeout=30).raise_for_status().json()["score"])

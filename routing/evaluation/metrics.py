@@ -61,12 +61,17 @@ def auc(curve: Curve) -> float:
 
 
 def apgr(curve: Curve, weak: float, strong: float) -> float:
+    """``nan`` when the two models are equally good on average: there is no gap to recover."""
+    if strong == weak:
+        return float("nan")
     span = (curve.strong_pct[-1] - curve.strong_pct[0]) / 100.0
     return (auc(curve) - weak * span) / ((strong - weak) * span)
 
 
 def ten_point_apgr(curve: Curve, weak: float, strong: float) -> float:
     """The paper's approximation: mean PGR at 10 %, 20 %, …, 100 % strong calls (interpolated)."""
+    if strong == weak:
+        return float("nan")
     targets = np.arange(10, 101, 10, dtype=float)
     quality = np.interp(targets, curve.strong_pct, curve.quality)
     return float(np.mean((quality - weak) / (strong - weak)))

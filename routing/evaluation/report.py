@@ -118,6 +118,10 @@ def _pct(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.1f}%"
 
 
+def _ratio(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
 def markdown(report: BenchmarkReport) -> str:
     lines = [
         f"### {report.benchmark}, {report.setting} ({report.items} items; strong {report.strong} "
@@ -131,7 +135,7 @@ def markdown(report: BenchmarkReport) -> str:
     for r in report.results:
         interval = f" ({r.apgr_interval[0]:.3f}–{r.apgr_interval[1]:.3f})" if r.apgr_interval else ""
         lines.append(
-            f"| {r.router} | {r.apgr:.3f}{interval} | {r.apgr_10_point:.3f} | "
+            f"| {r.router} | {_ratio(r.apgr)}{interval} | {_ratio(r.apgr_10_point)} | "
             + " | ".join(_pct(r.cpt[k]) for k in ("20%", "50%", "80%"))
             + " |"
         )

@@ -52,27 +52,42 @@ def make_router(config: RouterConfig, upstream_ids: tuple[str | None, str | None
     return ClassifierRouter(directory, config.type, config.base_model_path, config.torch_threads, config.precision)
 
 
-def check_routers(config: AppConfig) -> None:
-    """Fail before deploying if a checkpoint is missing, of another kind, trained on another
-    embedding model, or does not know the models it is asked to score."""
+def checkpoint_problems(
+    where: str,
+    router: RouterConfig,
+    model_ids: tuple[str | None, str | None],
+    embedding_model_id: str,
+) -> list[str]:
+    """Why ``router``'s checkpoint cannot serve: missing, of another kind, trained on another
+    embedding model, or not knowing the models it is asked to score."""
     from routing.routers.pair import scoring_pair
 
-    problems = []
-    for name, router in config.routers.items():
-        where = f"args.routers.{name}"
-        try:
-            manifest = load_manifest(checkpoint_path(router.checkpoint), router.type)
-            if isinstance(router, MFRouterConfig | SWRankingRouterConfig):
-                strong, weak = config.router_model_ids
-                scoring_pair(manifest, router.strong_model_id or strong, router.weak_model_id or weak)
-                assert manifest.embedding is not None
-                if manifest.embedding.model_id != config.embedding.model_id:
-                    problems.append(
-                        f"{where}: checkpoint '{router.checkpoint}' was trained on embeddings of "
-                        f"'{manifest.embedding.model_id}', but args.embedding is '{config.embedding.model_id}'"
-                    )
-        except (MissingResource, CheckpointError) as exc:
-            problems.append(f"{where}: {exc}")
+    try:
+        manifest = load_manifest(checkpoint_path(router.checkpoint), router.type)
+        if isinstance(router, MFRouterConfig | SWRankingRouterConfig):
+            strong, weak = model_ids
+            scoring_pair(manifest, router.strong_model_id or strong, router.weak_model_id or weak)
+            assert manifest.embedding is not None
+            if manifest.embedding.model_id != embedding_model_id:
+                return [
+                    f"{where}: checkpoint '{router.checkpoint}' was trained on embeddings of "
+                    f"'{manifest.embedding.model_id}', but args.embedding is '{embedding_model_id}'"
+                ]
+    except (MissingResource, CheckpointError) as exc:
+        return [f"{where}: {exc}"]
+    return []
+
+
+def check_routers(config: AppConfig) -> None:
+    """Fail before deploying if a checkpoint cannot serve (:func:`checkpoint_problems`) or a
+    default strong share has no calibration table to go by."""
+    problems = [
+        problem
+        for name, router in config.routers.items()
+        for problem in checkpoint_problems(
+            f"args.routers.{name}", router, config.router_model_ids, config.embedding.model_id
+        )
+    ]
     if not problems:
         from routing.calibration import router_calibrations
 
@@ -86,4 +101,4 @@ def check_routers(config: AppConfig) -> None:
         raise ConfigError("invalid application config:\n  " + "\n  ".join(problems))
 
 
-__all__ = ["Router", "check_routers", "make_router"]
+__all__ = ["Router", "check_routers", "checkpoint_problems", "make_router"]

@@ -42,6 +42,7 @@ class DataFile(_Strict):
     file: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     rows: int = Field(ge=0)
+    weight: float = Field(default=1.0, gt=0, description="how much each of its battles counted in training")
 
 
 class TrainingRecord(_Strict):
@@ -63,8 +64,8 @@ class Manifest(_Strict):
     training: TrainingRecord = Field(default_factory=TrainingRecord)
 
 
-def data_record(path: Path, rows: int) -> DataFile:
-    return DataFile(file=path.name, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), rows=rows)
+def data_record(path: Path, rows: int, weight: float = 1.0) -> DataFile:
+    return DataFile(file=path.name, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), rows=rows, weight=weight)
 
 
 def save(directory: Path, manifest: Manifest, tensors: dict[str, torch.Tensor] | None = None) -> None:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from routing.data.schema import Battle
 from routing.routers.checkpoint import Manifest, TrainingRecord
 from routing.routers.classifier import DEFAULT_BASES, LABELS, ClassifierKind, PromptClassifier, base_source
-from routing.training.common import Log, Trained, held_out_prompts, seed_everything
+from routing.training.common import Log, Trained, held_out_prompts, seed_everything, weights_of
 
 # Logits for the examples at these row numbers: one for a training step, one for evaluation.
 Step = Callable[[Sequence[int]], torch.Tensor]
@@ -65,18 +65,20 @@ class ClassifierTrainConfig(BaseModel):
         return self
 
 
-def examples(battles: Sequence[Battle], strong: Sequence[str], weak: Sequence[str]) -> list[tuple[str, int]]:
-    """(prompt, label index into LABELS) for every strong-vs-weak battle."""
+def examples(
+    battles: Sequence[Battle], strong: Sequence[str], weak: Sequence[str], weights: Sequence[float] | None = None
+) -> list[tuple[str, int, float]]:
+    """(prompt, label index into LABELS, weight) for every strong-vs-weak battle."""
     strong_set, weak_set = set(strong), set(weak)
     out = []
-    for b in battles:
+    for b, weight in zip(battles, weights_of(battles, weights), strict=True):
         if b.model_a in strong_set and b.model_b in weak_set:
             won = {"model_a": 0, "model_b": 2}
         elif b.model_b in strong_set and b.model_a in weak_set:
             won = {"model_a": 2, "model_b": 0}
         else:
             continue
-        out.append((b.prompt, won.get(b.winner, 1)))
+        out.append((b.prompt, won.get(b.winner, 1), weight))
     return out
 
 
@@ -84,18 +86,23 @@ def _batches(items: Sequence[int], size: int) -> list[Sequence[int]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def train(battles: Sequence[Battle], config: ClassifierTrainConfig, log: Log = print) -> Trained:
+def train(
+    battles: Sequence[Battle],
+    config: ClassifierTrainConfig,
+    weights: Sequence[float] | None = None,
+    log: Log = print,
+) -> Trained:
     seed_everything(config.seed)
-    data = examples(battles, config.strong_models, config.weak_models)
+    data = examples(battles, config.strong_models, config.weak_models, weights)
     if not data:
         raise ValueError(
             f"no battle is between a strong model ({', '.join(config.strong_models)}) "
             f"and a weak one ({', '.join(config.weak_models)})"
         )
-    held_out = held_out_prompts([p for p, _ in data], config.val_fraction, config.seed)
-    train_rows = [i for i, (p, _) in enumerate(data) if p not in held_out]
-    val_rows = [i for i, (p, _) in enumerate(data) if p in held_out] or train_rows
-    counts = np.bincount([label for _, label in data], minlength=len(LABELS))
+    held_out = held_out_prompts([p for p, _, _ in data], config.val_fraction, config.seed)
+    train_rows = [i for i, (p, _, _) in enumerate(data) if p not in held_out]
+    val_rows = [i for i, (p, _, _) in enumerate(data) if p in held_out] or train_rows
+    counts = np.bincount([label for _, label, _ in data], minlength=len(LABELS))
     log(
         f"{len(data)} examples ({', '.join(f'{n} {name}' for name, n in zip(LABELS, counts, strict=True))}): "
         f"{len(train_rows)} train, {len(val_rows)} held out"
@@ -107,8 +114,9 @@ def train(battles: Sequence[Battle], config: ClassifierTrainConfig, log: Log = p
         model.add_lora(config.lora_rank, config.lora_alpha)
     device = torch.device(config.device)
     model.to(device)
-    labels = torch.tensor([label for _, label in data], device=device)
-    prompts = [p for p, _ in data]
+    labels = torch.tensor([label for _, label, _ in data], device=device)
+    example_weights = torch.tensor([weight for _, _, weight in data], device=device)
+    prompts = [p for p, _, _ in data]
 
     if config.mode == "head":
         step, evaluate = _head_mode(model, prompts, config, device)
@@ -124,7 +132,8 @@ def train(battles: Sequence[Battle], config: ClassifierTrainConfig, log: Log = p
         model.train()
         order = torch.tensor(train_rows)[torch.randperm(len(train_rows), generator=generator)].tolist()
         for rows in _batches(order, config.batch_size if config.mode != "head" else 256):
-            loss = torch.nn.functional.cross_entropy(step(rows), labels[rows])
+            losses = torch.nn.functional.cross_entropy(step(rows), labels[rows], reduction="none")
+            loss = (losses * example_weights[rows]).sum() / example_weights[rows].sum()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -31,8 +31,21 @@ def held_out_prompts(prompts: Sequence[str], fraction: float, seed: int) -> set[
     return {distinct[i] for i in order[: int(round(fraction * len(distinct)))]}
 
 
+def is_decisive(battle: Battle) -> bool:
+    return battle.winner in ("model_a", "model_b") and battle.model_a != battle.model_b
+
+
 def decisive(battles: Sequence[Battle]) -> list[Battle]:
-    return [b for b in battles if b.winner in ("model_a", "model_b") and b.model_a != b.model_b]
+    return [b for b in battles if is_decisive(b)]
+
+
+def weights_of(battles: Sequence[Battle], weights: Sequence[float] | None) -> list[float]:
+    """Each battle's weight in the loss (its source's ``--weight``); 1 when none is given."""
+    if weights is None:
+        return [1.0] * len(battles)
+    if len(weights) != len(battles):
+        raise ValueError(f"{len(weights)} weights for {len(battles)} battles")
+    return [float(w) for w in weights]
 
 
 def seed_everything(seed: int) -> None:

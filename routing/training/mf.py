@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from routing.data.schema import Battle
 from routing.routers.checkpoint import EmbeddingSpec, Manifest, TrainingRecord
 from routing.routers.mf import MFModel
-from routing.training.common import Embed, Log, Trained, decisive, held_out_prompts, seed_everything
+from routing.training.common import Embed, Log, Trained, held_out_prompts, is_decisive, seed_everything, weights_of
 
 
 class MFTrainConfig(BaseModel):
@@ -35,20 +35,31 @@ class MFTrainConfig(BaseModel):
     seed: int = 42
 
 
-def _pairs(battles: Sequence[Battle], model_index: dict[str, int], prompt_index: dict[str, int]) -> np.ndarray:
-    """(winner id, loser id, prompt id) per decisive battle."""
-    rows = []
-    for b in decisive(battles):
+def _pairs(
+    battles: Sequence[Battle], weights: Sequence[float], model_index: dict[str, int], prompt_index: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(winner id, loser id, prompt id) per decisive battle, and each one's weight."""
+    rows, kept = [], []
+    for b, weight in zip(battles, weights, strict=True):
+        if not is_decisive(b):
+            continue
         winner, loser = (b.model_a, b.model_b) if b.winner == "model_a" else (b.model_b, b.model_a)
         rows.append((model_index[winner], model_index[loser], prompt_index[b.prompt]))
-    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+        kept.append(weight)
+    return np.array(rows, dtype=np.int64).reshape(-1, 3), np.array(kept, dtype=np.float32)
 
 
-def _loss_and_accuracy(model: MFModel, pairs: torch.Tensor, prompts: torch.Tensor) -> tuple[float, float]:
+def _weighted_loss(margin: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    return (torch.nn.functional.softplus(-margin) * weights).sum() / weights.sum()
+
+
+def _loss_and_accuracy(
+    model: MFModel, pairs: torch.Tensor, weights: torch.Tensor, prompts: torch.Tensor
+) -> tuple[float, float]:
     with torch.no_grad():
         margin = model(pairs[:, 0], prompts[pairs[:, 2]]) - model(pairs[:, 1], prompts[pairs[:, 2]])
-        loss = torch.nn.functional.softplus(-margin).mean().item()
-        accuracy = (margin > 0).float().mean().item()
+        loss = _weighted_loss(margin, weights).item()
+        accuracy = ((margin > 0).float() * weights).sum().item() / weights.sum().item()
     return loss, accuracy
 
 
@@ -60,6 +71,7 @@ def train(
     default_strong: str,
     default_weak: str,
     config: MFTrainConfig,
+    weights: Sequence[float] | None = None,
     log: Log = print,
 ) -> Trained:
     seed_everything(config.seed)
@@ -73,13 +85,14 @@ def train(
 
     log(f"embedding {len(prompt_texts)} prompts")
     prompts = torch.from_numpy(np.asarray(embed(prompt_texts), dtype=np.float32))
-    pairs = _pairs(battles, model_index, prompt_index)
+    pairs, pair_weights = _pairs(battles, weights_of(battles, weights), model_index, prompt_index)
     if len(pairs) == 0:
         raise ValueError("no decisive battles (every battle is a tie)")
 
     held_out = held_out_prompts(prompt_texts, config.val_fraction, config.seed)
     is_val = np.isin(pairs[:, 2], [prompt_index[p] for p in held_out])
     train_pairs, val_pairs = torch.from_numpy(pairs[~is_val]), torch.from_numpy(pairs[is_val])
+    train_weights, val_weights = torch.from_numpy(pair_weights[~is_val]), torch.from_numpy(pair_weights[is_val])
     log(
         f"{len(pairs)} decisive battles over {len(model_names)} models: "
         f"{len(train_pairs)} train, {len(val_pairs)} validation ({len(held_out)} held-out prompts)"
@@ -93,19 +106,20 @@ def train(
         model.train()
         order = torch.randperm(len(train_pairs), generator=generator)
         for start in range(0, len(order), config.batch_size):
-            batch = train_pairs[order[start : start + config.batch_size]]
+            rows = order[start : start + config.batch_size]
+            batch = train_pairs[rows]
             q = prompts[batch[:, 2]]
             if config.noise_std:
                 q = q + config.noise_std * torch.randn(q.shape, generator=generator)
             margin = model(batch[:, 0], q) - model(batch[:, 1], q)
-            loss = torch.nn.functional.softplus(-margin).mean()
+            loss = _weighted_loss(margin, train_weights[rows])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
         model.eval()
-        train_loss, train_acc = _loss_and_accuracy(model, train_pairs, prompts)
-        held = val_pairs if len(val_pairs) else train_pairs
-        val_loss, val_acc = _loss_and_accuracy(model, held, prompts)
+        train_loss, train_acc = _loss_and_accuracy(model, train_pairs, train_weights, prompts)
+        held = (val_pairs, val_weights) if len(val_pairs) else (train_pairs, train_weights)
+        val_loss, val_acc = _loss_and_accuracy(model, *held, prompts)
         bar.set_postfix(train_loss=f"{train_loss:.4f}", val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")
         log(
             f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.3f}  "

@@ -18,7 +18,7 @@ from routing.data.schema import Battle
 from routing.routers import bradley_terry
 from routing.routers.checkpoint import EmbeddingSpec, Manifest, TrainingRecord
 from routing.routers.sw_ranking import SWRankingRouter
-from routing.training.common import Embed, Log, Trained, decisive, held_out_prompts
+from routing.training.common import Embed, Log, Trained, decisive, held_out_prompts, weights_of
 
 
 class SWRankingTrainConfig(BaseModel):
@@ -30,32 +30,35 @@ class SWRankingTrainConfig(BaseModel):
     seed: int = 42
 
 
-def _credit(wins: np.ndarray, i: int, j: int, winner: str) -> None:
-    """The reference's rule: a decisive battle gives the winner 2 wins, a tie gives each side 1.
-    A battle of a player against itself says nothing about differences and is skipped."""
+def _credit(wins: np.ndarray, i: int, j: int, winner: str, weight: float) -> None:
+    """The reference's rule: a decisive battle gives the winner 2 wins, a tie gives each side 1
+    (times the battle's weight). A battle of a player against itself says nothing about
+    differences and is skipped."""
     if i == j:
         return
     if winner == "model_a":
-        wins[i, j] += 2
+        wins[i, j] += 2 * weight
     elif winner == "model_b":
-        wins[j, i] += 2
+        wins[j, i] += 2 * weight
     else:
-        wins[i, j] += 1
-        wins[j, i] += 1
+        wins[i, j] += weight
+        wins[j, i] += weight
 
 
-def _win_counts(battles: Sequence[Battle], index: dict[str, int]) -> np.ndarray:
+def _win_counts(battles: Sequence[Battle], weights: Sequence[float], index: dict[str, int]) -> np.ndarray:
     wins = np.zeros((len(index), len(index)))
-    for b in battles:
-        _credit(wins, index[b.model_a], index[b.model_b], b.winner)
+    for b, weight in zip(battles, weights, strict=True):
+        _credit(wins, index[b.model_a], index[b.model_b], b.winner, weight)
     return wins
 
 
-def _tier_counts(battles: Sequence[Battle], tier_of: dict[str, int], prompts: list[str], tier_count: int) -> np.ndarray:
+def _tier_counts(
+    battles: Sequence[Battle], weights: Sequence[float], tier_of: dict[str, int], prompts: list[str], tier_count: int
+) -> np.ndarray:
     row = {p: i for i, p in enumerate(prompts)}
     wins = np.zeros((len(prompts), tier_count, tier_count))
-    for b in battles:
-        _credit(wins[row[b.prompt]], tier_of[b.model_a], tier_of[b.model_b], b.winner)
+    for b, weight in zip(battles, weights, strict=True):
+        _credit(wins[row[b.prompt]], tier_of[b.model_a], tier_of[b.model_b], b.winner, weight)
     return wins
 
 
@@ -67,14 +70,16 @@ def build(
     default_strong: str,
     default_weak: str,
     config: SWRankingTrainConfig,
+    weights: Sequence[float] | None = None,
     log: Log = print,
 ) -> Trained:
+    weights = weights_of(battles, weights)
     models = sorted({b.model_a for b in battles} | {b.model_b for b in battles})
     for name in (default_strong, default_weak):
         if name not in models:
             raise ValueError(f"model '{name}' appears in no battle")
     index = {m: i for i, m in enumerate(models)}
-    ratings = bradley_terry.fit(_win_counts(battles, index))
+    ratings = bradley_terry.fit(_win_counts(battles, weights, index))
     assignment = bradley_terry.tiers(ratings, config.tiers)
     tier_of = {m: int(assignment[index[m]]) for m in models}
     tier_count = int(assignment.max()) + 1
@@ -83,7 +88,7 @@ def build(
     prompts = sorted({b.prompt for b in battles})
     log(f"embedding {len(prompts)} prompts")
     embeddings = np.asarray(embed(prompts), dtype=np.float32)
-    wins = _tier_counts(battles, tier_of, prompts, tier_count)
+    wins = _tier_counts(battles, weights, tier_of, prompts, tier_count)
 
     manifest = Manifest(
         router="sw_ranking",
