@@ -21,9 +21,8 @@ import httpx
 import psutil
 import pytest
 from conftest import FakeUpstream, fake_pair_args
-from test_serve_run import free_port
 
-from bench.cluster import graph_config
+from bench.cluster import free_port, graph_config
 
 pytestmark = pytest.mark.cluster
 

@@ -5,7 +5,6 @@ CI installs it (``.ci/run``)."""
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from importlib.resources import files
 from typing import Any
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from conftest import FakeUpstream, fake_pair_args
 
+from bench.cluster import free_port
 from routing.calibration import load_calibration
 from routing.resources import CHECKPOINT_DIR
 
@@ -23,12 +23,6 @@ API_KEY = "sk-playground-key"
 STRONG_PRICE = {"input_per_million": 5.0, "output_per_million": 15.0}
 WEAK_PRICE = {"input_per_million": 0.5, "output_per_million": 1.5}
 WAIT_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,8 @@ import openai
 import pytest
 import yaml
 from conftest import ROOT, FakeUpstream, fake_pair_args
-from test_serve_run import free_port
 
-from bench.cluster import graph_config
+from bench.cluster import free_port, graph_config
 from routing.calibration import load_calibration
 from routing.request_log import read_request_log
 from routing.resources import CHECKPOINT_DIR
@@ -236,6 +235,7 @@ class Traffic:
             while not self._stop.is_set():
                 model = self.models[n % len(self.models)]
                 body = {"model": model, "messages": [{"role": "user", "content": f"Traffic question {n}?"}]}
+                time.sleep(0.05)  # steady traffic, leaving the cores to the work it runs beside
                 try:
                     response = client.post(self.url, json=body)
                     self.statuses.append(response.status_code)
@@ -257,12 +257,7 @@ def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
     cluster: dict[str, str], tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
 ) -> None:
     """The whole loop on a running service: log → label → train → evaluate → hot swap, with
-    requests flowing through the swap and none failing."""
-    from routing.cli import main as cli
-    from routing.config import LocalEmbedding
-    from routing.embeddings.local import LocalEmbedder
-    from routing.routers.mf import MFRouter
-
+    requests flowing from the first label to after the swap, none failing."""
     requests_dir, labels, new = tmp_path / "requests", tmp_path / "labels", tmp_path / "mf-new"
     args = fake_pair_args(strong, weak, routers={"mf": {"type": "mf"}}, request_log={"directory": str(requests_dir)})
     config = serve_config(cluster, args, None)
@@ -276,7 +271,19 @@ def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
         client.chat.completions.create(model="router-mf-0.5", messages=[{"role": "user", "content": question}])
     wait_until(lambda: len(list(read_request_log(requests_dir))) == len(questions), "the request log")
 
-    # 2. Label the logged prompts with the fake judge.
+    with Traffic(cluster, ["router-mf-0.5", "router-mf-30%", "router-mf"]) as traffic:
+        label_logged_prompts(tmp_path, requests_dir, labels, strong, weak)
+        retrain_and_compare(tmp_path, requests_dir, labels, new)
+        swap_in(cluster, config, tmp_path, new)
+        time.sleep(2)
+    assert traffic.failures == [] and len(traffic.statuses) >= 20
+
+
+def label_logged_prompts(
+    tmp_path: Path, requests_dir: Path, labels: Path, strong: FakeUpstream, weak: FakeUpstream
+) -> None:
+    from routing.cli import main as cli
+
     judge = FakeUpstream("judge")
     try:
         strong.behave("ok", answer="per_prompt")
@@ -299,20 +306,30 @@ def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
         weak.behave("ok")
     assert (labels / "train" / "battles.jsonl").exists() and (labels / "test" / "judge_scores.jsonl").exists()
 
-    # 3. Retrain mf on the new labels mixed with shipped data, weighted up; calibrate it on the log.
+
+def retrain_and_compare(tmp_path: Path, requests_dir: Path, labels: Path, new: Path) -> None:
+    """mf retrained on the new labels mixed with shipped data, weighted up, and calibrated on the
+    log; then new against current on the held-out labels."""
+    from routing.cli import main as cli
+
     shipped = str(ROOT / "data" / "train" / "vicuna-bench.battles.jsonl.gz")
     cli(["train", "mf", "--data", shipped, "--data", str(labels / "train"), "--weight", f"{labels / 'train'}=3",
          "--strong", "big", "--weak", "small", "--epochs", "3", "--out", str(new)])  # fmt: skip
     cli(["calibrate", "--router", f"mf={new}", "--prompts", str(requests_dir), "--save"])
-
-    # 4. New against current on the held-out labels.
     cli(["evaluate", "--labels", str(labels / "test"), "--router", "mf", "--router", f"mf={new}", "--strong", "big",
          "--weak", "small", "--setting", "out-of-domain", "--out", str(tmp_path / "results")])  # fmt: skip
     reports = json.loads((tmp_path / "results" / "results.json").read_text())
     assert {r["benchmark"] for r in reports} == {"test-pairwise", "test-graded"}
     assert all({"mf", "mf@mf-new"} <= {row["router"] for row in r["routers"]} for r in reports)
 
-    # 5. Swap it in with requests flowing: a bad checkpoint first (refused, the old one serves on).
+
+def swap_in(cluster: dict[str, str], config: dict, tmp_path: Path, new: Path) -> None:
+    """A bad checkpoint first (refused: the current one serves on), then the new one, on the same
+    Router replica."""
+    from routing.config import LocalEmbedding
+    from routing.embeddings.local import LocalEmbedder
+    from routing.routers.mf import MFRouter
+
     probe = "Question 0: prove a lemma"
     old_score = route_score(cluster, probe)
     expected = float(MFRouter(new).score([probe], LocalEmbedder(LocalEmbedding()).encode([probe]))[0])
@@ -321,21 +338,19 @@ def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
     assert len(routers_before) == 1
     mf_deployment = next(d for d in config["applications"][0]["deployments"] if d["name"] == "Router-mf")
     ingress = next(d for d in config["applications"][0]["deployments"] if d["name"] == "Ingress")
-    with Traffic(cluster, ["router-mf-0.5", "router-mf-30%", "router-mf"]) as traffic:
-        mf_deployment["user_config"] = {"checkpoint": str(tmp_path / "missing")}
-        deploy(cluster, config, tmp_path)
-        wait_until(lambda: app_status(cluster) == "RUNNING", "the refused update")
-        time.sleep(2)
-        assert route_score(cluster, probe) == pytest.approx(old_score)
 
-        mf_deployment["user_config"] = {"checkpoint": str(new)}
-        ingress["user_config"] = {"routers": {"mf": {"checkpoint": str(new)}}}
-        deploy(cluster, config, tmp_path)
-        wait_until(lambda: abs(route_score(cluster, probe) - expected) < 1e-3, "the new checkpoint")
-        threshold = load_calibration(new).threshold(30)  # type: ignore[union-attr]
-        wait_until(lambda: route(cluster, "router-mf-30%")["threshold"] == pytest.approx(threshold), "its table")
-        time.sleep(2)
-    assert traffic.failures == [] and len(traffic.statuses) >= 10
+    mf_deployment["user_config"] = {"checkpoint": str(tmp_path / "missing")}
+    deploy(cluster, config, tmp_path)
+    wait_until(lambda: app_status(cluster) == "RUNNING", "the refused update")
+    time.sleep(2)
+    assert route_score(cluster, probe) == pytest.approx(old_score)
+
+    mf_deployment["user_config"] = {"checkpoint": str(new)}
+    ingress["user_config"] = {"routers": {"mf": {"checkpoint": str(new)}}}
+    deploy(cluster, config, tmp_path)
+    wait_until(lambda: abs(route_score(cluster, probe) - expected) < 1e-3, "the new checkpoint")
+    threshold = load_calibration(new).threshold(30)  # type: ignore[union-attr]
+    wait_until(lambda: route(cluster, "router-mf-30%")["threshold"] == pytest.approx(threshold), "its table")
     assert router_actors() == routers_before, "the Router replica was restarted"
 
 

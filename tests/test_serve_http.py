@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import openai
 import pytest
 from conftest import FakeUpstream, fake_pair_args
 
+from bench.cluster import free_port
 from routing.calibration import load_calibration
 from routing.client import RouterClient
 from routing.request_log import read_request_log
@@ -22,12 +22,6 @@ from routing.resources import CHECKPOINT_DIR
 pytestmark = pytest.mark.cluster
 
 PROMPT = "Write a short poem about the sea."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 API_KEY = "sk-test-key-1"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,14 +15,10 @@ import pytest
 import yaml
 from conftest import ROOT, FakeUpstream
 
+from bench.cluster import free_port
+
 STARTUP_DEADLINE_S = 240
 PROMPT = "What is the capital of France?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
