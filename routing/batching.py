@@ -38,6 +38,7 @@ class AdaptiveBatcher(Generic[Item, Result]):
         self._waiting: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._running: list[tuple[Item, asyncio.Future[Result]]] = []
 
     async def __call__(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -48,12 +49,23 @@ class AdaptiveBatcher(Generic[Item, Result]):
         return await future
 
     async def _run(self) -> None:
+        try:
+            await self._batches()
+        except asyncio.CancelledError:
+            # The worker is torn down (the replica stops): every caller hears of it, none waits on.
+            for _, future in [*self._running, *self._waiting]:
+                future.cancel()
+            self._waiting.clear()
+            raise
+
+    async def _batches(self) -> None:
         while self._waiting:
             await self._fill()
             batch = [self._waiting.popleft() for _ in range(min(self.config.max_batch_size, len(self._waiting)))]
             live = [(item, future) for item, future in batch if not future.done()]  # cancelled callers drop out
             if not live:
                 continue
+            self._running = live
             self.on_batch(len(live))
             try:
                 results = await self.handle_batch([item for item, _ in live])

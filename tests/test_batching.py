@@ -101,3 +101,19 @@ def test_batch_sizes_are_reported() -> None:
 
     asyncio.run(scenario())
     assert sizes == [3, 3, 1]
+
+
+def test_callers_hear_when_the_worker_is_torn_down_mid_batch() -> None:
+    async def scenario() -> None:
+        model = Model()
+        batcher = AdaptiveBatcher(model, BatchingConfig(max_batch_size=2))
+        model.release.clear()
+        calls = [asyncio.create_task(batcher(n)) for n in range(5)]
+        await asyncio.sleep(0.01)
+        assert model.batches == [[0, 1]]
+        assert batcher._worker is not None
+        batcher._worker.cancel()  # what a replica's shutdown does to its tasks
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 1)
+        assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
+
+    asyncio.run(scenario())
