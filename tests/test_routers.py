@@ -286,3 +286,18 @@ def test_a_weight_names_a_data_reference(tmp_path: Path, capsys: pytest.CaptureF
         with pytest.raises(SystemExit) as exit_:
             cli(["train", "mf", "--data", str(data), "--weight", weight, "--out", str(tmp_path / "x")])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_classifier_weights_decide_between_conflicting_data(tmp_path: Path) -> None:
+    battles = planted_battles() + [_flipped(b) for b in planted_battles()]
+    half = len(battles) // 2
+    config = classifier.ClassifierTrainConfig(
+        kind="bert", mode="head", strong_models=["big"], weak_models=["small"], epochs=60, lr=1e-2, max_length=32
+    )
+    aucs = []
+    for n, weights in enumerate(([4.0] * half + [1.0] * half, [1.0] * half + [4.0] * half)):
+        trained = classifier.train(battles, config, weights=weights, log=lambda line: None)
+        save(tmp_path / str(n), trained.manifest, trained.tensors)
+        router = make_router(BertRouterConfig(type="bert", checkpoint=str(tmp_path / str(n))))
+        aucs.append(auc(held_out_scores(router, None), IS_MATHS))
+    assert aucs[0] >= 0.8 and aucs[1] <= 0.2
