@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -127,17 +127,17 @@ def _seconds(timeout: Seconds) -> float | None:
     return float(timeout)
 
 
-async def _answer(step: Awaitable[T], timeout: float | None) -> T:
-    """``step``'s result within ``timeout``, its failures raised as the openai client raises the
-    service's error responses."""
+async def _answer(step: Awaitable[T], timeout: float | None, as_error: Callable[[ServiceError], openai.APIError]) -> T:
+    """``step``'s result within ``timeout``; its failures raised as the openai client raises the
+    service's errors: an error response (``status_error``) or a stream's error event (``stream_error``)."""
     try:
         return await asyncio.wait_for(step, timeout)
     except asyncio.TimeoutError:
         raise openai.APITimeoutError(request=httpx.Request("POST", _URL)) from None
     except ServiceError as exc:
-        raise status_error(exc) from None
+        raise as_error(exc) from None
     except Exception as exc:  # the service answers 500 and logs; here the cause stays chained
-        raise status_error(ServiceError(_INTERNAL)) from exc
+        raise as_error(ServiceError(_INTERNAL)) from exc
 
 
 class _Cursor:
@@ -150,14 +150,7 @@ class _Cursor:
     async def next(self, timeout: float | None) -> ChatCompletionChunk | None:
         """The next chunk, or None at the end."""
         self.pull = asyncio.ensure_future(anext(self.chunks, None))
-        try:
-            chunk = await asyncio.wait_for(self.pull, timeout)
-        except asyncio.TimeoutError:
-            raise openai.APITimeoutError(request=httpx.Request("POST", _URL)) from None
-        except ServiceError as exc:
-            raise stream_error(exc) from None
-        except Exception as exc:
-            raise stream_error(ServiceError(_INTERNAL)) from exc
+        chunk = await _answer(self.pull, timeout, stream_error)
         if chunk is None:
             return None
         return ChatCompletionChunk.model_construct(**chunk.model_dump(mode="json", exclude_none=True))
@@ -194,20 +187,18 @@ class _EngineThread:
                 raise RuntimeError("this router client is closed")
             return asyncio.run_coroutine_threadsafe(step, self.loop)
 
-    async def complete(
+    async def answer(
         self, request: protocol.ChatCompletionRequest, timeout: float | None
-    ) -> tuple[dict[str, str], ChatCompletion]:
-        outcome, completion = await _answer(self.engine.complete(request), timeout)
+    ) -> tuple[dict[str, str], ChatCompletion | _Cursor]:
+        """The ``x-route-*`` headers, and the completion or, for a stream, its open cursor."""
+        if request.stream:
+            outcome, chunks = await _answer(self.engine.stream(request), timeout, status_error)
+            cursor = _Cursor(chunks)
+            self.cursors.add(cursor)
+            return route_headers(outcome), cursor
+        outcome, completion = await _answer(self.engine.complete(request), timeout, status_error)
         body = completion.model_dump(mode="json", exclude_none=True)
         return route_headers(outcome), ChatCompletion.model_construct(**body)
-
-    async def open_stream(
-        self, request: protocol.ChatCompletionRequest, timeout: float | None
-    ) -> tuple[dict[str, str], _Cursor]:
-        outcome, chunks = await _answer(self.engine.stream(request), timeout)
-        cursor = _Cursor(chunks)
-        self.cursors.add(cursor)
-        return route_headers(outcome), cursor
 
     def close(self) -> None:
         with self.lock:
@@ -231,11 +222,7 @@ class _EngineThread:
         for cursor in list(self.cursors):
             await cursor.close()
         await self.loop.shutdown_asyncgens()
-        holders = [upstream.backend for upstream in self.engine.upstreams.values()] + [self.engine.embedder]
-        for holder in holders:
-            client = getattr(holder, "client", None)
-            if isinstance(client, openai.AsyncOpenAI):
-                await client.close()
+        await self.engine.aclose()
         await self.loop.shutdown_default_executor()
 
 
@@ -370,13 +357,11 @@ class _RawCompletions:
         timeout: Seconds = None,
         **fields: Any,
     ) -> RawResponse[ChatCompletion] | RawResponse[RouterStream]:
-        request = chat_request({**fields, **(extra_body or {})})
-        seconds = _seconds(timeout)
-        if request.stream:
-            headers, cursor = _wait(self._core.submit(self._core.open_stream(request, seconds)))
-            return RawResponse(_http_response(200, headers), RouterStream(self._core, headers, cursor, seconds))
-        headers, completion = _wait(self._core.submit(self._core.complete(request, seconds)))
-        return RawResponse(_http_response(200, headers), completion)
+        request, seconds = chat_request({**fields, **(extra_body or {})}), _seconds(timeout)
+        headers, answer = _wait(self._core.submit(self._core.answer(request, seconds)))
+        if isinstance(answer, _Cursor):
+            return RawResponse(_http_response(200, headers), RouterStream(self._core, headers, answer, seconds))
+        return RawResponse(_http_response(200, headers), answer)
 
 
 def _wait(future: Future[T]) -> T:
@@ -464,13 +449,11 @@ class _AsyncRawCompletions:
         timeout: Seconds = None,
         **fields: Any,
     ) -> RawResponse[ChatCompletion] | RawResponse[AsyncRouterStream]:
-        request = chat_request({**fields, **(extra_body or {})})
-        seconds = _seconds(timeout)
-        if request.stream:
-            headers, cursor = await asyncio.wrap_future(self._core.submit(self._core.open_stream(request, seconds)))
-            return RawResponse(_http_response(200, headers), AsyncRouterStream(self._core, headers, cursor, seconds))
-        headers, completion = await asyncio.wrap_future(self._core.submit(self._core.complete(request, seconds)))
-        return RawResponse(_http_response(200, headers), completion)
+        request, seconds = chat_request({**fields, **(extra_body or {})}), _seconds(timeout)
+        headers, answer = await asyncio.wrap_future(self._core.submit(self._core.answer(request, seconds)))
+        if isinstance(answer, _Cursor):
+            return RawResponse(_http_response(200, headers), AsyncRouterStream(self._core, headers, answer, seconds))
+        return RawResponse(_http_response(200, headers), answer)
 
 
 class AsyncCompletions:

@@ -37,7 +37,7 @@ from routing.resilience import ResilientUpstream, close_stream
 from routing.resources import MissingResource
 from routing.routers import Router, make_router
 from routing.telemetry import NO_TELEMETRY, Telemetry, cost_of
-from routing.upstreams import ChatBackend, make_backend
+from routing.upstreams import ChatBackend, close_connections, make_backend
 
 T = TypeVar("T")
 
@@ -303,6 +303,12 @@ class RoutingEngine:
             usage,
             cost.usd if cost else None,
         )
+
+    async def aclose(self) -> None:
+        """Closes what the engine holds open: upstream and embedding connections, the request log."""
+        await close_connections(*(u.backend for u in self.upstreams.values()), self.embedder)
+        if self.request_log is not None:
+            self.request_log.close()
 
     async def _watch_usage(
         self, request: ChatCompletionRequest, outcome: Outcome, chunks: AsyncIterator[ChatCompletionChunk]

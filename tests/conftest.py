@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,25 @@ def strong(upstreams: dict[str, FakeUpstream]) -> FakeUpstream:
 def weak(upstreams: dict[str, FakeUpstream]) -> FakeUpstream:
     upstreams["weak"].reset()
     return upstreams["weak"]
+
+
+@contextmanager
+def serving(args: dict[str, Any]) -> Iterator[str]:
+    """The graph for ``args`` on a new local Ray cluster, as ``serve run`` starts it; its base URL."""
+    import ray
+    from ray import serve
+
+    from bench.cluster import free_port
+    from graph import build_app
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_app(args), name="router", route_prefix="/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
 
 
 def fake_pair_args(strong: FakeUpstream, weak: FakeUpstream, **overrides: Any) -> dict[str, Any]:

@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FakeUpstream, fake_pair_args
+from conftest import FakeUpstream, fake_pair_args, serving
 
-from bench.cluster import free_port
 from routing.calibration import load_calibration
 from routing.resources import CHECKPOINT_DIR
 
@@ -27,23 +26,14 @@ WAIT_S = 60
 
 @pytest.fixture(scope="module")
 def service(upstreams: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import ray
-    from ray import serve
-
-    from graph import build_app
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     args = fake_pair_args(upstreams["strong"], upstreams["weak"])
     args["upstreams"]["strong"]["price"] = STRONG_PRICE
     args["upstreams"]["weak"]["price"] = WEAK_PRICE
     secret = tmp_path_factory.mktemp("secret") / "api-keys"
     secret.write_text(f"{API_KEY}\n")
     args["auth"] = {"api_keys_file": str(secret)}
-    serve.run(build_app(args), name="router", route_prefix="/")
-    yield f"http://127.0.0.1:{port}"
-    ray.shutdown()
+    with serving(args) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import FakeUpstream, fake_pair_args
+from conftest import FakeUpstream, fake_pair_args, serving
 
-from bench.cluster import free_port
 from routing.calibration import load_calibration
 from routing.client import RouterClient
 from routing.request_log import read_request_log
@@ -52,17 +51,8 @@ def app_args(
 
 @pytest.fixture(scope="module")
 def service(app_args: dict[str, Any]) -> Iterator[str]:
-    import ray
-    from ray import serve
-
-    from graph import build_app
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(app_args), name="router", route_prefix="/")
-    yield f"http://127.0.0.1:{port}"
-    ray.shutdown()
+    with serving(app_args) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

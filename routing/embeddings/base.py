@@ -6,7 +6,8 @@ import numpy as np
 
 
 class Embedder(Protocol):
-    """Turns prompts into L2-normalised float32 vectors, one row per prompt."""
+    """Turns prompts into L2-normalised float32 vectors, one row per prompt. One that holds
+    connections also has ``async aclose()``, called when it is no longer needed."""
 
     model_id: str
 

@@ -18,6 +18,10 @@ class OpenAIEmbedder:
         self._unconfigured = config.base_url is None and config.base_url_env is not None
         self.client = async_client(config.base_url, config.api_key_env, config.timeout_s, min(10.0, config.timeout_s))
 
+    async def aclose(self) -> None:
+        """Closes the connections to the endpoint; the embedder is not used afterwards."""
+        await self.client.close()
+
     async def embed(self, texts: list[str]) -> np.ndarray:
         if self._unconfigured:
             raise UpstreamUnconfigured(

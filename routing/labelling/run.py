@@ -26,7 +26,7 @@ from routing.labelling.journal import Answer, Journal, Side, Subject, Verdict
 from routing.labelling.judge import JudgePrompts, pairwise_outcome, read_choice, read_rating
 from routing.protocol import ChatCompletionRequest, ChatMessage
 from routing.resilience import ResilientUpstream
-from routing.upstreams import make_backend
+from routing.upstreams import close_connections, make_backend
 
 RUN_FILE = "judge.yaml"
 CHARS_PER_TOKEN = 4  # a rough English average, for the estimate only
@@ -185,12 +185,12 @@ class Labeller:
         return estimate
 
     async def run(self, prompts: Sequence[Prompt], progress: Callable[[], None]) -> dict[str, str]:
-        """Labels every prompt not yet done, ``concurrency`` at a time; returns the prompts that
-        failed (id → reason), which a rerun tries again."""
+        """Labels ``prompts`` (what the journal holds of them is not asked again), ``concurrency``
+        at a time; returns the prompts that failed (id → reason), which a rerun tries again."""
         self._save_run_record()
         upstreams = {side: _resilient(upstream) for side, upstream in self.sides.items()}
         judge = _resilient(self.config.judge)
-        pending = iter([p for p in prompts if not self.done(p)])
+        pending = iter(prompts)
         failures: dict[str, str] = {}
 
         async def worker() -> None:
@@ -206,6 +206,7 @@ class Labeller:
         finally:
             self.answer_log.close()
             self.verdict_log.close()
+            await close_connections(*(u.backend for u in (*upstreams.values(), judge)))
         return failures
 
     async def _label(self, prompt: Prompt, upstreams: dict[Side, ResilientUpstream], judge: ResilientUpstream) -> None:

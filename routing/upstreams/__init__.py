@@ -16,4 +16,12 @@ def make_backend(config: Upstream) -> ChatBackend:
     return LocalChatBackend(config)
 
 
-__all__ = ["ChatBackend", "make_backend"]
+async def close_connections(*parts: object) -> None:
+    """Closes each part that holds connections (a backend or embedder with ``aclose``)."""
+    for part in parts:
+        close = getattr(part, "aclose", None)
+        if close is not None:
+            await close()
+
+
+__all__ = ["ChatBackend", "close_connections", "make_backend"]

@@ -7,7 +7,8 @@ from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletion
 
 
 class ChatBackend(Protocol):
-    """One upstream model. Failures raise :class:`routing.errors.UpstreamError` subclasses."""
+    """One upstream model. Failures raise :class:`routing.errors.UpstreamError` subclasses. One
+    that holds connections also has ``async aclose()``, called when it is no longer needed."""
 
     model: str
 

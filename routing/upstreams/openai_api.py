@@ -19,6 +19,10 @@ class OpenAIChatBackend:
             config.base_url, config.api_key_env, config.timeouts.total_s, config.timeouts.connect_s
         )
 
+    async def aclose(self) -> None:
+        """Closes the connections to the upstream; the backend is not used afterwards."""
+        await self.client.close()
+
     def check_health(self) -> None:
         if self.client.is_closed():
             raise RuntimeError(f"the HTTP client of model '{self.model}' is closed")
