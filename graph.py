@@ -1,7 +1,7 @@
 """The Serve application: one composed graph.
 
-    HTTP ─► Ingress ─► Embedding ─► Router-<name> ─► score ≥ threshold ? strong : weak ─► LLM-<key>
-            (OpenAI API)  (prompt → vector)  (vector → P(strong wins))                  (upstream call)
+    HTTP ─► Ingress ─► Embedding ─► Router-<name> ─► its candidates in order ─► LLM-<key>
+            (OpenAI API)  (prompt → vector)  (checkpoint + calibration table)     (upstream call)
 
 Each box is its own deployment, so the router stage scales apart from the upstream calls.
 ``serve run serve_config.yaml`` calls :func:`build_app` with the ``args`` of that file.
@@ -19,7 +19,7 @@ from deployments.ingress import Ingress
 from deployments.llm_client import LLMClient
 from deployments.router import Router
 from routing.config import load_app_config
-from routing.routers import check_routers
+from routing.preflight import check_routers
 
 
 def build_app(args: dict[str, Any]) -> Application:
@@ -27,7 +27,9 @@ def build_app(args: dict[str, Any]) -> Application:
     check_routers(config)
     embedding = Embedding.bind(config.embedding) if config.needs_embeddings else None
     routers = {
-        name: Router.options(name=f"Router-{name}").bind(router, config.router_model_ids, config.embedding.model_id)
+        name: Router.options(name=f"Router-{name}").bind(
+            name, router, config.candidates(name), config.embedding.model_id
+        )
         for name, router in config.routers.items()
     }
     llms = {key: LLMClient.options(name=f"LLM-{key}").bind(upstream) for key, upstream in config.upstreams.items()}

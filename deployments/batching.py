@@ -11,7 +11,8 @@ from typing import Any, Generic, TypeVar
 from ray.serve import metrics
 
 from routing.batching import AdaptiveBatcher
-from routing.config import BatchingConfig, ConfigError, load_batching_config
+from routing.config import BatchingConfig, load_batching_config
+from routing.settings import ConfigError
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")

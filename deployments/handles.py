@@ -1,4 +1,4 @@
-"""DeploymentHandles dressed as the engine's parts (embedder, scorer, chat backend).
+"""DeploymentHandles dressed as the engine's parts (embedder, ranker, chat backend).
 
 A replica's exception reaches the caller wrapped in Ray's ``RayTaskError``; the service's own
 errors are unwrapped so that the engine sees exactly what the replica raised. Ray's own
@@ -21,6 +21,7 @@ from ray.serve.handle import DeploymentHandle
 
 from routing.errors import RoutingUnavailable, ServiceError, ServiceUnavailable, UpstreamError
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from routing.routers.live import Ranking, RankQuery, RouterState
 
 T = TypeVar("T")
 
@@ -62,12 +63,15 @@ class HandleEmbedder:
         return await _call(self.handle.embed.remote(texts), _routing_lost("embedding"))
 
 
-class HandleScorer:
+class HandleRanker:
     def __init__(self, handle: DeploymentHandle) -> None:
         self.handle = handle
 
-    async def score(self, prompts: list[str], embeddings: np.ndarray | None) -> list[float]:
-        return await _call(self.handle.score.remote(prompts, embeddings), _routing_lost("router"))
+    async def rank(self, query: RankQuery) -> Ranking:
+        return await _call(self.handle.rank.remote(query), _routing_lost("router"))
+
+    async def state(self) -> RouterState:
+        return await _call(self.handle.state.remote(), _routing_lost("router"))
 
 
 class HandleBackend:

@@ -4,9 +4,9 @@ from collections.abc import AsyncIterator
 
 from ray import serve
 
-from routing.config import Upstream
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from routing.upstreams import make_backend
+from routing.upstreams.config import Upstream
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)

@@ -1,30 +1,165 @@
-"""The ingress's HTTP layer: the FastAPI app, its guards, and OpenAI's error shape.
+"""The ingress's HTTP layer: :func:`openai_app` builds the FastAPI app for one engine, with its
+guards and OpenAI's error shape.
 
-Every response that is not a success is OpenAI's error JSON. Before a handler runs, a request
-passes two guards: the API key (before anything else, so a caller without one learns nothing of
-the API) and the body size (checked on ``Content-Length`` and again while the body streams in).
+Routing is visible in the ``x-route-*`` headers of every chat completion; a request that left
+its first-choice model says why in ``x-route-fallback``. Every response that is not a success is
+OpenAI's error JSON. Before a handler runs, a request passes two guards: the API key (before
+anything else, so a caller without one learns nothing of the API) and the body size (checked on
+``Content-Length`` and again while the body streams in).
 """
 
+from __future__ import annotations
+
+import json
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routing.auth import ApiKeys
+from routing.engine import Outcome, RoutingEngine
 from routing.errors import PayloadTooLarge, ServiceError, Unauthorized
-from routing.headers import error_headers
-from routing.protocol import ErrorBody, ErrorResponse
+from routing.headers import error_headers, route_headers
+from routing.protocol import ChatCompletionChunk, ChatCompletionRequest, ErrorBody, ErrorResponse
 from routing.validation import invalid_request
 
 logger = logging.getLogger("ray.serve")
+ROUTER_STATE_TIMEOUT_S = 2.0
 
-app = FastAPI(
-    title="routellm-serve", summary="OpenAI-compatible chat completions routed between a strong and a weak model"
-)
+
+@dataclass
+class IngressState:
+    """What changes on a running ingress without a restart: the API keys in force (re-read at
+    each health check) and why the last ``user_config`` was refused, if it was."""
+
+    api_keys: ApiKeys
+    user_config_error: str | None = None
+
+
+def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
+    """The OpenAI-compatible API over ``engine``: chat completions, routing decisions, models,
+    and the service's health (``/health``) and its routers' (``/health/routers``)."""
+    app = FastAPI(
+        title="routellm-serve", summary="OpenAI-compatible chat completions routed between a strong and a weak model"
+    )
+    app.add_middleware(BodyLimit, max_bytes=engine.config.limits.max_body_bytes)
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Any) -> Any:
+        if request.url.path.startswith("/v1/"):
+            try:
+                state.api_keys.check(request.headers.get("authorization"))
+            except Unauthorized as exc:
+                return service_error_response(exc)
+        return await call_next(request)
+
+    register_error_handlers(app)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest) -> Response:
+        return await chat_response(engine, body)
+
+    @app.post("/v1/route")
+    async def route(body: ChatCompletionRequest) -> Response:
+        """The decision a chat request would get; takes the same body, calls no model."""
+        return await route_response(engine, body)
+
+    @app.get("/v1/models")
+    async def models() -> Response:
+        return JSONResponse(engine.models().model_dump(mode="json"))
+
+    @app.get("/health")
+    async def health() -> Response:
+        return JSONResponse(health_body(engine, state))
+
+    @app.get("/health/routers")
+    async def routers() -> Response:
+        return JSONResponse(await routers_body(engine))
+
+    return app
+
+
+async def chat_response(engine: RoutingEngine, body: ChatCompletionRequest) -> Response:
+    if body.stream:
+        outcome, chunks = await engine.stream(body)
+        log_outcome(outcome)
+        return StreamingResponse(
+            server_sent_events(chunks),
+            media_type="text/event-stream",
+            headers=route_headers(outcome) | {"cache-control": "no-cache"},
+        )
+    outcome, completion = await engine.complete(body)
+    log_outcome(outcome)
+    return JSONResponse(completion.model_dump(mode="json", exclude_none=True), headers=route_headers(outcome))
+
+
+async def route_response(engine: RoutingEngine, body: ChatCompletionRequest) -> Response:
+    decision = await engine.route(body.model, body.messages)
+    headers = {"x-route-checkpoint": decision.checkpoint} if decision.checkpoint else None
+    return JSONResponse(decision.model_dump(mode="json", exclude_none=True), headers=headers)
+
+
+def health_body(engine: RoutingEngine, state: IngressState) -> dict[str, Any]:
+    """The upstreams and their circuits, as this ingress sees them."""
+    config = engine.config
+    body: dict[str, Any] = {
+        "status": "ok",
+        "upstreams": {u.model: "configured" if u.configured else "unconfigured" for u in config.upstreams.values()},
+        "circuits": {u.model: u.breaker.state for u in engine.upstreams.values()},
+    }
+    if state.user_config_error:
+        body["user_config_error"] = state.user_config_error
+    return body
+
+
+async def routers_body(engine: RoutingEngine) -> dict[str, Any]:
+    """Each router's checkpoint in service, whether it has a calibration table, and why its
+    last swap was refused, as the router reports them (one replica's answer)."""
+    states = await engine.router_states(timeout_s=ROUTER_STATE_TIMEOUT_S)
+    return {
+        name: {"error": state}
+        if isinstance(state, str)
+        else {"checkpoint": state.checkpoint, "calibrated": state.calibrated}
+        | ({"swap_error": state.swap_error} if state.swap_error else {})
+        for name, state in states.items()
+    }
+
+
+def log_outcome(outcome: Outcome) -> None:
+    """One line per answered request; Serve adds the request id. Never the prompt, never a key."""
+    decision = outcome.decision
+    logger.info(
+        "routed router=%s score=%s threshold=%s target=%s answered_by=%s fallback=%s",
+        decision.router if decision else "-",
+        f"{decision.score:.4f}" if decision else "-",
+        f"{decision.threshold:g}" if decision else "-",
+        decision.target if decision else "-",
+        outcome.model,
+        outcome.fallback or "-",
+    )
+
+
+async def server_sent_events(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[str]:
+    # Bytes are already on their way to the client: a failure now ends the stream with an
+    # error event in OpenAI's shape instead of switching models.
+    try:
+        async for chunk in chunks:
+            yield f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
+    except ServiceError as exc:
+        yield f"data: {json.dumps({'error': exc.to_dict()})}\n\n"
+        return
+    except Exception:
+        logger.exception("stream failed")
+        error = ErrorBody(message="internal error in the router service", type="internal_error")
+        yield f"data: {json.dumps({'error': error.model_dump()})}\n\n"
+        return
+    yield "data: [DONE]\n\n"
 
 
 def error_response(
@@ -44,14 +179,15 @@ def service_error_response(exc: ServiceError) -> JSONResponse:
 
 
 class BodyLimit:
-    """413 for a body over ``app.state.max_body_bytes``, declared or streamed, before it is parsed."""
+    """413 for a body over ``max_bytes``, declared or streamed, before it is parsed."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit: int | None = getattr(scope["app"].state, "max_body_bytes", None) if "app" in scope else None
-        if scope["type"] != "http" or limit is None:
+        limit = self.max_bytes
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
@@ -73,20 +209,6 @@ class BodyLimit:
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"the request body is larger than this service takes ({limit} bytes)")
-
-
-app.add_middleware(BodyLimit)
-
-
-@app.middleware("http")
-async def _authenticate(request: Request, call_next: Any) -> Any:
-    keys: ApiKeys | None = getattr(request.app.state, "api_keys", None)
-    if keys is not None and request.url.path.startswith("/v1/"):
-        try:
-            keys.check(request.headers.get("authorization"))
-        except Unauthorized as exc:
-            return service_error_response(exc)
-    return await call_next(request)
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -113,6 +235,3 @@ def register_error_handlers(target: FastAPI) -> None:
     target.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     target.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     target.add_exception_handler(Exception, _internal_error)
-
-
-register_error_handlers(app)

@@ -14,17 +14,14 @@ from __future__ import annotations
 from functools import cache
 from importlib.resources import files
 
-from fastapi import Request
+from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from deployments.openai_http import app
-from routing.auth import ApiKeys
-from routing.calibration import CalibrationTable
-from routing.config import Price
+from deployments.openai_http import IngressState
 from routing.engine import RoutingEngine
-from routing.errors import ServiceUnavailable
+from routing.upstreams.config import Price
 
 ASSETS = {
     "index.html": "text/html; charset=utf-8",
@@ -59,9 +56,11 @@ class PlaygroundSettings(BaseModel):
     auth_required: bool = Field(description="whether /v1/ wants 'Authorization: Bearer <key>'")
 
     @classmethod
-    def of(cls, engine: RoutingEngine, keys: ApiKeys | None) -> PlaygroundSettings:
+    async def of(cls, engine: RoutingEngine, state: IngressState) -> PlaygroundSettings:
         config = engine.config
         strong, weak = config.upstreams[config.strong], config.upstreams[config.weak]
+        states = await engine.router_states()
+        calibrated = {name: not isinstance(s, str) and s.calibrated for name, s in states.items()}
         return cls(
             strong=PlaygroundModel(model=strong.model, price=strong.price),
             weak=PlaygroundModel(model=weak.model, price=weak.price),
@@ -70,11 +69,11 @@ class PlaygroundSettings(BaseModel):
                     type=router.type,
                     default_threshold=engine.defaults[name].default_threshold,
                     default_strong_percent=engine.defaults[name].default_strong_percent,
-                    calibrated=isinstance(engine.calibrations[name], CalibrationTable),
+                    calibrated=calibrated[name],
                 )
                 for name, router in config.routers.items()
             },
-            auth_required=keys is not None and keys.enabled,
+            auth_required=state.api_keys.enabled,
         )
 
 
@@ -87,24 +86,22 @@ def _file(name: str) -> Response:
     return Response(_asset(name), media_type=ASSETS[name], headers=HEADERS)
 
 
-@app.get("/playground", include_in_schema=False)
-async def playground_page() -> Response:
-    # Its links are relative ('playground/playground.js', 'v1/models'), so the page works under
-    # any route prefix.
-    return _file("index.html")
+def add_playground(app: FastAPI, engine: RoutingEngine, state: IngressState) -> None:
+    """The page's routes on ``app``: the page, its script and style, and its settings."""
 
+    @app.get("/playground", include_in_schema=False)
+    async def playground_page() -> Response:
+        # Its links are relative ('playground/playground.js', 'v1/models'), so the page works under
+        # any route prefix.
+        return _file("index.html")
 
-@app.get("/playground/settings", response_model=PlaygroundSettings)
-async def playground_settings(request: Request) -> PlaygroundSettings:
-    """What the playground page needs that the OpenAI API does not say."""
-    engine: RoutingEngine | None = getattr(request.app.state, "playground", None)
-    if engine is None:
-        raise ServiceUnavailable("the ingress has not started yet", retry_after_s=1)
-    return PlaygroundSettings.of(engine, getattr(request.app.state, "api_keys", None))
+    @app.get("/playground/settings", response_model=PlaygroundSettings)
+    async def playground_settings() -> PlaygroundSettings:
+        """What the playground page needs that the OpenAI API does not say."""
+        return await PlaygroundSettings.of(engine, state)
 
-
-@app.get("/playground/{name}", include_in_schema=False)
-async def playground_asset(name: str) -> Response:
-    if name not in ASSETS or name == "index.html":
-        raise HTTPException(404, "Not Found")
-    return _file(name)
+    @app.get("/playground/{name}", include_in_schema=False)
+    async def playground_asset(name: str) -> Response:
+        if name not in ASSETS or name == "index.html":
+            raise HTTPException(404, "Not Found")
+        return _file(name)

@@ -15,9 +15,6 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from routing.config import AppConfig, MFRouterConfig, SWRankingRouterConfig
-from routing.data.files import DataFileError, records
-
 CALIBRATION_FILE = "calibration.json"
 DEFAULT_POOL = Path("data/calibration/arena-hard.jsonl.gz")
 PERCENTS = 101  # 0 %, 1 %, ..., 100 %
@@ -82,59 +79,17 @@ def load_calibration(directory: Path) -> CalibrationTable | None:
         raise CalibrationError(f"{path}: not a calibration table: {exc}") from None
 
 
-def read_prompts(path: Path) -> list[str]:
-    """The ``prompt`` column of a JSONL, JSON, CSV or Parquet file; for a request-log directory
-    (``request_log.directory``), the routed turn (the last user message) of each record."""
-    if path.is_dir():
-        return _logged_prompts(path)
-    prompts = []
-    for number, row in records(path):
-        prompt = row.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise DataFileError(f"{path}: row {number}: field 'prompt': must be non-empty text")
-        prompts.append(prompt)
-    if not prompts:
-        raise DataFileError(f"{path}: no prompts")
-    return prompts
-
-
-def _logged_prompts(directory: Path) -> list[str]:
-    from routing.request_log import read_request_log
-
-    prompts = []
-    for record in read_request_log(directory):
-        turns = [m.content for m in record.messages or [] if m.role == "user"]
-        if turns and turns[-1].strip():
-            prompts.append(turns[-1])
-    if not prompts:
-        raise DataFileError(f"{directory}: no request-log records with messages (is 'prompts: false' set?)")
-    return prompts
-
-
-def router_calibrations(config: AppConfig) -> dict[str, CalibrationTable | str]:
-    """Per configured router: its checkpoint's calibration table, or why it has none usable."""
-    from routing.resources import checkpoint_path
-    from routing.routers.checkpoint import load_manifest
-    from routing.routers.pair import scoring_pair
-
-    out: dict[str, CalibrationTable | str] = {}
-    for name, router in config.routers.items():
-        directory = checkpoint_path(router.checkpoint)
-        table = load_calibration(directory)
-        hint = f"run 'routellm-serve calibrate --router {router.type}={directory} --save'"
-        if table is None:
-            out[name] = f"router '{name}' has no calibration table ({directory / CALIBRATION_FILE}): {hint}"
-            continue
-        if isinstance(router, MFRouterConfig | SWRankingRouterConfig):
-            strong, weak = config.router_model_ids
-            pair = scoring_pair(
-                load_manifest(directory), router.strong_model_id or strong, router.weak_model_id or weak
-            )
-            if pair != (table.strong_model, table.weak_model):
-                out[name] = (
-                    f"router '{name}' scores {pair[0]} against {pair[1]}, but its calibration table is for "
-                    f"{table.strong_model} against {table.weak_model}: {hint}"
-                )
-                continue
-        out[name] = table
-    return out
+def table_for(router: str, kind: str, directory: Path, pair: tuple[str, str] | None) -> CalibrationTable | str:
+    """The calibration table in checkpoint ``directory`` that router ``router`` (of ``kind``)
+    can serve with, or why there is none: none saved, or one measured for another scoring pair
+    (``pair``: the pair a router that scores any two models scores)."""
+    table = load_calibration(directory)
+    hint = f"run 'routellm-serve calibrate --router {kind}={directory} --save'"
+    if table is None:
+        return f"router '{router}' has no calibration table ({directory / CALIBRATION_FILE}): {hint}"
+    if pair is not None and pair != (table.strong_model, table.weak_model):
+        return (
+            f"router '{router}' scores {pair[0]} against {pair[1]}, but its calibration table is for "
+            f"{table.strong_model} against {table.weak_model}: {hint}"
+        )
+    return table

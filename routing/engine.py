@@ -1,8 +1,9 @@
 """The request path, independent of how its parts are hosted.
 
-    model name ─► router? ─► embed last user turn ─► score ─► score ≥ threshold ? strong : weak
-                    │                                                    │
-                    └─ no: the upstream of that name ──────────────────► upstream (fallback: the other)
+    model name ─► router? ─► embed last user turn ─► router: order its candidates ─► first choice
+                    │                                  (score ≥ threshold ? strong : weak)   │
+                    └─ no: the upstream of that name ──────────────────────────────────► upstream
+                                                                              (fallback: the next)
 
 The same engine runs behind the Ray Serve ingress (its parts are DeploymentHandles) and in a
 single process (its parts are local objects); only the objects passed in differ.
@@ -17,10 +18,9 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from routing.calibration import router_calibrations
-from routing.config import AppConfig, ConfigError, IngressUserConfig, RouterDefaults
+from routing.config import AppConfig, IngressUserConfig
 from routing.embeddings import Embedder, make_embedder
-from routing.errors import InvalidRequest, ModelNotFound, RoutingUnavailable, UpstreamError
+from routing.errors import InvalidRequest, ModelNotFound, RoutingUnavailable, ServiceError, UpstreamError
 from routing.model_names import ROUTER_PREFIX, RouterAlias, parse_router_alias
 from routing.protocol import (
     ChatCompletion,
@@ -34,26 +34,40 @@ from routing.protocol import (
 )
 from routing.request_log import RequestLog
 from routing.resilience import ResilientUpstream, close_stream
-from routing.resources import MissingResource
-from routing.routers import Router, make_router
+from routing.routers.kind import RouterDefaults
+from routing.routers.kinds import KINDS
+from routing.routers.live import LiveRouter, Ranking, RankQuery, RouterState
+from routing.settings import ConfigError
 from routing.telemetry import NO_TELEMETRY, Telemetry, cost_of
 from routing.upstreams import ChatBackend, close_connections, make_backend
 
 T = TypeVar("T")
+# How long a defaults update waits for a router's state; at start a Router replica may still be loading.
+RECONFIGURE_STATE_TIMEOUT_S = 30.0
 
 
-class Scorer(Protocol):
-    async def score(self, prompts: list[str], embeddings: np.ndarray | None) -> list[float]: ...
+class Ranker(Protocol):
+    """A router as the engine asks it: the order of its candidates for a prompt, and its state."""
+
+    async def rank(self, query: RankQuery) -> Ranking: ...
+
+    async def state(self) -> RouterState: ...
 
 
-class LocalScorer:
-    """A router in this process, as a :class:`Scorer`."""
+class LocalRanker:
+    """A router in this process, as a :class:`Ranker`."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: LiveRouter) -> None:
         self.router = router
 
-    async def score(self, prompts: list[str], embeddings: np.ndarray | None) -> list[float]:
-        return [float(s) for s in self.router.score(prompts, embeddings)]
+    async def rank(self, query: RankQuery) -> Ranking:
+        (ranking,) = self.router.rank([query])
+        if isinstance(ranking, InvalidRequest):
+            raise ranking
+        return ranking
+
+    async def state(self) -> RouterState:
+        return self.router.state
 
 
 def routed_prompt(messages: Sequence[ChatMessage]) -> str:
@@ -86,65 +100,81 @@ class RoutingEngine:
         self,
         config: AppConfig,
         embedder: Embedder | None,
-        scorers: Mapping[str, Scorer],
+        rankers: Mapping[str, Ranker],
         backends: Mapping[str, ChatBackend],
         telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.config = config
         self.embedder = embedder
-        self.scorers = scorers
+        self.rankers = rankers
         self.telemetry = telemetry
         self.upstreams = {
             key: ResilientUpstream(backend, config.upstreams[key], telemetry) for key, backend in backends.items()
         }
-        self.calibrations = router_calibrations(config)
-        self.checkpoints: dict[str, str] = {}
+        self.candidates = {name: config.candidates(name) for name in config.routers}
         self.request_log = RequestLog(config.request_log) if config.request_log else None
-        self.defaults: dict[str, RouterDefaults] = {}
-        self.reconfigure(IngressUserConfig())
+        self.defaults = self._configured_defaults()
 
-    def reconfigure(self, user_config: IngressUserConfig) -> None:
-        """Router defaults from the config file, overridden by ``user_config``, and the
-        calibration tables of the checkpoints it names; checked whole before any is applied, so
-        a bad update leaves the previous settings in place."""
-        checkpoints = {name: s.checkpoint for name, s in user_config.routers.items() if s.checkpoint is not None}
-        calibrations = self.calibrations
-        if checkpoints != self.checkpoints:
-            routers = {
-                name: router.model_copy(update={"checkpoint": checkpoints.get(name, router.checkpoint)})
-                for name, router in self.config.routers.items()
-            }
-            try:
-                calibrations = router_calibrations(self.config.model_copy(update={"routers": routers}))
-            except (OSError, ValueError, MissingResource) as exc:  # a checkpoint missing or unreadable
-                raise ConfigError(f"invalid user_config:\n  user_config.routers: {exc}") from None
-        defaults = {
-            name: user_config.routers.get(
-                name, RouterDefaults(**router.model_dump(include=set(RouterDefaults.model_fields)))
-            )
-            for name, router in self.config.routers.items()
-        }
+    async def reconfigure(self, user_config: IngressUserConfig) -> None:
+        """Router defaults from the config file, overridden by ``user_config``; checked whole
+        before any is applied (a default share needs a router with a calibration table), so a
+        bad update leaves the previous settings in place."""
+        defaults = {name: user_config.routers.get(name, own) for name, own in self._configured_defaults().items()}
+        shares = [name for name, d in defaults.items() if d.default_strong_percent is not None]
+        states = await self.router_states(shares, RECONFIGURE_STATE_TIMEOUT_S)
         problems = [
-            f"routers.{name}.default_strong_percent: {calibrations[name]}"
-            for name, d in defaults.items()
-            if d.default_strong_percent is not None and isinstance(calibrations[name], str)
+            f"routers.{name}.default_strong_percent: {state if isinstance(state, str) else state.calibration_error}"
+            for name, state in states.items()
+            if isinstance(state, str) or not state.calibrated
         ]
         if problems:
             raise ConfigError("invalid router defaults:\n  " + "\n  ".join(problems))
-        self.defaults, self.calibrations, self.checkpoints = defaults, calibrations, checkpoints
+        self.defaults = defaults
 
-    def threshold(self, name: str, alias: RouterAlias) -> tuple[float, float | None]:
-        """The threshold for a router alias, and the strong share it was calibrated for, if any."""
+    def _configured_defaults(self) -> dict[str, RouterDefaults]:
+        return {
+            name: RouterDefaults(**router.model_dump(include=set(RouterDefaults.model_fields)))
+            for name, router in self.config.routers.items()
+        }
+
+    async def router_states(
+        self, names: Sequence[str] | None = None, timeout_s: float = 5.0
+    ) -> dict[str, RouterState | str]:
+        """Each router's state as it reports it, or why it did not within ``timeout_s``."""
+
+        async def ask(name: str) -> RouterState | str:
+            try:
+                return await asyncio.wait_for(self.rankers[name].state(), timeout_s)
+            except asyncio.TimeoutError:
+                return f"router '{name}' did not answer within {timeout_s:g} s"
+            except ServiceError as exc:
+                return f"router '{name}' did not answer: {exc.message}"
+
+        chosen = list(self.config.routers if names is None else names)
+        return dict(zip(chosen, await asyncio.gather(*(ask(name) for name in chosen)), strict=True))
+
+    async def wait_for_router_stage(self, timeout_s: float) -> list[str]:
+        """Waits, at most ``timeout_s``, until every router and the embedding model answer; the
+        parts that did not. A service that takes requests before then routes them by its
+        ``fallback.on_routing_error`` until they do."""
+        states = await self.router_states(timeout_s=timeout_s)
+        missing = [f"router '{name}'" for name, state in states.items() if isinstance(state, str)]
+        if self.embedder is not None:
+            try:
+                await asyncio.wait_for(self.embedder.embed(["warm-up"]), timeout_s)
+            except (asyncio.TimeoutError, ServiceError):
+                missing.append("the embedding model")
+        return missing
+
+    def query(self, name: str, alias: RouterAlias, prompt: str, embedding: np.ndarray | None) -> RankQuery:
+        """What to ask router ``name`` for an alias: its threshold, its strong share, or the defaults."""
         if alias.threshold is not None:
-            return alias.threshold, None
+            return RankQuery(prompt, embedding, threshold=alias.threshold)
         defaults = self.defaults[name]
         percent = alias.strong_percent if alias.strong_percent is not None else defaults.default_strong_percent
         if percent is None:
-            return defaults.default_threshold, None
-        table = self.calibrations[name]
-        if isinstance(table, str):
-            raise InvalidRequest(table, param="model", code="no_calibration")
-        return table.threshold(percent), percent
+            return RankQuery(prompt, embedding, threshold=defaults.default_threshold)
+        return RankQuery(prompt, embedding, strong_percent=percent)
 
     def models(self) -> ModelList:
         cards = [ModelCard(id=f"{ROUTER_PREFIX}{name}", owned_by="router") for name in self.config.routers]
@@ -177,16 +207,15 @@ class RoutingEngine:
                 known = ", ".join(card.id for card in self.models().data)
                 raise ModelNotFound(f"model '{model}' does not exist; available: {known}", param="model")
             return Plan(decision=None, order=(key,))
-        router = self.config.routers.get(alias.router)
-        if router is None:
+        if alias.router not in self.config.routers:
             raise ModelNotFound(
                 f"router '{alias.router}' does not exist; available: {', '.join(self.config.routers)}", param="model"
             )
-        threshold, strong_percent = self.threshold(alias.router, alias)
         prompt = routed_prompt(messages)[: self.config.limits.router_prompt_chars]
-        strong, weak = self.config.strong, self.config.weak
+        candidates = self.candidates[alias.router]
+        strong, weak = candidates[0].key, candidates[-1].key
         try:
-            score = await self._score(alias.router, prompt)
+            ranking = await self._rank(alias.router, alias, prompt)
         except (RoutingUnavailable, UpstreamError) as exc:
             # The router cannot score; the request is still answered, by the configured model.
             choice = self.config.fallback.on_routing_error
@@ -195,16 +224,17 @@ class RoutingEngine:
             reason = exc.reason if isinstance(exc, UpstreamError) else exc.code
             target, other = (strong, weak) if choice == "strong" else (weak, strong)
             return Plan(None, *self._order(target, other, first_reason=f"routing_{reason}"))
-        target, other = (strong, weak) if score >= threshold else (weak, strong)
-        self.telemetry.decision(alias.router, self.config.upstreams[target].model, target == strong, score)
+        target, other = ranking.order[0], ranking.order[1]
+        self.telemetry.decision(alias.router, self.config.upstreams[target].model, target == strong, ranking.score)
         order, skip_reason = self._order(target, other)
         decision = RouteDecision(
             router=alias.router,
-            score=score,
-            threshold=threshold,
-            strong_percent=strong_percent,
+            score=ranking.score,
+            threshold=ranking.threshold,
+            strong_percent=ranking.strong_percent,
             target=self.config.upstreams[target].model,
             fallback=skip_reason,
+            checkpoint=ranking.state.checkpoint,
         )
         return Plan(decision, order, skip_reason)
 
@@ -218,30 +248,29 @@ class RoutingEngine:
         )
         return ((target, other) if may_fall_back else (target,)), first_reason
 
-    async def _score(self, router: str, prompt: str) -> float:
-        """Embeds and scores the prompt within the routing time limit; a replica lost on the way
-        gets the step tried once more."""
+    async def _rank(self, router: str, alias: RouterAlias, prompt: str) -> Ranking:
+        """Embeds the prompt and ranks the router's candidates for it within the routing time
+        limit; a replica lost on the way gets the step tried once more."""
+        timeout = self.config.fallback.routing_timeout_s
         try:
-            return await asyncio.wait_for(self._score_retrying(router, prompt), self.config.fallback.routing_timeout_s)
+            return await asyncio.wait_for(self._rank_retrying(router, alias, prompt), timeout)
         except asyncio.TimeoutError:
-            raise RoutingUnavailable(
-                f"no routing decision within {self.config.fallback.routing_timeout_s:g} s", code="timeout"
-            ) from None
+            raise RoutingUnavailable(f"no routing decision within {timeout:g} s", code="timeout") from None
 
-    async def _score_retrying(self, router: str, prompt: str) -> float:
+    async def _rank_retrying(self, router: str, alias: RouterAlias, prompt: str) -> Ranking:
         try:
-            return await self._score_once(router, prompt)
+            return await self._rank_once(router, alias, prompt)
         except RoutingUnavailable as exc:
             self.telemetry.routing_retry(exc.code or "replica_unavailable")
-            return await self._score_once(router, prompt)
+            return await self._rank_once(router, alias, prompt)
 
-    async def _score_once(self, router: str, prompt: str) -> float:
-        embeddings = None
-        if self.config.routers[router].needs_embeddings:
+    async def _rank_once(self, router: str, alias: RouterAlias, prompt: str) -> Ranking:
+        embedding = None
+        if KINDS.of(self.config.routers[router]).needs_embeddings:
             if self.embedder is None:
                 raise RuntimeError("an embedding router is configured without an embedder")
-            embeddings = await self.embedder.embed([prompt])
-        return (await self.scorers[router].score([prompt], embeddings))[0]
+            embedding = (await self.embedder.embed([prompt]))[0]
+        return await self.rankers[router].rank(self.query(router, alias, prompt, embedding))
 
     async def route(self, model: str, messages: Sequence[ChatMessage]) -> RouteDecision:
         plan = await self.plan(model, messages)
@@ -254,7 +283,7 @@ class RoutingEngine:
     async def complete(self, request: ChatCompletionRequest) -> tuple[Outcome, ChatCompletion]:
         plan = await self.plan(request.model, request.messages)
         outcome, completion = await self._first_success(plan, lambda key: self.upstreams[key].complete(request))
-        self._answered(request, outcome, completion.usage)
+        await self._answered(request, outcome, completion.usage)
         return outcome, completion
 
     async def stream(self, request: ChatCompletionRequest) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
@@ -285,15 +314,16 @@ class RoutingEngine:
             first.args = (first.message,)
         raise first
 
-    def _answered(self, request: ChatCompletionRequest, outcome: Outcome, usage: Usage | None) -> None:
-        """Records an answer: its usage and cost in telemetry, and the request log's line."""
+    async def _answered(self, request: ChatCompletionRequest, outcome: Outcome, usage: Usage | None) -> None:
+        """Records an answer: its usage and cost in telemetry, and the request log's line, which
+        is written (off the event loop) before the answer goes out."""
         cost = None
         if usage is not None:
             cost = cost_of(self.config, outcome.key, usage.prompt_tokens, usage.completion_tokens)
             self.telemetry.usage(outcome.model, usage.prompt_tokens, usage.completion_tokens, cost)
         if self.request_log is None:
             return
-        self.request_log.record(
+        written = self.request_log.record(
             request.model,
             request.messages,
             request.stream,
@@ -303,12 +333,13 @@ class RoutingEngine:
             usage,
             cost.usd if cost else None,
         )
+        await asyncio.wrap_future(written)
 
     async def aclose(self) -> None:
         """Closes what the engine holds open: upstream and embedding connections, the request log."""
         await close_connections(*(u.backend for u in self.upstreams.values()), self.embedder)
         if self.request_log is not None:
-            self.request_log.close()
+            await asyncio.to_thread(self.request_log.close)
 
     async def _watch_usage(
         self, request: ChatCompletionRequest, outcome: Outcome, chunks: AsyncIterator[ChatCompletionChunk]
@@ -321,14 +352,18 @@ class RoutingEngine:
                 yield chunk
         finally:
             await close_stream(chunks)
-            self._answered(request, outcome, usage)
+            await self._answered(request, outcome, usage)
 
 
 def in_process_engine(config: AppConfig) -> RoutingEngine:
     """The whole request path in this process: no Ray, same behaviour as the service."""
+    routers = {
+        name: LocalRanker(LiveRouter(name, router, config.candidates(name), config.embedding.model_id))
+        for name, router in config.routers.items()
+    }
     return RoutingEngine(
         config,
         make_embedder(config.embedding) if config.needs_embeddings else None,
-        {name: LocalScorer(make_router(router, config.router_model_ids)) for name, router in config.routers.items()},
+        routers,
         {key: make_backend(upstream) for key, upstream in config.upstreams.items()},
     )

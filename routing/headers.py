@@ -23,6 +23,8 @@ def route_headers(outcome: Outcome) -> dict[str, str]:
         }
         if decision.strong_percent is not None:
             headers["x-route-strong-percent"] = f"{decision.strong_percent:g}"
+        if decision.checkpoint is not None:
+            headers["x-route-checkpoint"] = decision.checkpoint
     if outcome.fallback:
         headers["x-route-fallback"] = outcome.fallback
     return headers

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from routing.config import Precision
+from routing.settings import Precision
 
 
 def native_low_precision(device: torch.device) -> torch.dtype | None:

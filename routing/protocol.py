@@ -238,6 +238,12 @@ class RouteDecision(BaseModel):
     )
     target: str
     fallback: str | None = None
+    checkpoint: str | None = Field(
+        default=None,
+        exclude=True,
+        description="the router checkpoint that scored, <directory>@<hash of its manifest and table>; "
+        "sent as the x-route-checkpoint header, not in the body",
+    )
 
 
 class ModelCard(BaseModel):

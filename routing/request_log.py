@@ -9,24 +9,29 @@ reading.
 Every record is appended to a JSON-lines file as it comes. With ``format: parquet`` that file is
 a segment: after ``rows_per_file`` records it is converted into a Parquet file of the same name
 (written aside, then renamed into place) and removed, and the next segment begins. A crash
-leaves at most one segment unconverted, which is read like any other JSON-lines file.
+leaves the segments not yet converted, which are read like any other JSON-lines file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import queue
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ValidationError
 
-from routing.config import ConfigError, RequestLogConfig
+from routing.config import RequestLogConfig
 from routing.protocol import ChatMessage, RouteDecision, Usage
+from routing.settings import ConfigError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -50,6 +55,7 @@ class RequestRecord(BaseModel):
     score: float | None = None
     threshold: float | None = None
     target: str | None = None
+    checkpoint: str | None = None
     answered_by: str
     fallback: str | None = None
     prompt_tokens: int | None = None
@@ -73,6 +79,14 @@ def load_redactor(spec: str) -> Redactor:
 
 
 class RequestLog:
+    """Writes records from a thread of its own, so the event loop never waits on the disk.
+
+    :meth:`record` queues a record and returns a future that is done once the record is in the
+    file (or left out): the engine answers after that, so an answer given is a record kept,
+    even if the process dies the next moment. The writer takes every record waiting at once, in
+    one write. Full Parquet segments are converted by a second thread while writing goes on.
+    """
+
     def __init__(self, config: RequestLogConfig) -> None:
         self.config = config
         self.redact = load_redactor(config.redact) if config.redact else None
@@ -81,12 +95,19 @@ class RequestLog:
         self._stem = f"requests-{socket.gethostname()}-{os.getpid()}"
         self._segment = 0
         self._rows = 0
+        self._cut = False  # a failed write may have left a line unfinished
         self._open()
+        self._queue: queue.SimpleQueue[tuple[RequestRecord, Future[None]] | None] = queue.SimpleQueue()
+        self._sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="request-log-seal")
+        self._writer = threading.Thread(target=self._write_queued, name="request-log", daemon=True)
+        self._closed = False
+        self._closing = threading.Lock()
+        self._writer.start()
 
     def _open(self) -> None:
         suffix = "" if self.config.format == "jsonl" else f"-{self._segment:06d}"
         self.path = self.directory / f"{self._stem}{suffix}.jsonl"
-        self._file: IO[str] = self.path.open("a", encoding="utf-8")
+        self._file = self.path.open("ab", buffering=0)
 
     def record(
         self,
@@ -98,7 +119,7 @@ class RequestLog:
         fallback: str | None,
         usage: Usage | None,
         cost_usd: float | None,
-    ) -> None:
+    ) -> Future[None]:
         record = RequestRecord(
             time=time.time(),
             model=model,
@@ -108,57 +129,116 @@ class RequestLog:
             score=decision.score if decision else None,
             threshold=decision.threshold if decision else None,
             target=decision.target if decision else None,
+            checkpoint=decision.checkpoint if decision else None,
             answered_by=answered_by,
             fallback=fallback,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
             cost_usd=cost_usd,
         )
-        self.write(record)
+        return self.submit(record)
 
-    def write(self, record: RequestRecord) -> None:
-        """Appends ``record`` (after the redaction hook). A failing hook or disk costs the record,
-        never the answer."""
+    def submit(self, record: RequestRecord) -> Future[None]:
+        """Queues ``record`` (the redaction hook sees it first); the future is done once it is
+        written or left out. A failing hook or disk costs the record, never the answer."""
+        done: Future[None] = Future()
+        with self._closing:
+            if not self._closed:
+                self._queue.put((record, done))
+                return done
+        logger.warning("request log %s is closed; a record is left out", self.directory)
+        done.set_result(None)
+        return done
+
+    def _write_queued(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._queue.get_nowait())
+            pending = [item for item in batch if item is not None]
+            try:
+                self._write([line for record, _ in pending if (line := self._line(record)) is not None])
+            except Exception:  # the writer lives on: a lost record must not hold up the answers after it
+                logger.exception("request log %s: %d records not written", self.path, len(pending))
+            finally:
+                for _, done in pending:
+                    done.set_result(None)
+            if len(pending) < len(batch):  # closing
+                return
+
+    def _line(self, record: RequestRecord) -> bytes | None:
         try:
             kept = self.redact(record) if self.redact else record
         except Exception:
             logger.exception("request_log.redact failed; the record is left out")
-            return
-        if kept is None:
-            return
+            return None
+        return None if kept is None else (kept.model_dump_json(exclude_none=True) + "\n").encode()
+
+    def _write(self, lines: list[bytes]) -> None:
+        """Appends ``lines``, starting a new Parquet segment each time one fills up."""
+        parquet = self.config.format == "parquet"
+        while lines:
+            room = self.config.rows_per_file - self._rows if parquet else len(lines)
+            chunk, lines = lines[:room], lines[room:]
+            if self._append(b"".join(chunk)):
+                self._rows += len(chunk)
+            if parquet and self._rows >= self.config.rows_per_file:
+                self._next_segment()
+
+    def _append(self, data: bytes) -> bool:
+        if self._cut:
+            data = b"\n" + data
         try:
-            self._file.write(kept.model_dump_json(exclude_none=True) + "\n")
-            self._file.flush()
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view) or 0 :]
         except OSError as exc:
             logger.warning("request log %s not written: %s", self.path, exc)
-            return
-        self._rows += 1
-        if self.config.format == "parquet" and self._rows >= self.config.rows_per_file:
-            self._seal()
+            self._cut = True
+            return False
+        self._cut = False
+        return True
 
-    def _seal(self) -> None:
-        """Converts the full segment into its Parquet file and starts the next segment."""
+    def _next_segment(self) -> None:
+        """Hands the full segment to the sealer and starts the next one."""
         self._file.close()
-        segment = self.path
-        try:
-            _write_parquet(list(_read_jsonl(segment)), segment.with_suffix(".parquet"))
-            segment.unlink()
-        except OSError as exc:  # the segment stays, readable as JSON lines
-            logger.warning("request log segment %s not converted to Parquet: %s", segment, exc)
+        self._sealer.submit(_seal, self.path)
         self._segment += 1
         self._rows = 0
         self._open()
 
     def close(self) -> None:
+        """Writes what is queued, waits for the segments being converted, and closes the file."""
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)  # after every record queued before it
+        self._writer.join()
+        self._sealer.shutdown(wait=True)
         self._file.close()
 
 
-def _write_parquet(records: list[RequestRecord], path: Path) -> None:
+def _seal(segment: Path) -> None:
+    """Converts a full segment into its Parquet file, which keeps the segment's time (files are
+    read oldest first), and removes the segment; a failure leaves it, readable as JSON lines."""
+    try:
+        written = segment.stat()
+        parquet = segment.with_suffix(".parquet")
+        _write_parquet(list(_read_jsonl(segment)), parquet, (written.st_atime_ns, written.st_mtime_ns))
+        segment.unlink()
+    except Exception as exc:
+        logger.warning("request log segment %s not converted to Parquet: %s", segment, exc)
+
+
+def _write_parquet(records: list[RequestRecord], path: Path, times_ns: tuple[int, int]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     partial = path.with_name(path.name + ".partial")
     pq.write_table(pa.Table.from_pylist([r.model_dump() for r in records], schema=_arrow_schema()), partial)
+    os.utime(partial, ns=times_ns)
     os.replace(partial, path)
 
 
@@ -176,6 +256,7 @@ def _arrow_schema() -> pa.Schema:
             ("score", pa.float64()),
             ("threshold", pa.float64()),
             ("target", pa.string()),
+            ("checkpoint", pa.string()),
             ("answered_by", pa.string()),
             ("fallback", pa.string()),
             ("prompt_tokens", pa.int64()),
@@ -194,15 +275,22 @@ def _read_jsonl(path: Path) -> Iterator[RequestRecord]:
                 logger.warning("%s:%d is not a request record; skipped", path, number)
 
 
+def _read_parquet(path: Path) -> Iterator[RequestRecord]:
+    import pyarrow.parquet as pq
+
+    for row in pq.read_table(path).to_pylist():
+        yield RequestRecord.model_validate(row)
+
+
 def read_request_log(directory: str | Path) -> Iterator[RequestRecord]:
     """Every record in ``directory``'s log files (JSON lines and Parquet), oldest file first;
     lines that do not parse (a write cut short) are skipped."""
     files = [path for pattern in FILE_PATTERNS for path in Path(directory).glob(pattern)]
     for path in sorted(files, key=lambda p: (p.stat().st_mtime, p.name)):
         if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            for row in pq.read_table(path).to_pylist():
-                yield RequestRecord.model_validate(row)
+            yield from _read_parquet(path)
         elif not path.with_suffix(".parquet").exists():  # else converted, and removed any moment now
-            yield from _read_jsonl(path)
+            try:
+                yield from _read_jsonl(path)
+            except FileNotFoundError:  # converted and removed since the listing
+                yield from _read_parquet(path.with_suffix(".parquet"))

@@ -28,12 +28,12 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from routing.config import CircuitBreaker as CircuitBreakerConfig
-from routing.config import RetryPolicy, Upstream
 from routing.errors import CircuitOpen, UpstreamError, UpstreamTimeout
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from routing.telemetry import NO_TELEMETRY, Telemetry
 from routing.upstreams import ChatBackend
+from routing.upstreams.config import CircuitBreaker as CircuitBreakerConfig
+from routing.upstreams.config import RetryPolicy, Upstream
 
 T = TypeVar("T")
 

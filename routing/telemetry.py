@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from routing.config import AppConfig, Price
+from routing.config import AppConfig
+from routing.upstreams.config import Price
 
 
 class Telemetry:

@@ -12,14 +12,17 @@ import numpy as np
 import pytest
 from conftest import ROOT, FakeUpstream, fake_pair_args
 
-from routing.calibration import CALIBRATION_FILE, CalibrationTable, load_calibration, read_prompts
-from routing.config import ConfigError, IngressRouterSettings, IngressUserConfig, load_app_config, load_user_config
+from routing.calibration import CALIBRATION_FILE, CalibrationTable, load_calibration
+from routing.commands.prompts import read_prompts
+from routing.config import IngressRouterSettings, IngressUserConfig, load_app_config, load_user_config
 from routing.engine import in_process_engine
 from routing.errors import InvalidRequest
 from routing.model_names import RouterAlias, parse_router_alias
+from routing.preflight import check_routers
 from routing.protocol import ChatMessage
 from routing.resources import CHECKPOINT_DIR
-from routing.routers import check_routers
+from routing.routers.checkpoint import CheckpointError
+from routing.settings import ConfigError
 
 POOL = ROOT / "data" / "calibration" / "arena-hard.jsonl.gz"
 
@@ -99,19 +102,22 @@ def test_calibrate_then_route_by_share(tmp_path: Path, strong: FakeUpstream, wea
     )
 
     # Router defaults at run time: a share, then a raw threshold; a bad update changes nothing.
-    engine.reconfigure(load_user_config({"routers": {"mf": {"default_strong_percent": 70}}}, config))
+    asyncio.run(engine.reconfigure(load_user_config({"routers": {"mf": {"default_strong_percent": 70}}}, config)))
     assert asyncio.run(strong_share("router-mf")) == pytest.approx(70, abs=2)
-    engine.reconfigure(IngressUserConfig(routers={"mf": IngressRouterSettings(default_threshold=1.0)}))
+    asyncio.run(engine.reconfigure(IngressUserConfig(routers={"mf": IngressRouterSettings(default_threshold=1.0)})))
     assert asyncio.run(strong_share("router-mf")) == 0
     with pytest.raises(ConfigError, match="no router 'bert'"):
         load_user_config({"routers": {"bert": {"default_threshold": 0.2}}}, config)
 
     # A checkpoint swapped in brings its own table; a missing one is refused and changes nothing.
-    engine.reconfigure(load_user_config({"routers": {"mf": {"checkpoint": "builtin:mf"}}}, config))
+    router = engine.rankers["mf"].router  # type: ignore[attr-defined]
+    router.swap_to("builtin:mf")
     shipped = load_calibration(CHECKPOINT_DIR / "mf").threshold(30)  # type: ignore[union-attr]
     assert asyncio.run(engine.route("router-mf-30%", [ChatMessage(role="user", content="hi")])).threshold == shipped
-    with pytest.raises(ConfigError, match=r"user_config.routers: checkpoint directory '/nowhere' does not exist"):
-        engine.reconfigure(load_user_config({"routers": {"mf": {"checkpoint": "/nowhere"}}}, config))
+    with pytest.raises(
+        CheckpointError, match=r"user_config.checkpoint: checkpoint directory '/nowhere' does not exist"
+    ):
+        router.swap_to("/nowhere")
     assert asyncio.run(engine.route("router-mf-30%", [ChatMessage(role="user", content="hi")])).threshold == shipped
 
 

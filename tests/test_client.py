@@ -21,8 +21,8 @@ from openai.pagination import AsyncPage, SyncPage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from routing.client import AsyncRouterClient, RouterClient
-from routing.config import ConfigError
 from routing.request_log import read_request_log
+from routing.settings import ConfigError
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -5,15 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from routing.config import (
-    AppConfig,
-    ConfigError,
-    LocalUpstream,
-    OpenAIUpstream,
-    load_app_config,
-    load_batching_config,
-)
-from routing.routers import check_routers
+from routing.config import AppConfig, load_app_config, load_batching_config
+from routing.preflight import check_routers
+from routing.settings import ConfigError
+from routing.upstreams.config import LocalUpstream, OpenAIUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +117,7 @@ def test_upstreams_name_the_pair_that_pair_routers_score() -> None:
         "weak": {"backend": "local", "router_model_id": "llama-13b"},
     }
     config = load_app_config({"upstreams": upstreams})
-    assert config.router_model_ids == ("gpt-4-0314", "llama-13b")
+    assert [c.router_model_id for c in config.candidates("mf")] == ["gpt-4-0314", "llama-13b"]
     check_routers(config)
     upstreams["weak"]["router_model_id"] = "my-finetune"
     with pytest.raises(ConfigError, match="args.routers.sw_ranking: weak model 'my-finetune' is not one"):
@@ -192,3 +187,37 @@ def _deployments(app):  # type: ignore[no-untyped-def]
             elif isinstance(arg, dict):
                 args.extend(arg.values())
     return seen
+
+
+def test_a_checkpoint_in_the_ingress_user_config_is_refused_with_its_new_place() -> None:
+    from routing.config import load_user_config
+
+    with pytest.raises(ConfigError) as info:
+        load_user_config(
+            {"routers": {"mf": {"checkpoint": "/models/mf", "default_threshold": 0.3}}}, load_app_config({})
+        )
+    assert "user_config.routers.mf.checkpoint: a router's checkpoint is swapped in the user_config of its own " in str(
+        info.value
+    )
+    assert "deployment, Router-mf (checkpoint: ...)" in str(info.value)
+
+
+def test_a_router_chooses_between_two_named_candidates() -> None:
+    upstreams = {
+        "strong": {"backend": "openai", "model": "a"},
+        "weak": {"backend": "local"},
+        "mid": {"backend": "openai", "model": "m", "router_model_id": "gpt-3.5-turbo-0125"},
+    }
+    config = load_app_config({"upstreams": upstreams, "routers": {"mf": {"type": "mf", "candidates": ["mid", "weak"]}}})
+    assert [(c.key, c.model, c.router_model_id) for c in config.candidates("mf")] == [
+        ("mid", "m", "gpt-3.5-turbo-0125"),
+        ("weak", "smollm2-135m-instruct", None),
+    ]
+    for candidates, message in (
+        (["mid"], "'candidates' names two upstreams, the strong one first"),
+        (["mid", "nope"], "candidate 'nope' names no entry of 'upstreams'"),
+        (["mid", "mid"], "its two candidates must be different upstreams"),
+    ):
+        assert message in error_of(
+            {"upstreams": upstreams, "routers": {"mf": {"type": "mf", "candidates": candidates}}}
+        )

@@ -102,3 +102,13 @@ def test_embeddings_can_come_from_an_openai_compatible_endpoint(strong: FakeUpst
     asyncio.run(scenario())
     sent = [r["body"] for r in weak.requests()]
     assert [(b["model"], b["input"]) for b in sent] == [("sentence-transformers/all-MiniLM-L6-v2", [PROMPT])] * 2
+
+
+def test_a_router_chooses_between_its_own_candidates(strong: FakeUpstream, weak: FakeUpstream) -> None:
+    # Candidates in the other order: 'weak' is this router's strong choice.
+    routers = {"random": {"type": "random", "seed": 0, "candidates": ["weak", "strong"]}}
+    engine = engine_for(strong, weak, routers=routers)
+    outcome, completion = asyncio.run(engine.complete(chat("router-random-0")))
+    assert (outcome.decision.target, completion.model) == ("small", "small")
+    outcome, completion = asyncio.run(engine.complete(chat("router-random-1")))
+    assert (outcome.decision.target, completion.model) == ("big", "big")

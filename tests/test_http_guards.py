@@ -17,9 +17,8 @@ LIMIT = 2048
 @pytest.fixture(scope="module")
 def guarded() -> Iterator[FastAPI]:
     app = FastAPI()
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, max_bytes=LIMIT)
     register_error_handlers(app)
-    app.state.max_body_bytes = LIMIT
 
     @app.post("/echo")
     async def echo(request: Request) -> dict[str, int]:

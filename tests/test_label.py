@@ -17,11 +17,11 @@ import pytest
 import yaml
 from conftest import ROOT, FakeUpstream
 
-from routing.config import ConfigError
 from routing.data.files import read_preference_data
 from routing.data.schema import Battle, JudgeScore
 from routing.labelling.config import load_label_config
 from routing.labelling.judge import JudgePrompts, pairwise_outcome, read_choice, read_rating
+from routing.settings import ConfigError
 
 PROMPTS = [f"Question {i}: how would you explain {topic}?" for i, topic in enumerate(["tides", "rust", "tax"] * 8)]
 

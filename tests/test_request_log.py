@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import FakeUpstream, fake_pair_args
 
-from routing.calibration import read_prompts
-from routing.config import ConfigError, load_app_config
+from routing.commands.prompts import read_prompts
+from routing.config import load_app_config
 from routing.data.files import DataFileError
 from routing.engine import RoutingEngine, in_process_engine
 from routing.protocol import ChatCompletionRequest
 from routing.request_log import RequestRecord, read_request_log
+from routing.settings import ConfigError
 
 
 def redact_emails(record: RequestRecord) -> RequestRecord | None:
@@ -109,6 +117,7 @@ def test_parquet_files_hold_full_segments_and_the_rest_waits_in_json_lines(
     async def scenario() -> None:
         for i, question in enumerate(questions):
             await ask(engine, "router-random-0", question, stream=i == 3)
+        await engine.aclose()  # full segments are converted in the background; closing waits for them
 
     asyncio.run(scenario())
     parquet = sorted(tmp_path.glob("*.parquet"))
@@ -178,3 +187,57 @@ def test_calibrate_reads_the_routed_turns_of_a_request_log(
     asyncio.run(ask(quiet, "router-random-0", "not kept"))
     with pytest.raises(DataFileError, match="no request-log records with messages"):
         read_prompts(tmp_path / "quiet")
+
+
+def test_a_failing_disk_costs_the_record_never_the_answer(
+    strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The log's file is a device that is always full: every write fails with ENOSPC.
+    (tmp_path / f"requests-{socket.gethostname()}-{os.getpid()}.jsonl").symlink_to("/dev/full")
+    engine = engine_logging(strong, weak, tmp_path)
+
+    async def scenario() -> None:
+        for n in range(3):
+            outcome, completion = await engine.complete(
+                ChatCompletionRequest.model_validate(
+                    {"model": "router-random-0", "messages": [{"role": "user", "content": f"question {n}"}]}
+                )
+            )
+            assert completion.choices[0].message.content == f"strong answer #{n + 1}"
+        await engine.aclose()
+
+    with caplog.at_level(logging.WARNING, logger="routing.request_log"):
+        asyncio.run(scenario())
+    assert "No space left on device" in caplog.text
+
+
+CRASHING_SERVICE = """
+import asyncio, json, os, signal, sys
+from routing.config import load_app_config
+from routing.engine import in_process_engine
+from routing.protocol import ChatCompletionRequest
+
+engine = in_process_engine(load_app_config(json.loads(sys.argv[1])).resolve_env({}))
+
+async def answer(n):
+    request = {"model": "router-random-0", "messages": [{"role": "user", "content": f"question {n}"}]}
+    await engine.complete(ChatCompletionRequest.model_validate(request))
+
+async def main():
+    await asyncio.gather(*(answer(n) for n in range(40)))
+    os.kill(os.getpid(), signal.SIGKILL)  # dies the moment the last answer is given
+
+asyncio.run(main())
+"""
+
+
+def test_every_answered_request_is_on_disk_when_the_process_dies_at_once(
+    strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path
+) -> None:
+    args = fake_pair_args(strong, weak, request_log={"directory": str(tmp_path)})
+    died = subprocess.run(
+        [sys.executable, "-c", CRASHING_SERVICE, json.dumps(args)], capture_output=True, text=True, timeout=120
+    )
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    logged = sorted(r.messages[0].content for r in read_request_log(tmp_path) if r.messages)
+    assert logged == sorted(f"question {n}" for n in range(40))

@@ -11,21 +11,21 @@ import pytest
 import torch
 
 from routing.cli import main as cli
-from routing.config import (
-    BertRouterConfig,
-    CausalLLMRouterConfig,
-    LocalEmbedding,
-    MFRouterConfig,
-    RandomRouterConfig,
-    SWRankingRouterConfig,
-)
+from routing.config import LocalEmbedding
 from routing.data.files import write_jsonl
 from routing.data.schema import Battle
 from routing.embeddings.local import LocalEmbedder
 from routing.resources import CHECKPOINT_DIR, checkpoint_path
-from routing.routers import make_router
 from routing.routers.checkpoint import CheckpointError, load_manifest, save
 from routing.routers.classifier import ClassifierRouter
+from routing.routers.kinds import (
+    BertRouterConfig,
+    CausalLLMRouterConfig,
+    MFRouterConfig,
+    RandomRouterConfig,
+    SWRankingRouterConfig,
+    load_router,
+)
 from routing.routers.mf import MFRouter, load_model
 from routing.routers.sw_ranking import SWRankingRouter
 from routing.training import classifier, mf, sw_ranking
@@ -96,11 +96,11 @@ def held_out_scores(router: object, embed: Callable[[list[str]], np.ndarray] | N
 
 def test_random_router_is_chance(tmp_path: Path) -> None:
     cli(["train", "random", "--data", str(_battle_file(tmp_path)), "--out", str(tmp_path / "random")])
-    router = make_router(RandomRouterConfig(type="random", checkpoint=str(tmp_path / "random")))
+    router = load_router(RandomRouterConfig(type="random", checkpoint=str(tmp_path / "random")))
     scores = router.score(["p"] * 4000, None)
     assert 0 <= scores.min() and scores.max() < 1 and abs(scores.mean() - 0.5) < 0.03
     assert abs(auc(held_out_scores(router, None), IS_MATHS) - 0.5) < 0.15
-    again = make_router(RandomRouterConfig(type="random", checkpoint=str(tmp_path / "random"))).score(
+    again = load_router(RandomRouterConfig(type="random", checkpoint=str(tmp_path / "random"))).score(
         ["p"] * 4000, None
     )
     np.testing.assert_array_equal(scores, again)
@@ -115,7 +115,7 @@ def test_sw_ranking_learns_the_planted_signal(tmp_path: Path, encoder: LocalEmbe
     scores = held_out_scores(in_memory, encoder.encode)
     assert auc(scores, IS_MATHS) >= 0.9 and scores[IS_MATHS].mean() > 0.5 > scores[~IS_MATHS].mean()
     save(tmp_path / "sw", trained.manifest, trained.tensors)
-    loaded = make_router(SWRankingRouterConfig(type="sw_ranking", checkpoint=str(tmp_path / "sw")))
+    loaded = load_router(SWRankingRouterConfig(type="sw_ranking", checkpoint=str(tmp_path / "sw")))
     np.testing.assert_allclose(held_out_scores(loaded, encoder.encode), scores, rtol=1e-9)
     assert trained.manifest.training.metrics["validation_accuracy"] > 0.8
 
@@ -136,16 +136,16 @@ def test_mf_learns_the_planted_signal_for_any_known_pair(tmp_path: Path, encoder
     np.testing.assert_allclose(scores, torch.sigmoid(margin).numpy(), atol=1e-5)
 
     # Many-model: the same checkpoint scores another pair, chosen by config or by the upstreams.
-    swapped = make_router(MFRouterConfig(type="mf", checkpoint=str(tmp_path / "mf")), upstream_ids=("small", "big"))
+    swapped = load_router(MFRouterConfig(type="mf", checkpoint=str(tmp_path / "mf")), ("small", "big"))
     np.testing.assert_allclose(held_out_scores(swapped, encoder.encode) + scores, 1.0, atol=1e-5)
     with pytest.raises(CheckpointError, match="'gpt-5' is not one the checkpoint was trained on"):
-        make_router(MFRouterConfig(type="mf", checkpoint=str(tmp_path / "mf"), strong_model_id="gpt-5"))
+        load_router(MFRouterConfig(type="mf", checkpoint=str(tmp_path / "mf"), strong_model_id="gpt-5"))
 
 
 def _classifier_round_trip(tmp_path: Path, trained: Trained, kind: str) -> np.ndarray:
     save(tmp_path / kind, trained.manifest, trained.tensors)
     config = (BertRouterConfig if kind == "bert" else CausalLLMRouterConfig)(type=kind, checkpoint=str(tmp_path / kind))
-    router = make_router(config)
+    router = load_router(config)
     scores = held_out_scores(router, None)
     assert auc(scores, IS_MATHS) >= 0.9
     # Loaded twice from disk: the same scores; and the held-out loss recorded at training time is
@@ -189,7 +189,7 @@ def test_cli_trains_a_tiny_checkpoint_end_to_end(tmp_path: Path, capsys: pytest.
     manifest = load_manifest(out, "mf")
     assert manifest.models == ["big", "mid", "small"] and manifest.embedding is not None
     assert manifest.training.data[0].file == "battles.jsonl" and manifest.training.data[0].rows == 60
-    scores = make_router(MFRouterConfig(type="mf", checkpoint=str(out))).score(["x"], np.ones((1, 384), np.float32))
+    scores = load_router(MFRouterConfig(type="mf", checkpoint=str(out))).score(["x"], np.ones((1, 384), np.float32))
     assert 0 < scores[0] < 1
 
     # Reproducible: the same command gives the same manifest and weights.
@@ -245,7 +245,7 @@ def test_shipped_checkpoints_are_small_licensed_and_load(encoder: LocalEmbedder)
         if kind != "random":
             assert manifest.training.metrics["validation_accuracy"] > 0.5, kind
             assert json.loads(manifest.model_dump_json())["training"]["data"], kind
-        scores = make_router(config).score(sample, encoder.encode(sample))
+        scores = load_router(config).score(sample, encoder.encode(sample))
         assert scores.shape == (2,) and ((0 <= scores) & (scores <= 1)).all(), kind
 
 
@@ -267,7 +267,7 @@ def test_weight_per_source_decides_between_conflicting_data(tmp_path: Path, enco
             ["train", kind, "--data", str(planted), "--data", str(flipped), "--weight", f"{favoured}=4"]
             + ["--strong", "big", "--weak", "small", "--out", str(out), *options]
         )
-        router = make_router(
+        router = load_router(
             MFRouterConfig(type="mf", checkpoint=str(out))
             if kind == "mf"
             else SWRankingRouterConfig(type="sw_ranking", checkpoint=str(out))
@@ -298,6 +298,6 @@ def test_classifier_weights_decide_between_conflicting_data(tmp_path: Path) -> N
     for n, weights in enumerate(([4.0] * half + [1.0] * half, [1.0] * half + [4.0] * half)):
         trained = classifier.train(battles, config, weights=weights, log=lambda line: None)
         save(tmp_path / str(n), trained.manifest, trained.tensors)
-        router = make_router(BertRouterConfig(type="bert", checkpoint=str(tmp_path / str(n))))
+        router = load_router(BertRouterConfig(type="bert", checkpoint=str(tmp_path / str(n))))
         aucs.append(auc(held_out_scores(router, None), IS_MATHS))
     assert aucs[0] >= 0.8 and aucs[1] <= 0.2

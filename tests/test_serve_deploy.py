@@ -253,11 +253,20 @@ def router_actors() -> set[str]:
     return {a.actor_id for a in alive if "Router-mf" in (a.repr_name or "") or "Router-mf" in (a.name or "")}
 
 
+def router_actor_name(actor_id: str) -> str:
+    from ray.util.state import get_actor
+
+    actor = get_actor(actor_id)
+    assert actor is not None and actor.name, actor_id
+    return actor.name
+
+
 def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
     cluster: dict[str, str], tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
 ) -> None:
-    """The whole loop on a running service: log → label → train → evaluate → hot swap, with
-    requests flowing from the first label to after the swap, none failing."""
+    """The whole loop on a running service: log → label → train → evaluate → hot swap, then the
+    Router replica killed, with requests flowing from the first label to after its replacement
+    answers, none failing."""
     requests_dir, labels, new = tmp_path / "requests", tmp_path / "labels", tmp_path / "mf-new"
     args = fake_pair_args(strong, weak, routers={"mf": {"type": "mf"}}, request_log={"directory": str(requests_dir)})
     config = serve_config(cluster, args, None)
@@ -274,7 +283,8 @@ def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
     with Traffic(cluster, ["router-mf-0.5", "router-mf-30%", "router-mf"]) as traffic:
         label_logged_prompts(tmp_path, requests_dir, labels, strong, weak)
         retrain_and_compare(tmp_path, requests_dir, labels, new)
-        swap_in(cluster, config, tmp_path, new)
+        expected = swap_in(cluster, config, tmp_path, new)
+        killed_router_comes_back_on(cluster, new, expected)
         time.sleep(2)
     assert traffic.failures == [] and len(traffic.statuses) >= 20
 
@@ -323,11 +333,13 @@ def retrain_and_compare(tmp_path: Path, requests_dir: Path, labels: Path, new: P
     assert all({"mf", "mf@mf-new"} <= {row["router"] for row in r["routers"]} for r in reports)
 
 
-def swap_in(cluster: dict[str, str], config: dict, tmp_path: Path, new: Path) -> None:
+def swap_in(cluster: dict[str, str], config: dict, tmp_path: Path, new: Path) -> float:
     """A bad checkpoint first (refused: the current one serves on), then the new one, on the same
-    Router replica."""
+    Router replica: one change to the Router's ``user_config`` brings the model and its table.
+    Returns the new checkpoint's score of the probe prompt."""
     from routing.config import LocalEmbedding
     from routing.embeddings.local import LocalEmbedder
+    from routing.routers.live import checkpoint_id
     from routing.routers.mf import MFRouter
 
     probe = "Question 0: prove a lemma"
@@ -337,21 +349,42 @@ def swap_in(cluster: dict[str, str], config: dict, tmp_path: Path, new: Path) ->
     routers_before = router_actors()
     assert len(routers_before) == 1
     mf_deployment = next(d for d in config["applications"][0]["deployments"] if d["name"] == "Router-mf")
-    ingress = next(d for d in config["applications"][0]["deployments"] if d["name"] == "Ingress")
 
     mf_deployment["user_config"] = {"checkpoint": str(tmp_path / "missing")}
     deploy(cluster, config, tmp_path)
-    wait_until(lambda: app_status(cluster) == "RUNNING", "the refused update")
-    time.sleep(2)
+    refused = wait_until(lambda: get(cluster, "/health/routers")["mf"].get("swap_error"), "the refusal")
+    assert "does not exist" in refused and app_status(cluster) == "RUNNING"
     assert route_score(cluster, probe) == pytest.approx(old_score)
 
     mf_deployment["user_config"] = {"checkpoint": str(new)}
-    ingress["user_config"] = {"routers": {"mf": {"checkpoint": str(new)}}}
     deploy(cluster, config, tmp_path)
     wait_until(lambda: abs(route_score(cluster, probe) - expected) < 1e-3, "the new checkpoint")
-    threshold = load_calibration(new).threshold(30)  # type: ignore[union-attr]
-    wait_until(lambda: route(cluster, "router-mf-30%")["threshold"] == pytest.approx(threshold), "its table")
+    # Its table came with it: the very next share-routed request uses it.
+    shares_on_new(cluster, new, checkpoint_id(new))
     assert router_actors() == routers_before, "the Router replica was restarted"
+    return expected
+
+
+def shares_on_new(cluster: dict[str, str], new: Path, new_id: str) -> None:
+    url = f"http://127.0.0.1:{cluster['http_port']}/v1/route"
+    response = httpx.post(url, json={"model": "router-mf-30%", "messages": MESSAGES}, timeout=30).raise_for_status()
+    assert response.headers["x-route-checkpoint"] == new_id
+    assert response.json()["threshold"] == pytest.approx(load_calibration(new).threshold(30))  # type: ignore[union-attr]
+
+
+def killed_router_comes_back_on(cluster: dict[str, str], new: Path, expected: float) -> None:
+    """A Router replica lost after the swap is replaced by one serving the checkpoint in force."""
+    import ray
+
+    from routing.routers.live import checkpoint_id
+
+    (killed,) = router_actors()
+    ray.kill(ray.get_actor(router_actor_name(killed), namespace="serve"), no_restart=True)
+    wait_until(lambda: (alive := router_actors()) and killed not in alive, "a new Router replica")
+    probe = "Question 0: prove a lemma"
+    wait_until(lambda: abs(route_score(cluster, probe) - expected) < 1e-3, "the new replica to answer")
+    assert get(cluster, "/health/routers")["mf"] == {"checkpoint": checkpoint_id(new), "calibrated": True}
+    shares_on_new(cluster, new, checkpoint_id(new))
 
 
 def route_score(cluster: dict[str, str], prompt: str) -> float:

@@ -5,10 +5,10 @@ import socket
 
 import pytest
 
-from routing.config import LocalUpstream, OpenAIUpstream
 from routing.errors import UpstreamError, UpstreamRejected, UpstreamTimeout, UpstreamUnconfigured
 from routing.protocol import ChatCompletionRequest
 from routing.upstreams import make_backend
+from routing.upstreams.config import LocalUpstream, OpenAIUpstream
 from routing.upstreams.local import LocalChatBackend, StopTrimmer
 
 

@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from routing.routers.classifier import LABELS
+from routing.routers.classifier import LABELS, ClassifierRouter, head_probabilities
+from routing.routers.kind import Router
 from routing.routers.sw_ranking import SWRankingRouter
 
 STRONG_WINS, TIE, WEAK_WINS = range(len(LABELS))
@@ -33,6 +34,8 @@ INNER_FOLDS = 3
 
 # Scores for the ``test`` rows of a router that learnt from the ``train`` rows.
 FitAndScore = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# A kind's in-domain setting: its checkpoint's scores of the items, and its refit.
+Setting = tuple[np.ndarray, FitAndScore]
 
 
 def outcomes(strong_quality: np.ndarray, weak_quality: np.ndarray) -> np.ndarray:
@@ -130,3 +133,24 @@ def sw_ranking_fit_and_score(router: SWRankingRouter, embeddings: np.ndarray, la
         return augmented.score([""] * len(test), embeddings[test])
 
     return fit_and_score
+
+
+def mf_setting(router: Router, prompts: list[str], embeddings: np.ndarray | None, labels: np.ndarray) -> Setting:
+    assert embeddings is not None
+    return np.asarray(router.score(prompts, embeddings)), mf_fit_and_score(embeddings, labels)
+
+
+def sw_ranking_setting(
+    router: SWRankingRouter, prompts: list[str], embeddings: np.ndarray | None, labels: np.ndarray
+) -> Setting:
+    assert embeddings is not None
+    return np.asarray(router.score(prompts, embeddings)), sw_ranking_fit_and_score(router, embeddings, labels)
+
+
+def classifier_setting(
+    router: ClassifierRouter, prompts: list[str], embeddings: np.ndarray | None, labels: np.ndarray
+) -> Setting:
+    """The head reads the checkpoint's features once, for its scores and for every refit."""
+    features = router.features(prompts)
+    out = head_probabilities(router.model.head, features)[:, STRONG_WINS]
+    return out, head_fit_and_score(features, labels)

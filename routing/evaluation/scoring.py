@@ -7,22 +7,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from routing.evaluation import in_domain
-from routing.routers import Router
-from routing.routers.classifier import ClassifierRouter, head_probabilities
-from routing.routers.mf import MFRouter
-from routing.routers.random import RandomRouter
-from routing.routers.sw_ranking import SWRankingRouter
+from routing.routers.kind import Router, RouterKind, resolve
 
 
 @dataclass(frozen=True)
 class SettingScores:
-    """``None`` stands for the random baseline, which evaluate() draws over many seeds."""
+    """A setting's scores; ``None`` where the router has none there. A ``baseline`` router has
+    none in either: ``evaluate()`` draws the random baseline over many seeds in its place."""
 
     out_of_domain: np.ndarray | None
     in_domain: np.ndarray | None
+    baseline: bool = False
 
 
 def score_settings(
+    kind: RouterKind,
     router: Router,
     prompts: list[str],
     embeddings: np.ndarray | None,
@@ -30,23 +29,12 @@ def score_settings(
     in_domain_folds: int | None,
 ) -> SettingScores:
     """``labels``: per item an outcome (see :func:`in_domain.outcomes`); ``in_domain_folds``:
-    None skips the in-domain setting. The checkpoint's model runs once; in-domain fits reuse
-    its embeddings or features."""
-    if isinstance(router, RandomRouter):
-        return SettingScores(None, None)
-    fit: in_domain.FitAndScore
-    if isinstance(router, ClassifierRouter):
-        features = router.features(prompts)
-        out = head_probabilities(router.model.head, features)[:, in_domain.STRONG_WINS]
-        fit = in_domain.head_fit_and_score(features, labels)
-    else:
-        assert embeddings is not None
-        out = np.asarray(router.score(prompts, embeddings))
-        if isinstance(router, MFRouter):
-            fit = in_domain.mf_fit_and_score(embeddings, labels)
-        elif isinstance(router, SWRankingRouter):
-            fit = in_domain.sw_ranking_fit_and_score(router, embeddings, labels)
-        else:
-            raise TypeError(f"no in-domain setting for {type(router).__name__}")
+    None skips the in-domain setting, as does a kind without an in-domain refit. The
+    checkpoint's model runs once; in-domain fits reuse its embeddings or features."""
+    if kind.baseline:
+        return SettingScores(None, None, baseline=True)
+    if kind.in_domain is None:
+        return SettingScores(np.asarray(router.score(prompts, embeddings)), None)
+    out, fit = resolve(kind.in_domain)(router, prompts, embeddings, labels)
     inside = None if in_domain_folds is None else in_domain.cross_fit(prompts, fit, in_domain_folds)
     return SettingScores(out, inside)

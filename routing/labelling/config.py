@@ -8,8 +8,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from routing.config import ConfigError, OpenAIUpstream, Upstream, check_pair, validate_config
 from routing.labelling.judge import JudgePrompts
+from routing.settings import ConfigError, validate_config
+from routing.upstreams.config import OpenAIUpstream, Upstream, check_pair
 
 Grading = Literal["pairwise", "single"]
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from routing.config import ConfigError, Upstream
 from routing.data.schema import Battle, JudgeScore, Winner
 from routing.errors import UpstreamError
 from routing.labelling.config import Grading, LabelConfig
@@ -26,7 +25,9 @@ from routing.labelling.journal import Answer, Journal, Side, Subject, Verdict
 from routing.labelling.judge import JudgePrompts, pairwise_outcome, read_choice, read_rating
 from routing.protocol import ChatCompletionRequest, ChatMessage
 from routing.resilience import ResilientUpstream
+from routing.settings import ConfigError
 from routing.upstreams import close_connections, make_backend
+from routing.upstreams.config import Upstream
 
 RUN_FILE = "judge.yaml"
 CHARS_PER_TOKEN = 4  # a rough English average, for the estimate only

@@ -26,9 +26,6 @@ class CheckpointError(ValueError):
     """A checkpoint directory is missing, malformed, or of another router kind."""
 
 
-RouterKind = Literal["random", "sw_ranking", "mf", "bert", "causal_llm"]
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,7 +51,7 @@ class TrainingRecord(_Strict):
 
 class Manifest(_Strict):
     format: Literal["routellm-serve/checkpoint-v1"] = "routellm-serve/checkpoint-v1"
-    router: RouterKind
+    router: str = Field(min_length=1, description="the router kind that reads it")
     embedding: EmbeddingSpec | None = None
     base_model: str | None = Field(default=None, description="classifiers: the model their weights adapt")
     models: list[str] = Field(default_factory=list, description="models the router can score")
@@ -75,7 +72,7 @@ def save(directory: Path, manifest: Manifest, tensors: dict[str, torch.Tensor] |
     (directory / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
-def load_manifest(directory: Path, kind: RouterKind | None = None) -> Manifest:
+def load_manifest(directory: Path, kind: str | None = None) -> Manifest:
     path = directory / MANIFEST_FILE
     if not path.is_file():
         raise CheckpointError(f"{directory}: not a router checkpoint (no {MANIFEST_FILE})")

@@ -23,10 +23,12 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
-from routing.config import Precision
 from routing.inference import autocast, forward_batch_size, length_batches
 from routing.resources import MINILM_MODEL_ID, SMOLLM2_GGUF_FILE, SMOLLM2_MODEL_ID, minilm_dir, smollm2_dir
 from routing.routers.checkpoint import Manifest, load_manifest, load_tensors
+from routing.routers.kind import ScoringPair
+from routing.routers.kinds import BertRouterConfig, CausalLLMRouterConfig
+from routing.settings import Precision
 
 ClassifierKind = Literal["bert", "causal_llm"]
 LABELS = ("strong_wins", "tie", "weak_wins")
@@ -172,6 +174,12 @@ class ClassifierRouter:
 
     def score(self, prompts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         return self.probabilities(prompts)[:, 0]
+
+
+def router_for(
+    directory: Path, config: BertRouterConfig | CausalLLMRouterConfig, pair: ScoringPair
+) -> ClassifierRouter:
+    return ClassifierRouter(directory, config.type, config.base_model_path, config.torch_threads, config.precision)
 
 
 def head_probabilities(head: nn.Linear, features: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from routing.routers.checkpoint import load_manifest, load_tensors
+from routing.routers.kind import RouterSettings, ScoringPair
 from routing.routers.pair import check_embeddings, scoring_pair
 
 
@@ -58,3 +59,7 @@ class MFRouter:
         embeddings = check_embeddings(embeddings, prompts, self.direction.shape[0], "mf")
         logits = embeddings.astype(np.float32) @ self.direction
         return 1.0 / (1.0 + np.exp(-logits))
+
+
+def router_for(directory: Path, config: RouterSettings, pair: ScoringPair) -> MFRouter:
+    return MFRouter(directory, *pair)

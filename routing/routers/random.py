@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from routing.routers.checkpoint import load_manifest
+from routing.routers.kind import ScoringPair
+from routing.routers.kinds import RandomRouterConfig
 
 
 class RandomRouter:
@@ -16,3 +18,7 @@ class RandomRouter:
 
     def score(self, prompts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         return self._rng.random(len(prompts))
+
+
+def router_for(directory: Path, config: RandomRouterConfig, pair: ScoringPair) -> RandomRouter:
+    return RandomRouter(directory, config.seed)

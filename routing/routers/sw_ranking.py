@@ -19,6 +19,7 @@ import numpy as np
 
 from routing.routers import bradley_terry
 from routing.routers.checkpoint import Manifest, load_manifest, load_tensors
+from routing.routers.kind import RouterSettings, ScoringPair
 from routing.routers.pair import check_embeddings, scoring_pair
 
 
@@ -78,3 +79,7 @@ class SWRankingRouter:
             return np.zeros(0)
         ratings = self.tier_ratings(embeddings)
         return 1.0 / (1.0 + np.exp(-(ratings[:, self.strong_tier] - ratings[:, self.weak_tier])))
+
+
+def router_for(directory: Path, config: RouterSettings, pair: ScoringPair) -> SWRankingRouter:
+    return SWRankingRouter.load(directory, *pair)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from routing.data.schema import Battle
 from routing.routers.checkpoint import Manifest, TrainingRecord
 from routing.routers.classifier import DEFAULT_BASES, LABELS, ClassifierKind, PromptClassifier, base_source
-from routing.training.common import Log, Trained, held_out_prompts, seed_everything, weights_of
+from routing.training.common import Log, Trained, TrainJob, held_out_prompts, job_options, seed_everything, weights_of
 
 # Logits for the examples at these row numbers: one for a training step, one for evaluation.
 Step = Callable[[Sequence[int]], torch.Tensor]
@@ -229,3 +229,9 @@ def _metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         "validation_accuracy": (probabilities.argmax(dim=-1) == labels).float().mean().item(),
         "validation_pairwise_accuracy": pairwise[decisive].float().mean().item() if decisive.any() else float("nan"),
     }
+
+
+def train_router(job: TrainJob) -> Trained:
+    """``routellm-serve train bert|causal_llm``: the options of :class:`ClassifierTrainConfig`."""
+    config = job_options(ClassifierTrainConfig, job, kind=job.kind, seed=job.seed)
+    return train(job.battles, config, weights=job.weights, log=job.log)

@@ -1,18 +1,74 @@
-"""What every router's training shares: the held-out prompt split and the data record."""
+"""What every router's training shares: the job a trainer is given, the held-out prompt split
+and the data record."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from pydantic import BaseModel, Field, ValidationError
 
+from routing.config import LocalEmbedding
 from routing.data.schema import Battle
+from routing.embeddings.local import LocalEmbedder
+from routing.resources import DEFAULT_STRONG, DEFAULT_WEAK
 from routing.routers.checkpoint import Manifest
 
 Log = Callable[[str], None]
 Embed = Callable[[list[str]], np.ndarray]
+Options = TypeVar("Options", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """What a router kind's trainer is given: the battles, each one's weight (None: all 1), the
+    seed, the kind's own options by name (``epochs``, ``strong``, ...) and where to log."""
+
+    kind: str
+    battles: list[Battle]
+    weights: list[float] | None
+    seed: int
+    options: Mapping[str, Any]
+    log: Log
+
+
+class PairOptions(BaseModel):
+    """The options of trainers of routers over embeddings that score any two models they know."""
+
+    strong: str = Field(default=DEFAULT_STRONG, description="default strong model of the scoring pair")
+    weak: str = Field(default=DEFAULT_WEAK, description="default weak model of the scoring pair")
+    embedding_model: str | None = Field(default=None, description="local directory or hub id; default: MiniLM")
+
+
+def pair_training(options: PairOptions, log: Log) -> tuple[Embed, dict[str, Any]]:
+    """The prompt encoder, and the arguments such a trainer takes besides battles and its config."""
+    embedding = LocalEmbedding(model_path=options.embedding_model)
+    arguments = {
+        "embedding_model_id": embedding.model_id,
+        "default_strong": options.strong,
+        "default_weak": options.weak,
+        "log": log,
+    }
+    return LocalEmbedder(embedding).encode, arguments
+
+
+def job_options(model: type[Options], job: TrainJob, **fixed: Any) -> Options:
+    """The job's options as the trainer's ``model`` (with ``fixed`` fields set); an option it does
+    not take, or a bad value, is named as the command line spells it (``--batch-size``)."""
+    try:
+        return model.model_validate({**job.options, **fixed})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            flag = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "options"
+            if error["type"] == "extra_forbidden":
+                problems.append(f"{flag}: the {job.kind} trainer takes no such option")
+            else:
+                problems.append(f"{flag}: {error['msg'].removeprefix('Value error, ')}")
+        raise ValueError("; ".join(problems)) from None
 
 
 @dataclass

@@ -19,7 +19,19 @@ from tqdm.auto import tqdm
 from routing.data.schema import Battle
 from routing.routers.checkpoint import EmbeddingSpec, Manifest, TrainingRecord
 from routing.routers.mf import MFModel
-from routing.training.common import Embed, Log, Trained, held_out_prompts, is_decisive, seed_everything, weights_of
+from routing.training.common import (
+    Embed,
+    Log,
+    PairOptions,
+    Trained,
+    TrainJob,
+    held_out_prompts,
+    is_decisive,
+    job_options,
+    pair_training,
+    seed_everything,
+    weights_of,
+)
 
 
 class MFTrainConfig(BaseModel):
@@ -149,3 +161,14 @@ def train(
         ),
     )
     return Trained(manifest, state)
+
+
+class MFTrainOptions(MFTrainConfig, PairOptions):
+    pass
+
+
+def train_router(job: TrainJob) -> Trained:
+    """``routellm-serve train mf``: ``epochs``, ``lr``, ``batch_size``, ``strong``, ``weak``, ``embedding_model``."""
+    options = job_options(MFTrainOptions, job, seed=job.seed)
+    embed, arguments = pair_training(options, job.log)
+    return train(job.battles, embed, config=options, weights=job.weights, **arguments)

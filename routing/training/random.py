@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from routing.data.schema import Battle
 from routing.routers.checkpoint import Manifest, TrainingRecord
-from routing.training.common import Trained, decisive, held_out_prompts
+from routing.training.common import Trained, TrainJob, decisive, held_out_prompts, job_options
 
 
 def train(battles: Sequence[Battle], seed: int, val_fraction: float = 0.1) -> Trained:
@@ -28,3 +29,15 @@ def train(battles: Sequence[Battle], seed: int, val_fraction: float = 0.1) -> Tr
             ),
         )
     )
+
+
+class _NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def train_router(job: TrainJob) -> Trained:
+    """``routellm-serve train random``: a seed, and nothing to learn."""
+    job_options(_NoOptions, job)
+    if job.weights is not None:
+        raise ValueError("--weight: the random router learns nothing from its data")
+    return train(job.battles, job.seed)

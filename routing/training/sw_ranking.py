@@ -18,7 +18,18 @@ from routing.data.schema import Battle
 from routing.routers import bradley_terry
 from routing.routers.checkpoint import EmbeddingSpec, Manifest, TrainingRecord
 from routing.routers.sw_ranking import SWRankingRouter
-from routing.training.common import Embed, Log, Trained, decisive, held_out_prompts, weights_of
+from routing.training.common import (
+    Embed,
+    Log,
+    PairOptions,
+    Trained,
+    TrainJob,
+    decisive,
+    held_out_prompts,
+    job_options,
+    pair_training,
+    weights_of,
+)
 
 
 class SWRankingTrainConfig(BaseModel):
@@ -143,3 +154,14 @@ def _held_out_accuracy(
         "validation_battles": len(tests),
         "validation_prompts": len(test_prompts),
     }
+
+
+class SWRankingTrainOptions(SWRankingTrainConfig, PairOptions):
+    pass
+
+
+def train_router(job: TrainJob) -> Trained:
+    """``routellm-serve train sw_ranking``: options ``strong``, ``weak``, ``embedding_model``."""
+    options = job_options(SWRankingTrainOptions, job, seed=job.seed)
+    embed, arguments = pair_training(options, job.log)
+    return build(job.battles, embed, config=options, weights=job.weights, **arguments)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from routing.config import OpenAIUpstream, Upstream
 from routing.upstreams.base import ChatBackend
+from routing.upstreams.config import OpenAIUpstream, Upstream
 
 
 def make_backend(config: Upstream) -> ChatBackend:

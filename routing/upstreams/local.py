@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, TextIteratorStreamer
 
-from routing.config import LocalUpstream
 from routing.errors import UpstreamError, UpstreamRejected
 from routing.protocol import (
     AssistantMessage,
@@ -32,6 +31,7 @@ from routing.protocol import (
     completion_id,
 )
 from routing.resources import SMOLLM2_GGUF_FILE, smollm2_dir
+from routing.upstreams.config import LocalUpstream
 
 
 class StopTrimmer:

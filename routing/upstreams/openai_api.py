@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from routing.config import OpenAIUpstream
 from routing.errors import UpstreamError, UpstreamUnconfigured
 from routing.openai_compat import async_client, upstream_error
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from routing.upstreams.config import OpenAIUpstream
 
 
 class OpenAIChatBackend:

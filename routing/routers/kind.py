@@ -1,0 +1,171 @@
+"""What a router kind is, and the registry that maps a kind's name to everything about it.
+
+A :class:`RouterKind` names, in one place, a kind's config model, the function that loads its
+router from a checkpoint, its trainer, its in-domain refit for ``evaluate``, whether its scores
+can be calibrated into strong shares, and whether it scores any two models its checkpoint knows
+or only the pair it was trained for. Config validation, checkpoint loading, the command-line
+choices, evaluation and calibration all read it, so a new kind is its module plus one
+:meth:`Registry.register` call.
+
+The heavy parts (routers, trainers, refits) may be given as ``"module:attribute"`` strings, so
+that reading configs imports no model code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, get_args
+
+import numpy as np
+from pydantic import Field
+from pydantic_core import PydanticCustomError
+
+from routing.resources import checkpoint_path
+from routing.settings import Strict, StrongPercent, Threshold
+
+# The strong and weak models to score, by their names in the training data; None: the checkpoint's default.
+ScoringPair = tuple[str | None, str | None]
+Ref = str | Callable[..., Any]
+
+
+class Router(Protocol):
+    def score(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        """One score in [0, 1] per prompt, P(strong wins); ``embeddings`` (one row per prompt)
+        are given when the router's kind ``needs_embeddings``."""
+        ...
+
+
+class RouterDefaults(Strict):
+    """What ``router-<name>`` without a threshold uses. Also the shape of the Ingress's
+    ``user_config`` per router, which changes it on a running service."""
+
+    default_threshold: Threshold = 0.5
+    default_strong_percent: StrongPercent | None = Field(
+        default=None, description="when set, the calibrated threshold for this share of strong calls instead"
+    )
+
+
+class RouterSettings(RouterDefaults):
+    """What every router's config holds; each kind's config narrows ``type`` to its name."""
+
+    type: str
+    checkpoint: str = Field(min_length=1, description="'builtin:<name>' or a checkpoint directory")
+    candidates: list[str] | None = Field(
+        default=None,
+        description="the upstream keys this router chooses between, the strong model first; "
+        "default: the application's strong and weak",
+    )
+
+    def scoring_ids(self) -> ScoringPair:
+        """Names that override the candidates' ``router_model_id`` for this router, if any."""
+        return None, None
+
+
+class Candidate(Strict):
+    """A model a router may send a request to."""
+
+    key: str = Field(description="its entry in 'upstreams'")
+    model: str = Field(description="its public name")
+    router_model_id: str | None = Field(default=None, description="its name in router training data")
+
+
+@dataclass(frozen=True)
+class RouterKind:
+    """Everything about one kind of router.
+
+    - ``config``: its config model, a :class:`RouterSettings` with ``type: Literal[name]``;
+    - ``load``: ``(checkpoint directory, config, ScoringPair) -> Router``;
+    - ``needs_embeddings``: its router reads prompt embeddings (else it reads the text itself);
+    - ``scores_any_model``: it scores any two models its checkpoint knows (the pair is chosen by
+      the candidates' ``router_model_id``), rather than only the pair it was trained for;
+    - ``calibrated``: its scores can be turned into strong shares (``router-<name>-<p>%``);
+    - ``trainer``: ``(TrainJob) -> Trained``, for ``routellm-serve train <name>``;
+    - ``in_domain``: ``(router, prompts, embeddings, outcomes) -> (scores, FitAndScore)``, the
+      refit of ``evaluate``'s in-domain setting; without one a kind is evaluated out of domain only;
+    - ``baseline``: ``evaluate`` draws it over many seeds as the random baseline instead.
+    """
+
+    name: str
+    config: type[RouterSettings]
+    load: Ref
+    needs_embeddings: bool
+    scores_any_model: bool = False
+    calibrated: bool = True
+    trainer: Ref | None = None
+    in_domain: Ref | None = None
+    baseline: bool = False
+
+    def __post_init__(self) -> None:
+        tags = get_args(self.config.model_fields["type"].annotation)
+        if tags != (self.name,):
+            raise ValueError(f"router kind '{self.name}': its config's 'type' must be Literal['{self.name}']")
+
+    def router(self, config: RouterSettings, pair: ScoringPair = (None, None)) -> Router:
+        """The router ``config`` describes, loaded from its checkpoint, scoring ``pair`` where the
+        config names no pair of its own (None: the checkpoint's default)."""
+        scored = tuple(own or given for own, given in zip(config.scoring_ids(), pair, strict=True))
+        return resolve(self.load)(checkpoint_path(config.checkpoint), config, scored)
+
+    def settings(self, **fields: Any) -> RouterSettings:
+        """Its config with ``fields`` and the defaults for the rest."""
+        return self.config.model_validate({"type": self.name, **fields})
+
+
+def resolve(ref: Ref) -> Callable[..., Any]:
+    """The callable a :data:`Ref` names."""
+    if callable(ref):
+        return ref
+    module, _, attribute = ref.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    return target
+
+
+class Registry:
+    """Router kinds by name."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, RouterKind] = {}
+
+    def register(self, kind: RouterKind) -> RouterKind:
+        known = self._kinds.get(kind.name)
+        if known is not None and known != kind:
+            raise ValueError(f"a router kind named '{kind.name}' is already registered")
+        self._kinds[kind.name] = kind
+        return kind
+
+    def names(self) -> list[str]:
+        return list(self._kinds)
+
+    def get(self, name: str) -> RouterKind:
+        try:
+            return self._kinds[name]
+        except KeyError:
+            raise ValueError(f"unknown router type '{name}' (types: {', '.join(self._kinds)})") from None
+
+    def of(self, config: RouterSettings) -> RouterKind:
+        return self.get(config.type)
+
+    def validate(self, value: Any) -> RouterSettings:
+        """A router's config as its kind's model (the validator of every ``routers`` entry)."""
+        if isinstance(value, RouterSettings):
+            if not isinstance(value, self.get(value.type).config):
+                raise PydanticCustomError(
+                    "router_config", "a '{type}' router needs its own config", {"type": value.type}
+                )
+            return value
+        if not isinstance(value, dict):
+            raise PydanticCustomError("model_type", "Input should be a mapping of router settings")
+        if "type" not in value:
+            raise PydanticCustomError("union_tag_not_found", "missing key {discriminator}", {"discriminator": "type"})
+        kind = self._kinds.get(value["type"])
+        if kind is None:
+            raise PydanticCustomError(
+                "union_tag_invalid",
+                "unknown router type '{tag}' (types: {expected_tags})",
+                {"tag": str(value["type"]), "expected_tags": ", ".join(self._kinds)},
+            )
+        return kind.config.model_validate(value)

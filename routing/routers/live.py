@@ -1,0 +1,199 @@
+"""One configured router in service: the model of its live checkpoint and that checkpoint's
+calibration table, held together and swapped together, and the one question the request path
+asks it: in which order to try its candidates for a prompt.
+
+Every answer says which checkpoint gave it (:class:`RouterState`), so a caller never needs to
+be told of a swap and never pairs a new model with an old table: a batch is scored, and its
+strong shares turned into thresholds, by the one version it started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from routing.calibration import CALIBRATION_FILE, CalibrationTable, table_for
+from routing.errors import InvalidRequest
+from routing.resources import MissingResource, checkpoint_path
+from routing.routers.checkpoint import MANIFEST_FILE, CheckpointError, load_manifest
+from routing.routers.kind import Candidate, Router, RouterKind, RouterSettings, ScoringPair
+from routing.routers.kinds import KINDS
+from routing.routers.pair import scoring_pair
+
+
+@dataclass(frozen=True)
+class RankQuery:
+    """A prompt to rank the candidates for, at a threshold or at a calibrated strong share."""
+
+    prompt: str
+    embedding: np.ndarray | None = None
+    threshold: float | None = None
+    strong_percent: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.threshold is None) == (self.strong_percent is None):
+            raise ValueError("a query asks for exactly one of a threshold and a strong share")
+
+
+@dataclass(frozen=True)
+class RouterState:
+    """What a router serves with: its checkpoint (``<directory>@<content hash>``), why that
+    checkpoint cannot turn strong shares into thresholds (None: it can), and why the last swap
+    was refused (None: it was not)."""
+
+    checkpoint: str
+    calibration_error: str | None = None
+    swap_error: str | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.calibration_error is None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The candidates' upstream keys, first choice first, and how the router came to them."""
+
+    order: tuple[str, ...]
+    score: float
+    threshold: float
+    strong_percent: float | None
+    state: RouterState
+
+
+@dataclass(frozen=True)
+class _Version:
+    checkpoint: str
+    model: Router
+    table: CalibrationTable | str
+    state: RouterState
+
+
+@dataclass(frozen=True)
+class Inspected:
+    directory: Path
+    pair: tuple[str, str] | None  # the pair a router that scores any two models scores, resolved
+
+
+def inspect_checkpoint(config: RouterSettings, pair: ScoringPair, embedding_model_id: str) -> Inspected:
+    """Checks that ``config``'s checkpoint can serve: it exists, is of the router's kind, knows
+    the models it is asked to score and was trained on the embedding model in service."""
+    kind = KINDS.of(config)
+    directory = checkpoint_path(config.checkpoint)
+    manifest = load_manifest(directory, kind.name)
+    resolved = scoring_pair(manifest, *pair) if kind.scores_any_model else None
+    if kind.needs_embeddings:
+        trained_on = manifest.embedding.model_id if manifest.embedding else None
+        if trained_on != embedding_model_id:
+            raise CheckpointError(
+                f"checkpoint '{config.checkpoint}' was trained on embeddings of '{trained_on}', "
+                f"but args.embedding is '{embedding_model_id}'"
+            )
+    return Inspected(directory, resolved)
+
+
+def checkpoint_problems(where: str, config: RouterSettings, pair: ScoringPair, embedding_model_id: str) -> list[str]:
+    """Why ``config``'s checkpoint cannot serve (see :func:`inspect_checkpoint`), each line under ``where``."""
+    try:
+        inspect_checkpoint(config, pair, embedding_model_id)
+    except (MissingResource, CheckpointError) as exc:
+        return [f"{where}: {exc}"]
+    return []
+
+
+def calibration_of(router: str, kind: RouterKind, inspected: Inspected) -> CalibrationTable | str:
+    """The table router ``router`` turns strong shares into thresholds with, or why it has none."""
+    if not kind.calibrated:
+        return f"router '{router}' ({kind.name}) has no strong shares: ask for a threshold"
+    return table_for(router, kind.name, inspected.directory, inspected.pair)
+
+
+def scoring_ids(candidates: Sequence[Candidate]) -> ScoringPair:
+    """The names a router scores its strong and weak candidates by (None: its checkpoint's default)."""
+    return candidates[0].router_model_id, candidates[-1].router_model_id
+
+
+def checkpoint_id(directory: Path) -> str:
+    """``<directory name>@<hash of its manifest and calibration table>``: names a version without
+    revealing where it is stored."""
+    digest = hashlib.sha256()
+    for name in (MANIFEST_FILE, CALIBRATION_FILE):
+        path = directory / name
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return f"{directory.name}@{digest.hexdigest()[:12]}"
+
+
+class LiveRouter:
+    def __init__(
+        self, name: str, config: RouterSettings, candidates: Sequence[Candidate], embedding_model_id: str
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.kind = KINDS.of(config)
+        self.candidates = tuple(candidates)
+        self.embedding_model_id = embedding_model_id
+        self._version = self._load(config.checkpoint, "args.routers." + name)
+
+    @property
+    def checkpoint(self) -> str:
+        """The checkpoint in service, as configured or swapped in (``builtin:<name>`` or a directory)."""
+        return self._version.checkpoint
+
+    @property
+    def model(self) -> Router:
+        return self._version.model
+
+    @property
+    def state(self) -> RouterState:
+        return self._version.state
+
+    def _load(self, checkpoint: str, where: str) -> _Version:
+        config = self.config.model_copy(update={"checkpoint": checkpoint})
+        try:
+            inspected = inspect_checkpoint(config, scoring_ids(self.candidates), self.embedding_model_id)
+        except (MissingResource, CheckpointError) as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
+        model = self.kind.router(config, inspected.pair or (None, None))
+        table = calibration_of(self.name, self.kind, inspected)
+        state = RouterState(checkpoint_id(inspected.directory), table if isinstance(table, str) else None)
+        return _Version(checkpoint, model, table, state)
+
+    def swap_to(self, checkpoint: str) -> bool:
+        """Loads ``checkpoint`` beside the one in service, then swaps its model and table in at
+        once; False when it is already in service. One that cannot serve is refused (raised):
+        the one in service serves on, and its answers carry the refusal until the next swap."""
+        if checkpoint == self._version.checkpoint:
+            if self._version.state.swap_error is not None:
+                self._version = replace(self._version, state=replace(self._version.state, swap_error=None))
+            return False
+        try:
+            version = self._load(checkpoint, "user_config.checkpoint")
+        except Exception as exc:
+            refused = replace(self._version.state, swap_error=f"checkpoint {checkpoint} refused: {exc}")
+            self._version = replace(self._version, state=refused)
+            raise
+        self._version = version
+        return True
+
+    def rank(self, queries: Sequence[RankQuery]) -> list[Ranking | InvalidRequest]:
+        """Per query, the candidates in the order to try them, or why the query cannot be
+        answered (a strong share without a table). The whole batch uses one version."""
+        version = self._version
+        embeddings = np.stack([q.embedding for q in queries]) if self.kind.needs_embeddings else None  # type: ignore[misc]
+        scores = version.model.score([q.prompt for q in queries], embeddings)
+        return [self._ranking(version, query, float(score)) for query, score in zip(queries, scores, strict=True)]
+
+    def _ranking(self, version: _Version, query: RankQuery, score: float) -> Ranking | InvalidRequest:
+        threshold = query.threshold
+        if threshold is None:
+            assert query.strong_percent is not None
+            if isinstance(version.table, str):
+                return InvalidRequest(version.table, param="model", code="no_calibration")
+            threshold = version.table.threshold(query.strong_percent)
+        strong, weak = self.candidates[0].key, self.candidates[-1].key
+        order = (strong, weak) if score >= threshold else (weak, strong)
+        return Ranking(order, score, threshold, query.strong_percent, version.state)
