@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from routing.calibration import DEFAULT_POOL
-from routing.resources import DEFAULT_STRONG, DEFAULT_WEAK
+from routing.resources import DEFAULT_STRONG, DEFAULT_TRAIN_DATA, DEFAULT_WEAK
 from routing.routers.kinds import KINDS
 from routing.settings import PRECISION_HELP
 
-DEFAULT_DATA = Path("data/train")
 # The options ``train`` hands to the kind's trainer, when given.
 TRAIN_OPTIONS = (
     "epochs", "lr", "batch_size", "strong", "weak", "embedding_model",
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 
     build = commands.add_parser("build-data", help="convert and decontaminate the training set")
     build.add_argument("--shared", type=Path, required=True, help="the data folder (see data/README.md)")
-    build.add_argument("--out", type=Path, default=DEFAULT_DATA)
+    build.add_argument("--out", type=Path, default=DEFAULT_TRAIN_DATA)
     build.add_argument(
         "--unlicensed-out",
         type=Path,
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     evals = commands.add_parser("build-eval", help="convert RouteLLM's MT Bench, MMLU and GSM8K results")
     evals.add_argument("--shared", type=Path, required=True, help="the data folder (see data/eval/README.md)")
     evals.add_argument("--out", type=Path, default=Path("data/eval"))
-    evals.add_argument("--train", type=Path, default=DEFAULT_DATA, help="training set to check the items against")
+    evals.add_argument("--train", type=Path, default=DEFAULT_TRAIN_DATA, help="training set to check the items against")
 
     assess = commands.add_parser("evaluate", help="APGR and CPT of routers on benchmarks, as the paper reports them")
     assess.add_argument(
@@ -219,7 +218,7 @@ def run(args: argparse.Namespace) -> None:
 
         given: dict[str, Any] = {name: getattr(args, name) for name in TRAIN_OPTIONS}
         options = {name: value for name, value in given.items() if value is not None}
-        train(args.kind, args.out, args.data or [str(DEFAULT_DATA)], dict(args.weight or []), args.seed, options)
+        train(args.kind, args.out, args.data or [str(DEFAULT_TRAIN_DATA)], dict(args.weight or []), args.seed, options)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 SMOLLM2_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The shipped training set, relative to the repository root.
+DEFAULT_TRAIN_DATA = Path("data/train")
 # The pair the shipped checkpoints score by default, by their names in the training data (and
 # the paper's benchmark columns).
 DEFAULT_STRONG = "gpt-4-1106-preview"

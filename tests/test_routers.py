@@ -288,6 +288,20 @@ def test_a_weight_names_a_data_reference(tmp_path: Path, capsys: pytest.CaptureF
         assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_an_option_the_kinds_trainer_does_not_take_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _battle_file(tmp_path)
+    for kind, option, message in (
+        ("mf", ["--mode", "lora"], "--mode: the mf trainer takes no such option"),
+        ("random", ["--epochs", "3"], "--epochs: the random trainer takes no such option"),
+        ("bert", ["--strong", "big"], "--strong: the bert trainer takes no such option"),
+        ("mf", ["--epochs", "0"], "--epochs: Input should be greater than or equal to 1"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            cli(["train", kind, "--data", str(data), *option, "--out", str(tmp_path / "x")])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_classifier_weights_decide_between_conflicting_data(tmp_path: Path) -> None:
     battles = planted_battles() + [_flipped(b) for b in planted_battles()]
     half = len(battles) // 2

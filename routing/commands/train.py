@@ -8,19 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from routing.commands import Echo, to_stderr
+from routing.resources import DEFAULT_TRAIN_DATA
 from routing.routers.checkpoint import Manifest, TrainingRecord, save
 from routing.routers.kind import resolve
 from routing.routers.kinds import KINDS
 from routing.training.common import Log, Trained, TrainJob
 from routing.training.data import read_training_data
 
-DEFAULT_DATA = Path("data/train")
-
 
 def train(
     kind: str,
     out: Path,
-    data: Sequence[str] = (str(DEFAULT_DATA),),
+    data: Sequence[str] = (str(DEFAULT_TRAIN_DATA),),
     weights: Mapping[str, float] | None = None,
     seed: int = 42,
     options: Mapping[str, Any] | None = None,

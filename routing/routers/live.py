@@ -128,6 +128,9 @@ def checkpoint_id(directory: Path) -> str:
 
 
 class LiveRouter:
+    """A configured router in service: its candidates, and the version it serves (the model of
+    its checkpoint and that checkpoint's calibration table), swapped whole."""
+
     def __init__(
         self, name: str, config: RouterSettings, candidates: Sequence[Candidate], embedding_model_id: str
     ) -> None:

@@ -43,16 +43,22 @@ class PairOptions(BaseModel):
     embedding_model: str | None = Field(default=None, description="local directory or hub id; default: MiniLM")
 
 
-def pair_training(options: PairOptions, log: Log) -> tuple[Embed, dict[str, Any]]:
-    """The prompt encoder, and the arguments such a trainer takes besides battles and its config."""
+def train_pair_router(job: TrainJob, options_model: type[PairOptions], fit: Callable[..., Trained]) -> Trained:
+    """Trains a router over embeddings that scores any two models: ``fit(battles, embed, *,
+    config, weights, embedding_model_id, default_strong, default_weak, log)`` with the job's
+    options as ``options_model`` (its config, and the default pair and embedding model)."""
+    options = job_options(options_model, job, seed=job.seed)
     embedding = LocalEmbedding(model_path=options.embedding_model)
-    arguments = {
-        "embedding_model_id": embedding.model_id,
-        "default_strong": options.strong,
-        "default_weak": options.weak,
-        "log": log,
-    }
-    return LocalEmbedder(embedding).encode, arguments
+    return fit(
+        job.battles,
+        LocalEmbedder(embedding).encode,
+        config=options,
+        weights=job.weights,
+        embedding_model_id=embedding.model_id,
+        default_strong=options.strong,
+        default_weak=options.weak,
+        log=job.log,
+    )
 
 
 def job_options(model: type[Options], job: TrainJob, **fixed: Any) -> Options:

@@ -27,9 +27,8 @@ from routing.training.common import (
     TrainJob,
     held_out_prompts,
     is_decisive,
-    job_options,
-    pair_training,
     seed_everything,
+    train_pair_router,
     weights_of,
 )
 
@@ -169,6 +168,4 @@ class MFTrainOptions(MFTrainConfig, PairOptions):
 
 def train_router(job: TrainJob) -> Trained:
     """``routellm-serve train mf``: ``epochs``, ``lr``, ``batch_size``, ``strong``, ``weak``, ``embedding_model``."""
-    options = job_options(MFTrainOptions, job, seed=job.seed)
-    embed, arguments = pair_training(options, job.log)
-    return train(job.battles, embed, config=options, weights=job.weights, **arguments)
+    return train_pair_router(job, MFTrainOptions, train)

@@ -26,8 +26,7 @@ from routing.training.common import (
     TrainJob,
     decisive,
     held_out_prompts,
-    job_options,
-    pair_training,
+    train_pair_router,
     weights_of,
 )
 
@@ -162,6 +161,4 @@ class SWRankingTrainOptions(SWRankingTrainConfig, PairOptions):
 
 def train_router(job: TrainJob) -> Trained:
     """``routellm-serve train sw_ranking``: options ``strong``, ``weak``, ``embedding_model``."""
-    options = job_options(SWRankingTrainOptions, job, seed=job.seed)
-    embed, arguments = pair_training(options, job.log)
-    return build(job.battles, embed, config=options, weights=job.weights, **arguments)
+    return train_pair_router(job, SWRankingTrainOptions, build)
