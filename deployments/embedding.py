@@ -32,6 +32,9 @@ class Embedding:
         if self.probed:
             await asyncio.wait_for(self.embedder.embed([HEALTH_PROBE]), HEALTH_PROBE_TIMEOUT_S)
 
+    async def ready(self) -> None:
+        """Answers once the replica runs, its model loaded: what a starting ingress waits for."""
+
     async def embed(self, texts: list[str]) -> np.ndarray:
         if len(texts) != 1:
             return await self.embedder.embed(texts)

@@ -6,6 +6,7 @@ the OpenAI API (:func:`~deployments.openai_http.openai_app`) and the playground'
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import Response
 from ray import serve
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from deployments.handles import HandleBackend, HandleEmbedder, HandleRanker
 from deployments.metrics import ServeTelemetry
@@ -52,7 +53,7 @@ class Ingress:
             {key: HandleBackend(handle, config.upstreams[key].model) for key, handle in llms.items()},
             ServeTelemetry(),
         )
-        missing = await self.engine.wait_for_router_stage(ROUTER_STAGE_WAIT_S)
+        missing = await _router_stage_ready(embedding, routers)
         if missing:
             logger.warning(
                 "taking requests before %s answered: they are routed by fallback.on_routing_error until then",
@@ -94,3 +95,22 @@ class Ingress:
     async def route(self, body: ChatCompletionRequest) -> Response:
         """For a caller holding a handle: the routing decision, as ``POST /v1/route`` answers it."""
         return await route_response(self.engine, body)
+
+
+async def _router_stage_ready(embedding: DeploymentHandle | None, routers: dict[str, DeploymentHandle]) -> list[str]:
+    """Waits, at most :data:`ROUTER_STAGE_WAIT_S`, for a replica of each router and of the
+    embedding model to answer (Serve sends a call only to a replica that has started); the
+    parts that did not."""
+    calls = {f"router '{name}'": handle.state.remote() for name, handle in routers.items()}
+    if embedding is not None:
+        calls["the embedding model"] = embedding.ready.remote()
+
+    async def answered(call: DeploymentResponse) -> bool:
+        try:
+            await asyncio.wait_for(call, ROUTER_STAGE_WAIT_S)
+        except Exception:  # a timeout or a replica that failed to start: it answers later, or never
+            return False
+        return True
+
+    results = await asyncio.gather(*(answered(call) for call in calls.values()))
+    return [part for part, ok in zip(calls, results, strict=True) if not ok]

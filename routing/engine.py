@@ -153,19 +153,6 @@ class RoutingEngine:
         chosen = list(self.config.routers if names is None else names)
         return dict(zip(chosen, await asyncio.gather(*(ask(name) for name in chosen)), strict=True))
 
-    async def wait_for_router_stage(self, timeout_s: float) -> list[str]:
-        """Waits, at most ``timeout_s``, until every router and the embedding model answer; the
-        parts that did not. A service that takes requests before then routes them by its
-        ``fallback.on_routing_error`` until they do."""
-        states = await self.router_states(timeout_s=timeout_s)
-        missing = [f"router '{name}'" for name, state in states.items() if isinstance(state, str)]
-        if self.embedder is not None:
-            try:
-                await asyncio.wait_for(self.embedder.embed(["warm-up"]), timeout_s)
-            except (asyncio.TimeoutError, ServiceError):
-                missing.append("the embedding model")
-        return missing
-
     def query(self, name: str, alias: RouterAlias, prompt: str, embedding: np.ndarray | None) -> RankQuery:
         """What to ask router ``name`` for an alias: its threshold, its strong share, or the defaults."""
         if alias.threshold is not None:
