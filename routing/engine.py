@@ -112,6 +112,7 @@ class RoutingEngine:
             key: ResilientUpstream(backend, config.upstreams[key], telemetry) for key, backend in backends.items()
         }
         self.candidates = {name: config.candidates(name) for name in config.routers}
+        self.reads_embeddings = {name for name, router in config.routers.items() if KINDS.of(router).needs_embeddings}
         self.request_log = RequestLog(config.request_log) if config.request_log else None
         self.defaults = self._configured_defaults()
 
@@ -253,7 +254,7 @@ class RoutingEngine:
 
     async def _rank_once(self, router: str, alias: RouterAlias, prompt: str) -> Ranking:
         embedding = None
-        if KINDS.of(self.config.routers[router]).needs_embeddings:
+        if router in self.reads_embeddings:
             if self.embedder is None:
                 raise RuntimeError("an embedding router is configured without an embedder")
             embedding = (await self.embedder.embed([prompt]))[0]

@@ -96,15 +96,6 @@ def inspect_checkpoint(config: RouterSettings, pair: ScoringPair, embedding_mode
     return Inspected(directory, resolved)
 
 
-def checkpoint_problems(where: str, config: RouterSettings, pair: ScoringPair, embedding_model_id: str) -> list[str]:
-    """Why ``config``'s checkpoint cannot serve (see :func:`inspect_checkpoint`), each line under ``where``."""
-    try:
-        inspect_checkpoint(config, pair, embedding_model_id)
-    except (MissingResource, CheckpointError) as exc:
-        return [f"{where}: {exc}"]
-    return []
-
-
 def calibration_of(router: str, kind: RouterKind, inspected: Inspected) -> CalibrationTable | str:
     """The table router ``router`` turns strong shares into thresholds with, or why it has none."""
     if not kind.calibrated:
