@@ -2,6 +2,8 @@
 
     HTTP ─► Ingress ─► Embedding ─► Router-<name> ─► its candidates in order ─► LLM-<key>
             (OpenAI API)  (prompt → vector)  (checkpoint + calibration table)     (upstream call)
+                                                  ▲ champion.json
+            Learner (optional, no route): request log → labels → challenger ┘
 
 Each box is its own deployment, so the router stage scales apart from the upstream calls.
 ``serve run serve_config.yaml`` calls :func:`build_app` with the ``args`` of that file.
@@ -16,9 +18,11 @@ from ray.serve import Application
 
 from deployments.embedding import Embedding
 from deployments.ingress import Ingress
+from deployments.learner import Learner
 from deployments.llm_client import LLMClient
 from deployments.router import Router
 from routing.config import load_app_config
+from routing.learning.store import champion_file
 from routing.preflight import check_routers
 
 
@@ -26,11 +30,17 @@ def build_app(args: dict[str, Any]) -> Application:
     config = load_app_config(args).resolve_env(os.environ)
     check_routers(config)
     embedding = Embedding.bind(config.embedding) if config.needs_embeddings else None
+    learning = config.learner
     routers = {
         name: Router.options(name=f"Router-{name}").bind(
-            name, router, config.candidates(name), config.embedding.model_id
+            name,
+            router,
+            config.candidates(name),
+            config.embedding.model_id,
+            str(champion_file(learning.directory, name)) if learning and learning.router == name else None,
         )
         for name, router in config.routers.items()
     }
     llms = {key: LLMClient.options(name=f"LLM-{key}").bind(upstream) for key, upstream in config.upstreams.items()}
-    return Ingress.bind(config, embedding, routers, llms)
+    learner = Learner.bind(config) if learning else None
+    return Ingress.bind(config, embedding, routers, llms, learner)

@@ -18,7 +18,10 @@ Answers are ``"<name> answer #<k>"`` split into ``chunks`` pieces when streamed,
 tell which upstream answered. With ``"answer": "per_prompt"`` an answer depends only on the last
 message (``"<name> answer <hash>"``), the same whatever the order of requests; with ``"answer":
 "judge"`` the server grades like an LLM judge, deterministically from the last message: ``[[A]]``,
-``[[B]]`` or ``[[C]]`` when the message offers those verdicts, else ``Rating: [[n]]``, n in 1–10.
+``[[B]]`` or ``[[C]]`` when the message offers those verdicts, else ``Rating: [[n]]``, n in 1–10;
+with ``"answer": "oracle"`` it judges like one that knows the outcome: ``"winners"`` maps a
+question to ``strong``, ``weak`` or ``tie`` (others: ``"default"``, a tie unless set), and the
+answer whose text starts with that upstream's name (``"strong answer …"``) wins.
 ``/v1/embeddings`` returns deterministic unit vectors.
 """
 
@@ -165,7 +168,7 @@ def create_app(name: str) -> FastAPI:
         if failure is not None:
             return failure
         state["count"] += 1
-        text = _answer(name, state["count"], body, behaviour.get("answer"))
+        text = _answer(name, state["count"], body, behaviour)
         model = body.get("model", name)
         ident, created = f"chatcmpl-{name}-{state['count']}", int(time.time())
         delay = float(behaviour.get("delay_s", 0.0))
@@ -245,17 +248,40 @@ def create_app(name: str) -> FastAPI:
     return app
 
 
-def _answer(name: str, count: int, body: dict[str, Any], kind: str | None) -> str:
+def _answer(name: str, count: int, body: dict[str, Any], behaviour: dict[str, Any]) -> str:
+    kind = behaviour.get("answer")
     if kind is None:
         return f"{name} answer #{count}"
     content = body["messages"][-1]["content"]
     last = content if isinstance(content, str) else json.dumps(content)
+    if kind == "oracle":
+        return _oracle(last, behaviour.get("winners", {}), behaviour.get("default", "tie"))
     digest = int.from_bytes(hashlib.sha256(last.encode()).digest()[:8], "little")
     if kind == "per_prompt":
         return f"{name} answer {digest % 10**8:08d}"
     if "[[A]]" in last:
         return f"Both answers read. [[{'ABC'[digest % 3]}]]"
     return f"A fair answer. Rating: [[{1 + digest % 10}]]"
+
+
+def _oracle(message: str, winners: dict[str, str], default: str) -> str:
+    """The verdict of a judge that knows who wins each question, read from the default judge
+    prompts of ``routing.labelling.judge``."""
+    question = _between(message, "[Question]\n", "\n\n[")
+    winner = winners.get(question, default)
+    if "[Assistant A's answer]" in message:
+        first = _between(message, "[Assistant A's answer]\n", "\n\n[Assistant B's answer]")
+        if winner == "tie":
+            return "Equally good. [[C]]"
+        return "[[A]]" if first.startswith(winner) else "[[B]]"
+    answer = message.split("[Answer]\n", 1)[-1]
+    rating = 6 if winner == "tie" else (9 if answer.startswith(winner) else 3)
+    return f"Rating: [[{rating}]]"
+
+
+def _between(text: str, start: str, end: str) -> str:
+    tail = text.split(start, 1)[-1]
+    return tail.split(end, 1)[0]
 
 
 def _split(text: str, parts: int) -> list[str]:

@@ -12,13 +12,13 @@ import os
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from deployments.handles import HandleBackend, HandleEmbedder, HandleRanker
 from deployments.metrics import ServeTelemetry
-from deployments.openai_http import IngressState, chat_response, openai_app, route_response
+from deployments.openai_http import IngressState, chat_response, error_response, openai_app, route_response
 from deployments.playground import add_playground
 from routing.auth import ApiKeys
 from routing.config import AppConfig, load_user_config
@@ -41,10 +41,12 @@ class Ingress:
         embedding: DeploymentHandle | None,
         routers: dict[str, DeploymentHandle],
         llms: dict[str, DeploymentHandle],
+        learner: DeploymentHandle | None = None,
     ) -> None:
         """Ready once the router stage answers (or after :data:`ROUTER_STAGE_WAIT_S`), so that a
         starting service routes its first requests rather than falling back while models load."""
         self.state = IngressState(ApiKeys.load(config.auth, os.environ))
+        self.learner = learner
         embedder = HandleEmbedder(embedding, config.embedding.model_id) if embedding is not None else None
         self.engine = RoutingEngine(
             config,
@@ -63,6 +65,16 @@ class Ingress:
     def __serve_build_asgi_app__(self) -> FastAPI:
         app = openai_app(self.engine, self.state)
         add_playground(app, self.engine, self.state)
+        learner = self.learner
+
+        @app.get("/health/learner")
+        async def learner_status() -> Response:
+            """What the learner has done (404 when the application has none)."""
+            if learner is None:
+                return error_response(404, "this application has no learner", "not_found_error")
+            status = await learner.status.remote()
+            return JSONResponse(status.model_dump(mode="json") if status else {"status": "starting"})
+
         return app
 
     def check_health(self) -> None:

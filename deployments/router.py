@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from deployments.batching import DEFAULT, Batched
 from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S
 from routing.config import load_router_user_config
 from routing.errors import InvalidRequest
+from routing.learning.store import read_champion
 from routing.resources import MissingResource
 from routing.routers.checkpoint import CheckpointError
 from routing.routers.kind import Candidate, RouterSettings
@@ -19,22 +21,35 @@ from routing.routers.live import LiveRouter, Ranking, RankQuery, RouterState
 from routing.settings import ConfigError
 
 logger = logging.getLogger("ray.serve")
+CHAMPION_POLL_S = 2.0  # how soon a replica serves a promotion or rollback
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=2 * DEFAULT.max_batch_size)
 class Router:
     """One router in service (:class:`LiveRouter`): orders its candidates for each prompt,
-    batching concurrent requests, and owns its checkpoint, which its ``user_config`` swaps."""
+    batching concurrent requests, and owns its checkpoint, which its ``user_config`` swaps (or,
+    for a router that learns, the learner's champion)."""
 
-    def __init__(
-        self, name: str, config: RouterSettings, candidates: Sequence[Candidate], embedding_model_id: str
+    async def __init__(
+        self,
+        name: str,
+        config: RouterSettings,
+        candidates: Sequence[Candidate],
+        embedding_model_id: str,
+        champion: str | None = None,
     ) -> None:
         """``embedding_model_id``: the app's embedding model, which a checkpoint of a router over
-        embeddings must have been trained on."""
+        embeddings must have been trained on. ``champion``: the learner's ``champion.json`` for a
+        router that learns; the replica serves the checkpoint it names and follows its changes."""
         self.router = LiveRouter(name, config, candidates, embedding_model_id)
         self._rank_one = Batched(self._rank_batch)
         # A router over embeddings can be probed once it has seen a vector of the right size.
         self._probe_embedding: np.ndarray | None = None
+        self.champion = Path(champion) if champion else None
+        self._refused: str | None = None
+        if self.champion is not None:
+            await self._follow_champion()
+            self._follower = asyncio.get_running_loop().create_task(self._keep_following())
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve calls this with the deployment's ``user_config`` (see :class:`RouterUserConfig`)
@@ -49,7 +64,33 @@ class Router:
             logger.error("user_config refused, router unchanged: %s", exc)
             return
         self._rank_one.batcher.config = settings
-        checkpoint = settings.checkpoint or self.router.config.checkpoint
+        if self.champion is not None:
+            if settings.checkpoint:
+                logger.error(
+                    "user_config.checkpoint ignored: router '%s' learns, and serves the version in %s "
+                    "(change it with 'routellm-serve promote' or 'rollback')",
+                    self.router.name,
+                    self.champion,
+                )
+            return
+        await self._swap(settings.checkpoint or self.router.config.checkpoint)
+
+    async def _keep_following(self) -> None:
+        while True:
+            await asyncio.sleep(CHAMPION_POLL_S)
+            await self._follow_champion()
+
+    async def _follow_champion(self) -> None:
+        """Swaps in the learner's champion when it changed; a champion refused stays refused
+        (and shown) until the learner names another."""
+        assert self.champion is not None
+        champion = await asyncio.to_thread(read_champion, self.champion)
+        checkpoint = champion.checkpoint if champion else self.router.config.checkpoint
+        if checkpoint not in (self.router.checkpoint, self._refused):
+            self._refused = None if await self._swap(checkpoint) else checkpoint
+
+    async def _swap(self, checkpoint: str) -> bool:
+        """Swaps ``checkpoint`` in; False when it was refused (the current one serves on)."""
         try:
             swapped = await asyncio.to_thread(self.router.swap_to, checkpoint)
         except (CheckpointError, MissingResource) as exc:
@@ -59,6 +100,8 @@ class Router:
         else:
             if swapped:
                 logger.info("now serving checkpoint %s (%s)", checkpoint, self.router.state.checkpoint)
+            return True
+        return False
 
     async def check_health(self) -> None:
         """Serve restarts a replica whose model no longer scores in time."""

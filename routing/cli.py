@@ -13,6 +13,9 @@
     routellm-serve evaluate --labels labels/test --router mf --router mf=new-mf --strong gpt-4o --weak my-small
     routellm-serve calibrate --router mf --strong-percent 30 --save
     routellm-serve label --config label.yaml --prompts requests/ --out labels --dry-run
+    routellm-serve learn --config serve_config.yaml --once
+    routellm-serve versions mf --directory /var/lib/routellm/learner
+    routellm-serve rollback mf --directory /var/lib/routellm/learner
 
 ``--data`` takes files (JSONL, CSV, Parquet), folders of them, or Hugging Face dataset ids; it
 defaults to the shipped training set in ``data/train``.
@@ -21,6 +24,7 @@ defaults to the shipped training set in ``data/train``.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +133,27 @@ def main(argv: list[str] | None = None) -> None:
     label.add_argument("--dry-run", action="store_true", help="print the calls and cost to come, and stop")
     label.add_argument("--max-usd", type=float, help="refuse to start when the cost may exceed this")
 
+    learn = commands.add_parser("learn", help="run the learner of a config's application outside a cluster")
+    learn.add_argument("--config", type=Path, required=True, help="a Serve config file, or a file of an app's args")
+    learn.add_argument("--app", help="the application's name (default: the first with a learner)")
+    learn.add_argument("--once", action="store_true", help="run one round now, then stop")
+    for name, what in (
+        ("versions", "list a learning router's kept versions and their evaluations"),
+        ("promote", "put a version in service (default: the newest challenger)"),
+        ("rollback", "put a version back in service (default: the champion before the current one)"),
+    ):
+        held = commands.add_parser(name, help=what)
+        held.add_argument("router", help="the router's name in the config")
+        if name != "versions":
+            held.add_argument("version", nargs="?", type=int, help="a version number (see 'versions')")
+        held.add_argument(
+            "--directory",
+            type=Path,
+            default=os.environ.get("ROUTELLM_LEARNER_DIR"),
+            required="ROUTELLM_LEARNER_DIR" not in os.environ,
+            help="the learner's directory (learner.directory; default: $ROUTELLM_LEARNER_DIR)",
+        )
+
     train = commands.add_parser("train", help="train a router and save its checkpoint")
     train.add_argument("kind", choices=KINDS.names())
     train.add_argument("--data", action="append", help="file, folder or Hugging Face dataset id (repeatable)")
@@ -197,6 +222,17 @@ def run(args: argparse.Namespace) -> None:
         from routing.commands.label import label
 
         label(args.config, args.prompts, args.out, args.dry_run, args.max_usd)
+    elif args.command == "learn":
+        from routing.commands.learn import learn
+
+        learn(args.config, args.app, args.once)
+    elif args.command in ("versions", "promote", "rollback"):
+        from routing.commands import learn as held
+
+        if args.command == "versions":
+            held.versions(args.directory, args.router)
+        else:
+            getattr(held, args.command)(args.directory, args.router, args.version)
     elif args.command == "evaluate":
         from routing.commands.evaluate import evaluate
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainSerializer, PlainValidator, SerializationInfo, model_validator
 
+from routing.learner_config import LearnerConfig
 from routing.model_names import ROUTER_PREFIX
 from routing.resources import MINILM_MODEL_ID
 from routing.routers.kind import Candidate, RouterDefaults, RouterSettings
@@ -165,12 +166,15 @@ class AppConfig(Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     limits: Limits = Field(default_factory=Limits)
     request_log: RequestLogConfig | None = None
+    learner: LearnerConfig | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AppConfig:
         check_pair(self.strong, self.weak, self.upstreams)
         if not self.routers:
             raise ValueError("'routers' needs at least one router")
+        if self.learner is not None:
+            _check_learner(self.learner, self.routers, self.request_log)
         for name, router in self.routers.items():
             if not ROUTER_NAME.match(name):
                 raise ValueError(f"router name '{name}' may hold only a-z, 0-9 and '_'")
@@ -219,6 +223,20 @@ class AppConfig(Strict):
             if upstream.model == model:
                 return key
         return None
+
+
+def _check_learner(
+    learner: LearnerConfig, routers: Mapping[str, RouterSettings], request_log: RequestLogConfig | None
+) -> None:
+    if learner.router not in routers:
+        raise ValueError(f"learner.router: no router '{learner.router}' (routers: {', '.join(routers)})")
+    kind = KINDS.of(routers[learner.router])
+    if learner.method == "refit" and kind.refit is None:
+        raise ValueError(f"learner.method: a {kind.name} router has no refit; use 'retrain'")
+    if learner.method == "retrain" and kind.trainer is None:
+        raise ValueError(f"learner.method: a {kind.name} router has no trainer to retrain with")
+    if request_log is None or not request_log.prompts:
+        raise ValueError("learner: learns from the logged prompts; set request_log (with prompts: true)")
 
 
 def _check_candidates(router: str, keys: list[str], upstreams: Mapping[str, Upstream]) -> None:

@@ -7,9 +7,10 @@ content or credentials: router names, model names and fixed reason strings only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from routing.config import AppConfig
 from routing.upstreams.config import Price
 
 
@@ -50,7 +51,20 @@ class Cost:
         return self.all_strong_usd - self.usd
 
 
-def cost_of(config: AppConfig, model_key: str, prompt_tokens: int, completion_tokens: int) -> Cost | None:
+class _Priced(Protocol):
+    price: Price | None
+
+
+class PricedModels(Protocol):
+    """What pricing reads of the application config: each upstream's price, and which is strong."""
+
+    strong: str
+
+    @property
+    def upstreams(self) -> Mapping[str, _Priced]: ...
+
+
+def cost_of(config: PricedModels, model_key: str, prompt_tokens: int, completion_tokens: int) -> Cost | None:
     """The cost of an answer by ``model_key`` against all-strong, from the configured prices."""
     price, strong_price = config.upstreams[model_key].price, config.upstreams[config.strong].price
     if price is None or strong_price is None:

@@ -291,3 +291,14 @@ def test_models_and_unknown_paths(http, client) -> None:  # type: ignore[no-unty
         "upstreams": {"big": "configured", "small": "configured"},
         "circuits": {"big": "closed", "small": "closed"},
     }
+
+
+def test_an_application_without_a_learner_says_so(http) -> None:  # type: ignore[no-untyped-def]
+    response = http.get("/health/learner")
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "message": "this application has no learner",
+        "type": "not_found_error",
+        "param": None,
+        "code": None,
+    }

@@ -19,6 +19,7 @@ Items with the same prompt share a fold, so a repeated prompt never leaks across
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -60,21 +61,13 @@ def cross_fit(prompts: list[str], fit_and_score: FitAndScore, folds: int = FOLDS
     return scores
 
 
-def _refit_linear(
-    features: np.ndarray, target: np.ndarray, rows: np.ndarray, test: np.ndarray, positive: int
-) -> np.ndarray:
-    """P(target == positive) for ``test`` from an L2-regularised logistic regression on ``rows``,
-    its strength chosen by an inner cross-validation of the log loss on ``rows`` alone. A class
-    with fewer examples than inner folds cannot be validated and is left out; with one class
-    left there is nothing to rank by, and every test item gets the same score."""
+def fit_logistic(features: np.ndarray, target: np.ndarray) -> Any:
+    """An L2-regularised logistic regression (after standard scaling) of ``target`` on
+    ``features``, its strength chosen by an inner cross-validation of the log loss."""
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    counts = np.bincount(target[rows], minlength=len(LABELS))
-    rows = rows[counts[target[rows]] >= INNER_FOLDS]
-    if len(np.unique(target[rows])) < 2:
-        return np.full(len(test), 0.5)
     model = make_pipeline(
         StandardScaler(),
         LogisticRegressionCV(
@@ -86,7 +79,20 @@ def _refit_linear(
             use_legacy_attributes=False,
         ),
     )
-    model.fit(features[rows], target[rows])
+    return model.fit(features, target)
+
+
+def _refit_linear(
+    features: np.ndarray, target: np.ndarray, rows: np.ndarray, test: np.ndarray, positive: int
+) -> np.ndarray:
+    """P(target == positive) for ``test`` from :func:`fit_logistic` on ``rows`` alone. A class
+    with fewer examples than inner folds cannot be validated and is left out; with one class
+    left there is nothing to rank by, and every test item gets the same score."""
+    counts = np.bincount(target[rows], minlength=len(LABELS))
+    rows = rows[counts[target[rows]] >= INNER_FOLDS]
+    if len(np.unique(target[rows])) < 2:
+        return np.full(len(test), 0.5)
+    model = fit_logistic(features[rows], target[rows])
     classes = list(model[-1].classes_)
     if positive not in classes:
         return np.zeros(len(test))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from routing.labelling.judge import JudgePrompts
 from routing.settings import ConfigError, validate_config
@@ -15,13 +15,21 @@ from routing.upstreams.config import OpenAIUpstream, Upstream, check_pair
 Grading = Literal["pairwise", "single"]
 
 
+def _an_api(value: Any) -> Any:
+    # Only an API can judge; its backend goes without saying.
+    return {"backend": "openai", **value} if isinstance(value, dict) else value
+
+
+JudgeUpstream = Annotated[OpenAIUpstream, BeforeValidator(_an_api)]
+
+
 class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     upstreams: dict[str, Upstream] = Field(min_length=2)
     strong: str = Field(default="strong", description="key in 'upstreams' of the strong model")
     weak: str = Field(default="weak", description="key in 'upstreams' of the weak model")
-    judge: OpenAIUpstream
+    judge: JudgeUpstream
     grading: list[Grading] = Field(default=["pairwise"], min_length=1)
     prompts: JudgePrompts = Field(default_factory=JudgePrompts)
     concurrency: int = Field(default=8, ge=1, le=256, description="prompts labelled at once")
@@ -30,12 +38,6 @@ class LabelConfig(BaseModel):
     test_fraction: float = Field(
         default=0.2, ge=0, lt=1, description="share of prompts written to test/ (by a hash of the prompt)"
     )
-
-    @field_validator("judge", mode="before")
-    @classmethod
-    def _judge_is_an_api(cls, value: Any) -> Any:
-        # Only an API can judge; its backend goes without saying.
-        return {"backend": "openai", **value} if isinstance(value, dict) else value
 
     @field_validator("grading")
     @classmethod

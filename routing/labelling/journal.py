@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ class _Entry(BaseModel):
     text: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    time: float | None = Field(default=None, description="when the call returned (epoch seconds)")
+    cost_usd: float | None = Field(default=None, description="its cost at the configured price, when it has one")
 
 
 class Answer(_Entry):
@@ -45,7 +47,7 @@ class Verdict(_Entry):
     subject: Subject
 
 
-E = TypeVar("E", bound=_Entry)
+E = TypeVar("E", bound=BaseModel)
 
 
 class Journal(Generic[E]):
@@ -88,3 +90,14 @@ def _ends_with_newline(path: Path) -> bool:
     with path.open("rb") as f:
         f.seek(-1, os.SEEK_END)
         return f.read(1) == b"\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replaces ``path`` whole: written aside, synced, then renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict
 
 from routing.data.schema import Battle, JudgeScore, Winner
 from routing.errors import UpstreamError
+from routing.labelling.budget import Budget, BudgetExhausted, Hold, call_bound_usd, call_cost_usd
 from routing.labelling.config import Grading, LabelConfig
-from routing.labelling.journal import Answer, Journal, Side, Subject, Verdict
+from routing.labelling.journal import Answer, Journal, Side, Subject, Verdict, write_atomically
 from routing.labelling.judge import JudgePrompts, pairwise_outcome, read_choice, read_rating
 from routing.protocol import ChatCompletionRequest, ChatMessage
 from routing.resilience import ResilientUpstream
@@ -128,9 +129,13 @@ class Written:
 
 
 class Labeller:
-    def __init__(self, config: LabelConfig, out: Path) -> None:
+    """Labels prompts into ``out``; with a ``budget``, no call is made that could take the spend
+    past it (see :mod:`routing.labelling.budget`)."""
+
+    def __init__(self, config: LabelConfig, out: Path, budget: Budget | None = None) -> None:
         self.config = config
         self.out = out
+        self.budget = budget
         self.sides: dict[Side, Upstream] = {
             "strong": config.upstreams[config.strong],
             "weak": config.upstreams[config.weak],
@@ -156,7 +161,7 @@ class Labeller:
         path = self.out / RUN_FILE
         if not path.exists():
             self.out.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, yaml.safe_dump(self.record.model_dump(), sort_keys=False, allow_unicode=True))
+            write_atomically(path, yaml.safe_dump(self.record.model_dump(), sort_keys=False, allow_unicode=True))
 
     def done(self, prompt: Prompt) -> bool:
         answered = all((prompt.id, side) in self.answers for side in self.sides)
@@ -200,6 +205,9 @@ class Labeller:
                     await self._label(prompt, upstreams, judge)
                 except UpstreamError as exc:
                     failures[prompt.id] = exc.message
+                except BudgetExhausted as exc:
+                    failures[prompt.id] = f"over budget: {exc}"
+                    return  # the prompts after it would be refused alike
                 progress()
 
         try:
@@ -211,10 +219,63 @@ class Labeller:
         return failures
 
     async def _label(self, prompt: Prompt, upstreams: dict[Side, ResilientUpstream], judge: ResilientUpstream) -> None:
+        hold = self.budget.hold(self.bound_usd(prompt)) if self.budget is not None else None
+        try:
+            await self._label_within(prompt, upstreams, judge, hold)
+        finally:
+            if hold is not None:
+                hold.release()
+
+    def bound_usd(self, prompt: Prompt) -> float:
+        """The most the calls still to make for ``prompt`` can cost; an answer not yet given
+        counts as its token limit at four bytes a token."""
+        total = 0.0
+        lengths = {}
+        for side, upstream in self.sides.items():
+            known = self.answers.get((prompt.id, side))
+            if known is None:
+                total += call_bound_usd(upstream, len(prompt.text.encode()), self.config.answer_max_tokens)
+            lengths[side] = len(known.text.encode()) if known else self.config.answer_max_tokens * CHARS_PER_TOKEN
+        for grading in self.config.grading:
+            template = len(getattr(self.config.prompts, grading).encode()) + len(prompt.text.encode())
+            for subject in SUBJECTS[grading]:
+                if (prompt.id, grading, subject) not in self.verdicts:
+                    answers = lengths[subject] if grading == "single" else sum(lengths.values())
+                    total += call_bound_usd(self.config.judge, template + answers, self.config.judge_max_tokens)
+        return total
+
+    async def _ask_within(
+        self, upstream: ResilientUpstream, config: Upstream, text: str, max_tokens: int, hold: Hold | None
+    ) -> tuple[str, dict[str, int], float]:
+        """One call, paid from ``hold``: its text, usage and cost (its bound when a priced
+        upstream reports no usage)."""
+        bound = call_bound_usd(config, len(text.encode()), max_tokens)
+        if hold is not None:
+            hold.call(bound)
+        answer, usage = await _ask(upstream, text, max_tokens)
+        cost = call_cost_usd(config, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        if hold is not None:
+            # Without reported usage the call is taken to have cost its bound.
+            hold.paid(bound, bound if cost is None else cost)
+        return answer, usage, bound if cost is None else cost
+
+    async def _label_within(
+        self, prompt: Prompt, upstreams: dict[Side, ResilientUpstream], judge: ResilientUpstream, hold: Hold | None
+    ) -> None:
         for side, upstream in upstreams.items():
             if (prompt.id, side) not in self.answers:
-                text, usage = await _ask(upstream, prompt.text, self.config.answer_max_tokens)
-                answer = Answer(prompt_id=prompt.id, side=side, model=upstream.model, text=text, **usage)
+                text, usage, cost = await self._ask_within(
+                    upstream, self.sides[side], prompt.text, self.config.answer_max_tokens, hold
+                )
+                answer = Answer(
+                    prompt_id=prompt.id,
+                    side=side,
+                    model=upstream.model,
+                    text=text,
+                    time=time.time(),
+                    cost_usd=cost,
+                    **usage,
+                )
                 self.answer_log.append(answer)
                 self.answers[(prompt.id, side)] = answer
         strong, weak = self.answers[(prompt.id, "strong")].text, self.answers[(prompt.id, "weak")].text
@@ -229,14 +290,25 @@ class Labeller:
         for (grading, subject), question in questions.items():
             if (prompt.id, grading, subject) in self.verdicts:
                 continue
-            text, usage = await _ask(judge, question, self.config.judge_max_tokens)
-            verdict = Verdict(prompt_id=prompt.id, grading=grading, subject=subject, text=text, **usage)
+            text, usage, cost = await self._ask_within(
+                judge, self.config.judge, question, self.config.judge_max_tokens, hold
+            )
+            verdict = Verdict(
+                prompt_id=prompt.id,
+                grading=grading,
+                subject=subject,
+                text=text,
+                time=time.time(),
+                cost_usd=cost,
+                **usage,
+            )
             self.verdict_log.append(verdict)
             self.verdicts[(prompt.id, grading, subject)] = verdict
 
-    def write(self, prompts: Sequence[Prompt]) -> Written:
+    def write(self, prompts: Sequence[Prompt], split_of: Callable[[Prompt], str] | None = None) -> Written:
         """The labels of every finished prompt, in input order, as ``train/`` and ``test/`` data
-        files (replaced whole, never half-written)."""
+        files (replaced whole, never half-written); ``split_of`` names each prompt's split
+        (default: by its hash, ``test_fraction`` of them in ``test``)."""
         names = {side: upstream.router_model_id or upstream.model for side, upstream in self.sides.items()}
         source = f"judge:{self.config.judge.model}"
         rows: dict[tuple[str, str], list[str]] = {}
@@ -245,7 +317,10 @@ class Labeller:
             if not self.done(prompt):
                 written.incomplete_prompts += 1
                 continue
-            split = "test" if in_test_split(prompt, self.config.test_fraction) else "train"
+            if split_of is not None:
+                split = split_of(prompt)
+            else:
+                split = "test" if in_test_split(prompt, self.config.test_fraction) else "train"
             verdict = {(g, s): self.verdicts[(prompt.id, g, s)].text for g in self.config.grading for s in SUBJECTS[g]}
             if "pairwise" in self.config.grading:
                 first, second = (
@@ -276,21 +351,23 @@ class Labeller:
         for (split, kind), lines in rows.items():
             path = self.out / split / f"{kind}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, "\n".join(lines) + "\n")
+            write_atomically(path, "\n".join(lines) + "\n")
             (written.battles if kind == "battles" else written.scores)[split] = len(lines)
         return written
 
-    def spent_usd(self) -> float:
-        """What the journal's calls cost at the configured prices (calls without a price count 0)."""
+    def spent_usd(self, since: float | None = None) -> float:
+        """What the journal's calls cost (calls without a price count 0); ``since``: only the
+        calls that returned at or after that time."""
         total = 0.0
         entries: list[tuple[Upstream, Answer | Verdict]] = [(self.sides[a.side], a) for a in self.answers.values()]
         entries += [(self.config.judge, v) for v in self.verdicts.values()]
         for upstream, entry in entries:
-            if upstream.price and entry.prompt_tokens is not None and entry.completion_tokens is not None:
-                price = upstream.price
-                total += (
-                    entry.prompt_tokens * price.input_per_million + entry.completion_tokens * price.output_per_million
-                ) / 1e6
+            if since is not None and (entry.time is None or entry.time < since):
+                continue
+            cost = entry.cost_usd
+            if cost is None:
+                cost = call_cost_usd(upstream, entry.prompt_tokens, entry.completion_tokens)
+            total += cost or 0.0
         return total
 
 
@@ -309,12 +386,3 @@ async def _ask(upstream: ResilientUpstream, text: str, max_tokens: int) -> tuple
     usage = completion.usage
     tokens = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens} if usage else {}
     return completion.choices[0].message.content or "", tokens
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)

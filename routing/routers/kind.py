@@ -84,6 +84,8 @@ class RouterKind:
     - ``trainer``: ``(TrainJob) -> Trained``, for ``routellm-serve train <name>``;
     - ``in_domain``: ``(router, prompts, embeddings, outcomes) -> (scores, FitAndScore)``, the
       refit of ``evaluate``'s in-domain setting; without one a kind is evaluated out of domain only;
+    - ``refit``: ``(RefitJob) -> None``, the learner's challenger from the champion and the own
+      labels (:mod:`routing.learning.refit`); without one the learner retrains with ``trainer``;
     - ``baseline``: ``evaluate`` draws it over many seeds as the random baseline instead.
     """
 
@@ -95,6 +97,7 @@ class RouterKind:
     calibrated: bool = True
     trainer: Ref | None = None
     in_domain: Ref | None = None
+    refit: Ref | None = None
     baseline: bool = False
 
     def __post_init__(self) -> None:

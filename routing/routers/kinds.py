@@ -103,6 +103,7 @@ register(
         scores_any_model=True,
         trainer="routing.training.mf:train_router",
         in_domain="routing.evaluation.in_domain:mf_setting",
+        refit="routing.learning.refit:refit_mf",
     )
 )
 register(

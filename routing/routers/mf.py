@@ -5,6 +5,10 @@ prompt embedding; P(strong wins) = σ(δ(strong, q) − δ(weak, q)). Training u
 serving it collapses to one vector per model, u_m = W1ᵀ (w2 ⊙ v̂_m), so a score is one dot
 product σ((u_strong − u_weak) · e_q) per prompt, batched as a matrix product. Any pair of the
 checkpoint's models can be scored.
+
+A *refit* checkpoint (``params.form: direction``, written by the learner) holds that serving form
+for its one pair directly, with a bias and a weight on the prompt's log length in characters:
+σ(d · e_q + b + w · log(1 + |q|)).
 """
 
 from __future__ import annotations
@@ -46,19 +50,36 @@ def load_model(directory: Path) -> MFModel:
     return model.eval()
 
 
+DIRECTION_FORM = "direction"
+
+
 class MFRouter:
     def __init__(self, directory: Path, strong: str | None = None, weak: str | None = None) -> None:
         self.manifest = load_manifest(directory, "mf")
         strong, weak = scoring_pair(self.manifest, strong, weak)
+        self.bias = float(self.manifest.params.get("bias", 0.0))
+        self.length_weight = float(self.manifest.params.get("length_weight", 0.0))
+        if self.manifest.params.get("form") == DIRECTION_FORM:
+            self.direction = load_tensors(directory)["direction"].numpy().astype(np.float32)
+            return
         with torch.no_grad():
-            self.model_vectors = load_model(directory).model_vectors().numpy().astype(np.float32)
+            model_vectors = load_model(directory).model_vectors().numpy().astype(np.float32)
         index = {name: i for i, name in enumerate(self.manifest.models)}
-        self.direction = self.model_vectors[index[strong]] - self.model_vectors[index[weak]]
+        self.direction = model_vectors[index[strong]] - model_vectors[index[weak]]
+
+    def logits(self, prompts: list[str], embeddings: np.ndarray) -> np.ndarray:
+        logits = embeddings.astype(np.float32) @ self.direction + self.bias
+        if self.length_weight:
+            logits += self.length_weight * log_length(prompts)
+        return logits
 
     def score(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         embeddings = check_embeddings(embeddings, prompts, self.direction.shape[0], "mf")
-        logits = embeddings.astype(np.float32) @ self.direction
-        return 1.0 / (1.0 + np.exp(-logits))
+        return 1.0 / (1.0 + np.exp(-self.logits(prompts, embeddings)))
+
+
+def log_length(prompts: list[str]) -> np.ndarray:
+    return np.log1p(np.array([len(p) for p in prompts], dtype=np.float32))
 
 
 def router_for(directory: Path, config: RouterSettings, pair: ScoringPair) -> MFRouter:

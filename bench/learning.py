@@ -1,0 +1,285 @@
+"""How fast the learner learns a user's traffic: ``python -m bench.learning``.
+
+A benchmark's prompts are replayed as traffic through the running service (fake upstreams, and a
+fake judge that answers from the benchmark's own outcome columns, so labels are free and exact).
+Each round of traffic starts a learner round; after it, the serving router (``router-mf-0.5``,
+asked through ``/v1/route``) is measured on a fixed slice of the benchmark that is never sent as
+traffic. Printed per benchmark and sampling strategy: APGR (with a 95 % bootstrap interval)
+against the labels used, beside random, prompt length and optimal on the same slice; written
+to ``--out`` as ``<benchmark>.json``, ``.md`` and ``.png``.
+
+    python -m bench.learning --out docs/learning
+    python -m bench.learning --benchmark gsm8k --sampling uniform --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.cluster import free_port
+from bench.fake_upstream import FakeUpstream
+from routing.evaluation.benchmark import Benchmark, read_benchmark
+from routing.evaluation.metrics import apgr, optimal_curve, random_baseline
+from routing.learning.challenge import measure
+from routing.resources import DEFAULT_STRONG, DEFAULT_WEAK
+
+EVAL = Path("data/eval")
+CONCURRENCY = 16
+
+
+@dataclass
+class Point:
+    round: int
+    labels: int
+    champion_version: int
+    apgr: float | None
+    low: float | None
+    high: float | None
+    strong_share: float
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Split:
+    """The benchmark's prompts replayed as traffic, and the slice the serving router is measured on."""
+
+    traffic: list[str]
+    held_out: Benchmark
+    winners: dict[str, str]
+
+
+def split(benchmark: Benchmark, held_out_share: float, held_out_max: int, traffic_max: int, seed: int) -> Split:
+    strong, weak = benchmark.pair(DEFAULT_STRONG, DEFAULT_WEAK)
+    order = np.random.default_rng(seed).permutation(len(benchmark.prompts))
+    size = min(int(round(held_out_share * len(order))), held_out_max)
+    held, rest = order[:size], order[size:][:traffic_max]
+    held_out = Benchmark(
+        f"{benchmark.name} (held out)",
+        [benchmark.ids[i] for i in held],
+        [benchmark.prompts[i] for i in held],
+        {"strong": strong[held], "weak": weak[held]},
+    )
+    winners = {
+        p: "strong" if s > w else "weak" if s < w else "tie"
+        for p, s, w in zip(benchmark.prompts, strong, weak, strict=True)
+    }
+    return Split([benchmark.prompts[i] for i in rest], held_out, winners)
+
+
+def baselines(held_out: Benchmark) -> dict[str, float]:
+    """Random (mean of 10 draws), prompt length and optimal on the held-out slice."""
+    strong, weak = held_out.quality["strong"], held_out.quality["weak"]
+    length = measure(
+        np.array([len(p) for p in held_out.prompts], dtype=float), held_out, "strong", "weak", 0.5, 10, 0
+    ).apgr
+    best = apgr(optimal_curve(strong, weak), float(weak.mean()), float(strong.mean()))
+    return {"random": float(random_baseline(strong, weak).apgrs.mean()), "prompt length": length, "optimal": best}
+
+
+@contextmanager
+def cluster() -> Iterator[str]:
+    import ray
+    from ray import serve
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+
+
+def app_args(
+    upstreams: dict[str, FakeUpstream], state: Path, sampling: str, per_round: int, traffic: int, min_test: int
+) -> dict[str, Any]:
+    return {
+        "upstreams": {
+            key: {"backend": "openai", "model": key, "base_url": upstreams[key].base_url} for key in ("strong", "weak")
+        },
+        "routers": {"mf": {"type": "mf"}},
+        "request_log": {"directory": str(state / "requests")},
+        "learner": {
+            "router": "mf",
+            "directory": str(state / "learner"),
+            "judge": {"model": "oracle", "base_url": upstreams["judge"].base_url},
+            "budget_usd_per_day": 1.0,
+            "sampling": sampling,
+            "labels_per_round": per_round,
+            "every_requests": traffic,
+            "min_test_labels": min_test,
+            "check_s": 1,
+        },
+    }
+
+
+async def _post_all(url: str, path: str, prompts: list[str]) -> list[dict[str, Any]]:
+    limit = asyncio.Semaphore(CONCURRENCY)
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+
+        async def one(prompt: str) -> dict[str, Any]:
+            body = {"model": "router-mf-0.5", "messages": [{"role": "user", "content": prompt}]}
+            async with limit:
+                return (await client.post(path, json=body)).raise_for_status().json()
+
+        return await asyncio.gather(*(one(p) for p in prompts))
+
+
+def serving_scores(url: str, prompts: list[str]) -> np.ndarray:
+    return np.array([r["score"] for r in asyncio.run(_post_all(url, "/v1/route", prompts))])
+
+
+def status(url: str) -> dict[str, Any]:
+    return httpx.get(f"{url}/health/learner", timeout=30).raise_for_status().json()
+
+
+def run(url: str, data: Split, sampling: str, rounds: int, max_labels: int, state: Path, min_test: int) -> list[Point]:
+    from ray import serve
+
+    from graph import build_app
+
+    per_round_traffic = len(data.traffic) // rounds
+    per_round = min(max_labels // rounds, int(0.6 * per_round_traffic))
+    upstreams = {name: FakeUpstream(name) for name in ("strong", "weak", "judge")}
+    try:
+        upstreams["strong"].behave("ok", answer="per_prompt", record=False)
+        upstreams["weak"].behave("ok", answer="per_prompt", record=False)
+        upstreams["judge"].behave("ok", answer="oracle", winners=data.winners, record=False)
+        args = app_args(upstreams, state, sampling, per_round, per_round_traffic, min_test)
+        serve.run(build_app(args), name="router", route_prefix="/")
+        points = [_measured(url, data, 0, {"train_labels": 0, "test_labels": 0, "champion_version": 0}, "shipped")]
+        for number in range(1, rounds + 1):
+            asyncio.run(
+                _post_all(
+                    url, "/v1/chat/completions", data.traffic[(number - 1) * per_round_traffic :][:per_round_traffic]
+                )
+            )
+            deadline = time.monotonic() + 1800
+            while (current := status(url)).get("rounds", 0) < number:
+                assert time.monotonic() < deadline, f"round {number} did not finish"
+                time.sleep(1)
+            time.sleep(3)  # the Router replica follows a promotion within CHAMPION_POLL_S
+            points.append(_measured(url, data, number, current, current["last_round"]["outcome"]))
+            print(f"  {sampling} round {number}: {asdict(points[-1])}", flush=True)
+        return points
+    finally:
+        for server in upstreams.values():
+            server.stop()
+
+
+def _measured(url: str, data: Split, number: int, current: dict[str, Any], outcome: str) -> Point:
+    scores = serving_scores(url, data.held_out.prompts)
+    measured = measure(scores, data.held_out, "strong", "weak", 0.5, 1000, number)
+    labels = current["train_labels"] + current["test_labels"]
+    return Point(
+        number, labels, current["champion_version"], measured.apgr, measured.low, measured.high,
+        measured.strong_share, outcome,
+    )  # fmt: skip
+
+
+def plot(name: str, found: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for sampling, points in found["runs"].items():
+        xs = [p["labels"] for p in points if p["apgr"] is not None]
+        ax.errorbar(
+            xs,
+            [p["apgr"] for p in points if p["apgr"] is not None],
+            yerr=np.array([[p["apgr"] - p["low"], p["high"] - p["apgr"]] for p in points if p["apgr"] is not None]).T,
+            marker="o",
+            capsize=3,
+            label=f"mf, {sampling} sampling",
+        )
+    for label, value in found["baselines"].items():
+        if value is not None and label != "optimal":
+            ax.axhline(value, linestyle="--", linewidth=1, color="grey" if label == "random" else "tan", label=label)
+    ax.set_xlabel("own labels used")
+    ax.set_ylabel(f"APGR on {found['held_out']} held-out items")
+    ax.set_title(f"{name}: the serving router as the learner learns")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / f"{name}.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--benchmark", action="append", help="mmlu, gsm8k, mt_bench or a benchmark file (repeatable)")
+    parser.add_argument("--sampling", action="append", choices=["active", "uniform"])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-labels", type=int, default=1000)
+    parser.add_argument("--held-out-share", type=float, default=0.3)
+    parser.add_argument("--held-out-max", type=int, default=1000)
+    parser.add_argument("--traffic-max", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    with cluster() as url, tempfile.TemporaryDirectory() as work:
+        for ref in args.benchmark or ["mmlu", "gsm8k", "mt_bench"]:
+            path = Path(ref) if Path(ref).is_file() else EVAL / f"{ref}.jsonl.gz"
+            benchmark = read_benchmark(path)
+            data = split(benchmark, args.held_out_share, args.held_out_max, args.traffic_max, args.seed)
+            # A slice of a small benchmark cannot hold 30 test labels; it promotes on fewer.
+            min_test = min(30, max(5, len(data.traffic) // 10))
+            found: dict[str, Any] = {
+                "held_out": len(data.held_out.prompts),
+                "traffic": len(data.traffic),
+                "min_test_labels": min_test,
+                "baselines": baselines(data.held_out),
+                "runs": {},
+            }
+            print(f"{benchmark.name}: {found['traffic']} prompts as traffic, {found['held_out']} held out", flush=True)
+            for sampling in args.sampling or ["active", "uniform"]:
+                state = Path(work) / f"{benchmark.name}-{sampling}"
+                points = run(url, data, sampling, args.rounds, args.max_labels, state, min_test)
+                found["runs"][sampling] = [asdict(p) for p in points]
+            print(table(benchmark.name, found), flush=True)
+            if args.out:
+                args.out.mkdir(parents=True, exist_ok=True)
+                (args.out / f"{benchmark.name}.json").write_text(json.dumps(found, indent=2) + "\n")
+                (args.out / f"{benchmark.name}.md").write_text(table(benchmark.name, found))
+                plot(benchmark.name, found, args.out)
+                print(f"wrote {args.out}/{benchmark.name}.json, .md and .png", flush=True)
+
+
+def table(name: str, found: dict[str, Any]) -> str:
+    lines = [
+        f"### {name}: {found['traffic']} prompts replayed, APGR on {found['held_out']} held-out items",
+        "",
+        "| router | own labels | APGR (95% interval) | strong share at 0.5 | round outcome |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for label, value in found["baselines"].items():
+        lines.append(f"| {label} | – | {_number(value)} | – | – |")
+    for sampling, points in found["runs"].items():
+        for p in points:
+            interval = f" ({p['low']:.3f}–{p['high']:.3f})" if p["low"] is not None else ""
+            lines.append(
+                f"| mf v{p['champion_version']}, {sampling} | {p['labels']} | {_number(p['apgr'])}{interval} | "
+                f"{100 * p['strong_share']:.0f}% | {p['outcome']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The ``learner:`` section of the application config: a router that keeps learning its own
+traffic. Off unless configured; see :mod:`routing.learning.learner` for what a round does."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from routing.labelling.config import Grading, JudgeUpstream
+from routing.labelling.judge import JudgePrompts
+from routing.settings import Strict
+
+Sampling = Literal["active", "uniform"]
+
+
+class LearnerConfig(Strict):
+    """Every ``interval_s``, or every ``every_requests`` new logged requests, a round samples
+    prompts from the request log, labels them with ``judge`` within ``budget_usd_per_day``,
+    trains a challenger, evaluates it against the champion on a test slice of the labels that
+    is never trained on, and promotes it when it is better by ``margin``."""
+
+    router: str = Field(description="the entry of 'routers' that learns; its kind needs a trainer")
+    directory: str = Field(
+        min_length=1, description="the learner's state: labels, spend, versions (a mounted volume on Kubernetes)"
+    )
+    judge: JudgeUpstream
+    grading: Grading = Field(default="pairwise", description="how the judge grades; its labels train and evaluate")
+    judge_prompts: JudgePrompts = Field(default_factory=JudgePrompts)
+    budget_usd_per_day: float = Field(
+        ge=0, description="labelling spend (answers and verdicts) per UTC day, never exceeded; needs 'price's"
+    )
+    labels_per_round: int = Field(default=100, ge=1, le=100_000)
+    every_requests: int = Field(default=1000, ge=1, description="new logged requests that start a round")
+    interval_s: float = Field(default=3600.0, gt=0, description="longest wait between rounds while traffic is new")
+    check_s: float = Field(default=10.0, gt=0, description="how often the learner looks whether a round is due")
+    sampling: Sampling = Field(
+        default="active",
+        description="active: a share near the operating threshold, where a label changes a decision; "
+        "uniform: every prompt alike",
+    )
+    active_share: float = Field(default=0.5, ge=0, le=1, description="share of an active round's sample")
+    test_fraction: float = Field(
+        default=0.3, gt=0, lt=1, description="share of the uniformly sampled prompts kept as the test slice"
+    )
+    threshold: float | None = Field(
+        default=None, ge=0, le=1, description="the operating threshold; default: the router's default_threshold"
+    )
+    promotion: Literal["auto", "manual"] = Field(
+        default="auto", description="manual: a better challenger waits for 'routellm-serve promote'"
+    )
+    margin: float = Field(default=0.02, ge=0, description="APGR a challenger must gain over the champion")
+    min_test_labels: int = Field(default=30, ge=2, description="test labels needed before any promotion")
+    bootstrap: int = Field(default=200, ge=10, le=10_000, description="resamples of the APGR interval")
+    method: Literal["refit", "retrain"] = Field(
+        default="refit",
+        description="refit: the champion, corrected by the own labels (kinds with a refit, e.g. mf); "
+        "retrain: the kind's trainer on 'data' and the own labels",
+    )
+    data: list[str] = Field(
+        default_factory=list, description="retrain: training data mixed with the own labels (e.g. data/train)"
+    )
+    label_weight: float = Field(default=1.0, gt=0, description="retrain: how much an own label counts beside 'data'")
+    train: dict[str, Any] = Field(default_factory=dict, description="retrain: the trainer's options, e.g. {epochs: 20}")
+    calibration_prompts: int = Field(
+        default=2000, ge=1, description="recent logged prompts a challenger's strong-share table is measured on"
+    )
+    keep_versions: int = Field(default=5, ge=1, description="versions kept, besides the champion")
+    concurrency: int = Field(default=4, ge=1, le=256, description="prompts labelled at once")
+    answer_max_tokens: int = Field(default=1024, ge=1)
+    judge_max_tokens: int = Field(default=512, ge=1)
+    niceness: int = Field(default=10, ge=0, le=19, description="the learner process's CPU priority (nice)")
+    torch_threads: int = Field(default=1, ge=1)
+
+    @field_validator("data")
+    @classmethod
+    def _data_named(cls, value: list[str]) -> list[str]:
+        if any(not ref.strip() for ref in value):
+            raise ValueError("each entry names a file, a folder or a dataset id")
+        return value

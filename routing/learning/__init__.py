@@ -1,0 +1,1 @@
+"""A router that keeps learning its own traffic: the learner's rounds and its state directory."""

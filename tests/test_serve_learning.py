@@ -1,0 +1,173 @@
+"""The learner on a running service, twice round the loop: traffic → a round → promotion on the
+same Router replica; a second round whose challenger is worse is not promoted; a rollback brings
+the first checkpoint back. Requests flow throughout, and none fails."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from conftest import FakeUpstream
+from learning_setup import learner_args, questions, winners
+
+from routing.cli import main as cli
+from routing.labelling.run import distinct_prompts
+from routing.learning.sampling import in_test_slice
+
+pytestmark = pytest.mark.cluster
+
+DEADLINE_S = 240
+PROBE = "Probe: please prove the theorem about primes"
+TEST = 0.4  # the share of uniformly sampled prompts that test
+
+
+@pytest.fixture
+def judge(strong: FakeUpstream, weak: FakeUpstream) -> Iterator[FakeUpstream]:
+    server = FakeUpstream("judge")
+    strong.behave("ok", answer="per_prompt")
+    weak.behave("ok", answer="per_prompt")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream, judge: FakeUpstream) -> Iterator[str]:
+    import ray
+    from ray import serve
+
+    from bench.cluster import free_port
+    from graph import build_app
+
+    ray.init(address="local", num_cpus=2, include_dashboard=True, logging_level="ERROR", log_to_driver=False)
+    try:
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        args = learner_args(strong, weak, judge, tmp_path, labels_per_round=80, every_requests=80, test_fraction=TEST)
+        serve.run(build_app(args), name="router", route_prefix="/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+
+
+class Traffic:
+    """From a thread until stopped: chat requests (routed by another router, so that they start
+    no round) and routing decisions of the learning router at a threshold and at a share."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.statuses: list[int] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        calls = [
+            ("/v1/chat/completions", "router-random-0.5"),
+            ("/v1/route", "router-mf-0.5"),
+            ("/v1/route", "router-mf-30%"),
+        ]
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            n = 0
+            while not self._stop.is_set():
+                path, model = calls[n % len(calls)]
+                body = {"model": model, "messages": [{"role": "user", "content": f"Traffic question {n % 5}?"}]}
+                try:
+                    response = client.post(path, json=body)
+                    self.statuses.append(response.status_code)
+                    if response.status_code != 200:
+                        self.failures.append(response.text)
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                n += 1
+                time.sleep(0.05)
+
+
+def wait_until(predicate: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def probe(url: str) -> tuple[float, str]:
+    body = {"model": "router-mf-0.5", "messages": [{"role": "user", "content": PROBE}]}
+    response = httpx.post(f"{url}/v1/route", json=body, timeout=30).raise_for_status()
+    return float(response.json()["score"]), response.headers["x-route-checkpoint"]
+
+
+def learner_status(url: str) -> dict[str, Any]:
+    return httpx.get(f"{url}/health/learner", timeout=30).raise_for_status().json()
+
+
+def router_replicas() -> set[str]:
+    from ray.util.state import list_actors
+
+    alive = list_actors(filters=[("state", "=", "ALIVE")], detail=True)
+    return {a.actor_id for a in alive if "Router-mf" in (a.repr_name or "") or "Router-mf" in (a.name or "")}
+
+
+def send(url: str, prompts: list[str]) -> None:
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
+    for prompt in prompts:
+        client.chat.completions.create(model="router-mf-0.5", messages=[{"role": "user", "content": prompt}])
+
+
+def test_the_learner_promotes_refuses_a_worse_challenger_and_rolls_back(
+    service: str, tmp_path: Path, judge: FakeUpstream
+) -> None:
+    url = service
+    first_round, second_round = questions("First", 80), questions("Second", 80)
+    judge.behave("ok", answer="oracle", winners=winners(first_round), default="weak")
+    score_before, checkpoint_before = probe(url)
+    replicas = router_replicas()
+    assert len(replicas) == 1
+
+    with Traffic(url) as traffic:
+        # Round 1: the shipped checkpoint knows nothing of this traffic; the challenger learns it.
+        send(url, first_round)
+        status = wait_until(lambda: (s := learner_status(url)).get("rounds") == 1 and s, "the first round")
+        assert status["champion_version"] == 1, status["last_round"]
+        promoted = wait_until(lambda: (p := probe(url))[1] != checkpoint_before and p, "the promotion to serve")
+        assert abs(promoted[0] - score_before) > 1e-3 and promoted[0] > 0.5  # a hard question: strong
+        assert router_replicas() == replicas, "the Router replica was restarted"
+
+        # Round 2: the judge now turns every verdict outside the test slice around; trained on
+        # that, the challenger is worse on the test slice than the champion, and stays out.
+        poisoned = {
+            p: w if in_test_slice(distinct_prompts([p])[0], TEST) else ("weak" if w == "strong" else "strong")
+            for p, w in winners(first_round + second_round).items()
+        }
+        judge.behave("ok", answer="oracle", winners=poisoned, default="strong")
+        send(url, second_round)
+        status = wait_until(lambda: (s := learner_status(url)).get("rounds") == 2 and s, "the second round")
+        assert status["champion_version"] == 1 and not status["last_round"]["promoted"], status["last_round"]
+        assert status["last_round"]["outcome"].startswith("kept the champion"), status["last_round"]
+        assert probe(url)[1] == promoted[1]
+
+        # The operator goes back to where the service started.
+        cli(["rollback", "mf", "--directory", str(tmp_path / "learner")])
+        back = wait_until(lambda: (p := probe(url))[1] == checkpoint_before and p, "the rollback to serve")
+        assert back[0] == pytest.approx(score_before)
+        assert router_replicas() == replicas
+        time.sleep(2)
+
+    assert traffic.failures == [] and len(traffic.statuses) >= 30
+    status = learner_status(url)
+    assert (status["promotions"], status["rollbacks"], status["champion_version"]) == (1, 1, 0)
