@@ -133,6 +133,9 @@ def test_a_learner_killed_mid_round_continues_from_its_journal(
     asked_before = len(judge.requests())
     assert len(sampled_before) == 40 and not (store.root / "rounds.ndjson").exists()
 
+    half_built = store.versions_dir / ".partial-1"  # as a kill mid-training leaves it
+    half_built.mkdir(parents=True)
+    (half_built / "manifest.json").write_text("{")
     judge.behave("ok", answer="oracle", winners=winners(prompts))
     second = learn_once()
     out, err = second.communicate(timeout=300)
@@ -143,6 +146,7 @@ def test_a_learner_killed_mid_round_continues_from_its_journal(
     assert record.sampled == 0 and 0 < record.labelled < 40 and record.challenger == 1, record
     labelled = [line for split in ("train", "test") for line in (store.labels / split / "battles.jsonl").open()]
     assert len(labelled) == 40
+    assert not half_built.exists() and [v.number for v in store.versions()] == [0, 1]
     # Only what the journal lacked was asked again: the verdicts in flight at the kill at most.
     assert len(judge.requests()) - asked_before <= 2 * 40 - 30 + 2 * 2
 

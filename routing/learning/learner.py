@@ -122,7 +122,7 @@ class Learner:
         try:
             with self.store.locked():
                 labelled = self._label()
-                outcome, challenger, promoted = self._challenge(labelled)
+                outcome, challenger, promoted = self._challenge()
         except Exception as exc:  # the round is lost, never the service: the next one starts afresh
             logger.exception("learner round %d failed", self.round_number)
             outcome = f"failed: {type(exc).__name__}: {exc}"
@@ -199,12 +199,15 @@ class Learner:
         labelled = sum(labeller.done(p) for p in todo) - done_before
         return _Labelled(len(new), labelled, spent_today - spent_before, spent_today)
 
-    def _challenge(self, labelled: _Labelled) -> tuple[str, int | None, bool]:
+    def _challenge(self) -> tuple[str, int | None, bool]:
         train_dir, test_dir = self.store.labels / "train", self.store.labels / "test"
-        if labelled.labelled == 0 and self.round_number > 1 and self.store.versions()[-1].number > 0:
-            return "no new labels: no challenger", None, False
         if not train_dir.is_dir():
             return "no training labels yet", None, False
+        strong, weak = label_names(self.candidates)
+        newest = self.store.versions()[-1].evaluation
+        counts = (_count_labelled(train_dir, strong, weak), _count_labelled(test_dir, strong, weak))
+        if newest is not None and (newest.train_labels, newest.test_labels) == counts:
+            return "no new labels: no challenger", None, False
         number, partial = self.store.partial_version()
         champion = self.store.champion()
         serving = self._contender(champion.checkpoint)
