@@ -30,6 +30,7 @@ logger = logging.getLogger("ray.serve")
 # Longer than the router stage takes to load on two cores (all five routers and MiniLM); a router
 # stage that takes longer does not keep the service from answering.
 ROUTER_STAGE_WAIT_S = 120.0
+LEARNER_STATUS_WAIT_S = 5.0
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=256)
@@ -72,7 +73,11 @@ class Ingress:
             """What the learner has done (404 when the application has none)."""
             if learner is None:
                 return error_response(404, "this application has no learner", "not_found_error")
-            status = await learner.status.remote()
+            try:
+                status = await asyncio.wait_for(learner.status.remote(), LEARNER_STATUS_WAIT_S)
+            except Exception as exc:  # a learner replica restarting or gone: the service itself is fine
+                message = f"the learner did not answer: {type(exc).__name__}"
+                return error_response(503, message, "service_unavailable", headers={"retry-after": "5"})
             return JSONResponse(status.model_dump(mode="json") if status else {"status": "starting"})
 
         return app

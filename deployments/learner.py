@@ -12,6 +12,7 @@ import logging
 import os
 import time
 
+import torch
 from ray import serve
 from ray.serve.metrics import Counter, Gauge
 
@@ -64,8 +65,6 @@ class Learner:
         assert config.learner is not None
         settings = config.learner
         os.nice(settings.niceness)  # the whole replica process: its rounds yield the cores to serving
-        import torch
-
         torch.set_num_threads(settings.torch_threads)
         self.rounds = LearningRounds(config, log=logger.info)
         self.metrics = LearnerMetrics()
