@@ -171,8 +171,8 @@ class Learner:
 
     def _label(self) -> _Labelled:
         sampled = {s.prompt_id: s for s in self.store.sampled.read()}
-        probe = self._labeller(None)
-        unfinished = [s for s in sampled.values() if not probe.done(Prompt(s.prompt_id, s.text))]
+        labeller = self._labeller(None)
+        unfinished = [s for s in sampled.values() if not labeller.done(Prompt(s.prompt_id, s.text))]
         wanted = max(self.config.labels_per_round - len(unfinished), 0)
         candidates = [
             c for c in routed_prompts(read_request_log(self.request_log), self.name) if c.prompt.id not in sampled
@@ -185,9 +185,9 @@ class Learner:
         self.store.sampled.close()
 
         day_start = time.time() // DAY_S * DAY_S
-        spent_before = probe.spent_usd(since=day_start)
-        budget = Budget(config.budget_usd_per_day, spent_before)
-        labeller = self._labeller(budget)
+        spent_before = labeller.spent_usd(since=day_start)
+        # The journal read above knows today's spend: the same labeller then spends within the rest.
+        labeller.budget = Budget(config.budget_usd_per_day, spent_before)
         todo = [Prompt(s.prompt_id, s.text) for s in [*unfinished, *new]]
         done_before = sum(labeller.done(p) for p in todo)
         failures = asyncio.run(labeller.run(todo, lambda: None))
@@ -229,7 +229,7 @@ class Learner:
         recent = recent_prompts(self.request_log, self.name, self.config.calibration_prompts)
         if self.kind.calibrated and recent:
             calibrate_on(challenger, self.kind.name, recent, embed_all(self.embedder, recent), partial)
-        evaluation = self._evaluate(champion.version, serving, challenger, train_dir, test_dir)
+        evaluation = self._evaluate(champion.version, serving, challenger, counts[0], test_dir)
         promote = evaluation.promoted and self.config.promotion == "auto"
         self.store.commit_version(number, partial, evaluation.model_copy(update={"promoted": promote}))
         if promote:
@@ -247,10 +247,9 @@ class Learner:
         return self._embedder
 
     def _evaluate(
-        self, champion_version: int, champion: Contender, challenger: Contender, train_dir: Path, test_dir: Path
+        self, champion_version: int, champion: Contender, challenger: Contender, train_labels: int, test_dir: Path
     ) -> Evaluation:
         strong, weak = label_names(self.candidates)
-        train_labels = _count_labelled(train_dir, strong, weak)
         test = _test_benchmark(test_dir, strong, weak, self.config.grading)
         config = self.config
         if test is None or len(test.prompts) < 2:
