@@ -27,7 +27,7 @@ from routing.protocol import ChatCompletionRequest
 from routing.settings import ConfigError
 
 logger = logging.getLogger("ray.serve")
-# Longer than the router stage takes to load on two cores (all five routers and MiniLM); a router
+# Longer than the router stage takes to load on two cores (all six routers and MiniLM); a router
 # stage that takes longer does not keep the service from answering.
 ROUTER_STAGE_WAIT_S = 120.0
 LEARNER_STATUS_WAIT_S = 5.0

@@ -8,7 +8,9 @@
     routellm-serve train mf         --out routing/checkpoints/mf
     routellm-serve train bert       --out routing/checkpoints/bert
     routellm-serve train causal_llm --out routing/checkpoints/causal_llm
+    routellm-serve train ensemble   --out routing/checkpoints/ensemble
 
+    routellm-serve validate --router ensemble --set ensemble.alpha=30 --out docs/validation
     routellm-serve evaluate --out docs/results
     routellm-serve evaluate --labels labels/test --router mf --router mf=new-mf --strong gpt-4o --weak my-small
     routellm-serve calibrate --router mf --strong-percent 30 --save
@@ -37,6 +39,7 @@ from routing.settings import PRECISION_HELP
 TRAIN_OPTIONS = (
     "epochs", "lr", "batch_size", "strong", "weak", "embedding_model",
     "mode", "device", "base_model", "max_length", "strong_models", "weak_models",
+    "alpha", "length_weight", "features",
 )  # fmt: skip
 
 
@@ -100,6 +103,21 @@ def main(argv: list[str] | None = None) -> None:
     assess.add_argument("--precision", choices=["auto", "float32"], default="auto", help=PRECISION_HELP)
     assess.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
     assess.add_argument("--out", type=Path, help="folder for results.json, results.md and a PNG per benchmark")
+
+    check = commands.add_parser(
+        "validate", help="leave-one-source-out APGR of router kinds over the training sources (model selection)"
+    )
+    check.add_argument("--data", action="append", help="file, folder or Hugging Face dataset id (repeatable)")
+    check.add_argument(
+        "--weight", type=_weight, action="append", help="DATA=WEIGHT, as for train (repeatable; default 1)"
+    )
+    check.add_argument("--router", action="append", help="a kind with a trainer (repeatable); default: ensemble")
+    check.add_argument(
+        "--set", action="append", dest="settings", help="KIND.OPTION=VALUE for a kind's trainer (repeatable)"
+    )
+    check.add_argument("--seed", type=int, default=42)
+    check.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
+    check.add_argument("--out", type=Path, help="folder for validation.json and validation.md")
 
     pool = commands.add_parser("build-pool", help="write the Arena-Hard prompts that thresholds are calibrated on")
     pool.add_argument("--shared", type=Path, required=True, help="the data folder (see data/calibration/README.md)")
@@ -172,6 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     pair.add_argument("--strong", help=f"default strong model of the scoring pair (default: {DEFAULT_STRONG})")
     pair.add_argument("--weak", help=f"default weak model of the scoring pair (default: {DEFAULT_WEAK})")
     pair.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
+    ensemble = train.add_argument_group("ensemble")
+    ensemble.add_argument("--alpha", type=float, help="ridge strength of every head (default 100)")
+    ensemble.add_argument("--length-weight", type=float, help="weight of the z-scored log length (default 4)")
+    ensemble.add_argument("--features", type=_csv, help="comma-separated prompt features (default: all)")
     classifiers = train.add_argument_group("bert and causal_llm")
     classifiers.add_argument("--mode", choices=["head", "lora", "full"])
     classifiers.add_argument("--device", help="default: cpu")
@@ -233,6 +255,18 @@ def run(args: argparse.Namespace) -> None:
             held.versions(args.directory, args.router)
         else:
             getattr(held, args.command)(args.directory, args.router, args.version)
+    elif args.command == "validate":
+        from routing.commands.validate import DEFAULT_ROUTERS, validate
+
+        validate(
+            args.data or [str(DEFAULT_TRAIN_DATA)],
+            args.router or DEFAULT_ROUTERS,
+            args.settings or (),
+            dict(args.weight or []),
+            args.seed,
+            args.embedding_model,
+            args.out,
+        )
     elif args.command == "evaluate":
         from routing.commands.evaluate import evaluate
 

@@ -132,7 +132,8 @@ def _default_upstreams() -> dict[str, Upstream]:
 
 
 def _default_routers() -> dict[str, RouterSettings]:
-    return {name: KINDS.get(name).settings() for name in ("random", "sw_ranking", "mf", "bert", "causal_llm")}
+    shipped = ("random", "sw_ranking", "mf", "bert", "causal_llm", "ensemble")
+    return {name: KINDS.get(name).settings() for name in shipped}
 
 
 class RequestLogConfig(Strict):

@@ -57,7 +57,7 @@ def test_bad_shares_are_invalid_requests(model: str) -> None:
     assert info.value.status_code == 400 and info.value.param == "model"
 
 
-@pytest.mark.parametrize("kind", ["random", "sw_ranking", "mf", "bert", "causal_llm"])
+@pytest.mark.parametrize("kind", ["random", "sw_ranking", "mf", "ensemble", "bert", "causal_llm"])
 def test_every_shipped_checkpoint_has_a_table_from_the_arena_hard_pool(kind: str) -> None:
     table = load_calibration(CHECKPOINT_DIR / kind)
     assert table is not None and table.router == kind

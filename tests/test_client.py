@@ -145,6 +145,20 @@ def test_errors_are_the_openai_exceptions_the_service_would_cause(
         client.chat.completions.create(model="big", messages=QUESTION, timeout="soon")
 
 
+def test_the_ensemble_router_routes_in_process(strong: FakeUpstream, weak: FakeUpstream) -> None:
+    """The shipped ensemble checkpoint, with the local embedding model, in this process."""
+    args = fake_pair_args(strong, weak, routers={"ensemble": {"type": "ensemble"}})
+    with RouterClient(args) as client:
+        raw = client.chat.completions.with_raw_response.create(model="router-ensemble-0", messages=QUESTION)
+        assert raw.headers["x-route-router"] == "ensemble" and raw.headers["x-route-target"] == "big"
+        assert 0 < float(raw.headers["x-route-score"]) < 1 and raw.parse().model == "big"
+        raw = client.chat.completions.with_raw_response.create(model="router-ensemble-1", messages=QUESTION)
+        assert raw.headers["x-route-target"] == "small" and raw.parse().model == "small"
+        raw = client.chat.completions.with_raw_response.create(model="router-ensemble-50%", messages=QUESTION)
+        assert raw.headers["x-route-router"] == "ensemble" and raw.status_code == 200
+    assert len(strong.requests()) + len(weak.requests()) == 3 and strong.requests() and weak.requests()
+
+
 def test_an_unconfigured_upstream_is_503(args: dict[str, Any]) -> None:
     del args["upstreams"]["strong"]["base_url"]
     with RouterClient(args) as client, pytest.raises(openai.InternalServerError) as unconfigured:

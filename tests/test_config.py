@@ -66,7 +66,7 @@ def test_defaults_are_the_embedded_service() -> None:
     assert isinstance(config.upstreams["weak"], LocalUpstream)
     strong = config.upstreams["strong"]
     assert isinstance(strong, OpenAIUpstream) and not strong.configured
-    assert set(config.routers) == {"random", "sw_ranking", "mf", "bert", "causal_llm"}
+    assert set(config.routers) == {"random", "sw_ranking", "mf", "bert", "causal_llm", "ensemble"}
 
 
 def test_environment_configures_the_strong_model() -> None:

@@ -30,6 +30,7 @@ from routing.evaluation.metrics import (
     ten_point_apgr,
     threshold_grid,
 )
+from routing.evaluation.report import LENGTH_BASELINE
 
 # Bends up: 80 % of the gain at 50 % strong calls.
 BENT = Curve.of([(0, 0.0), (50, 0.8), (100, 1.0)])
@@ -163,7 +164,7 @@ def test_evaluate_command_on_a_user_csv(tmp_path: Path, capsys: pytest.CaptureFi
     outside, inside = json.loads((out / "results.json").read_text())
     assert (outside["setting"], inside["setting"]) == ("out-of-domain", "in-domain")
     by_router = {r["router"]: r for r in outside["routers"]}
-    assert outside["items"] == 80 and set(by_router) == {"random (10 seeds)", "mf", "optimal"}
+    assert outside["items"] == 80 and set(by_router) == {"random (10 seeds)", "mf", LENGTH_BASELINE, "optimal"}
     low, high = by_router["random (10 seeds)"]["apgr_95_interval"]
     assert low < 0.5 < high
     # The optimal router sends only the 26 maths items the novice gets wrong: full quality at 32.5 %.

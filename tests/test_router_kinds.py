@@ -14,6 +14,7 @@ from conftest import ROOT, FakeUpstream, fake_pair_args, serving
 from routing.commands.calibrate import calibrate
 from routing.commands.evaluate import evaluate
 from routing.config import load_app_config
+from routing.evaluation.report import LENGTH_BASELINE
 from routing.routers.kind import Registry, RouterKind, RouterSettings, resolve
 from routing.routers.kinds import KINDS
 from routing.routers.live import checkpoint_id
@@ -24,8 +25,8 @@ SHORT, LONG = "Hi there!", "Prove that every bounded monotone sequence of real n
 
 
 def test_every_built_in_kind_names_parts_that_exist() -> None:
-    assert KINDS.names()[:5] == ["random", "sw_ranking", "mf", "bert", "causal_llm"]
-    for name in ("random", "sw_ranking", "mf", "bert", "causal_llm"):
+    assert KINDS.names()[:6] == ["random", "sw_ranking", "mf", "ensemble", "bert", "causal_llm"]
+    for name in ("random", "sw_ranking", "mf", "ensemble", "bert", "causal_llm"):
         kind = KINDS.get(name)
         for ref in (kind.load, kind.trainer, kind.in_domain):
             assert ref is None or callable(resolve(ref)), (name, ref)
@@ -66,7 +67,7 @@ def test_a_kind_registered_alone_is_configured_calibrated_and_evaluated(tmp_path
     out_of_domain, in_domain = reports
     assert "toy@toy" in {r.router for r in out_of_domain.results}
     # It has no in-domain refit: that table leaves it out rather than guessing one.
-    assert [r.router for r in in_domain.results] == ["random (2 seeds)", "optimal"]
+    assert [r.router for r in in_domain.results] == ["random (2 seeds)", LENGTH_BASELINE, "optimal"]
 
 
 @pytest.mark.cluster

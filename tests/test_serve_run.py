@@ -91,12 +91,12 @@ def test_default_config_answers_offline_with_the_embedded_model(tmp_path: Path) 
         }
 
 
-ROUTERS = ["random", "sw_ranking", "mf", "bert", "causal_llm"]
+ROUTERS = ["random", "sw_ranking", "mf", "ensemble", "bert", "causal_llm"]
 
 
 @pytest.mark.usefixtures("weak")
 def test_every_shipped_router_routes_through_the_graph(tmp_path: Path, strong: FakeUpstream) -> None:
-    """The strong endpoint comes from the environment; each of the five routers, each its own
+    """The strong endpoint comes from the environment; each of the six routers, each its own
     deployment, sends a request to it when the threshold is just below the prompt's score, and to
     the embedded weak model when just above."""
     env = {"STRONG_BASE_URL": strong.base_url, "STRONG_MODEL": "remote-large", "STRONG_API_KEY": "sk-env-key"}

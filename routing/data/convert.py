@@ -6,8 +6,9 @@ Rules (one battle per pair of models that answered the same prompt; models order
 - golden labels: a correct answer beats an incorrect one; both correct is a ``tie``; both
   incorrect is a ``tie (bothbad)``.
 
-Model names are canonicalised (lower case, no ``organisation/`` prefix) so that the same model
-is one player across sources: ``mistralai/Mixtral-8x7B-Instruct-v0.1`` → ``mixtral-8x7b-instruct-v0.1``.
+Model names are canonicalised (lower case, no ``organisation/`` prefix, then the alias table of
+:mod:`routing.data.aliases`) so that the same model is one player across sources:
+``mistralai/Mixtral-8x7B-Instruct-v0.1`` → ``mixtral-8x7b-instruct-v0.1``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from collections.abc import Iterable
 from itertools import combinations
 from typing import TypeVar
 
+from routing.data.aliases import MODEL_ALIASES
 from routing.data.schema import Battle, GoldenLabel, JudgeScore, PreferenceRow, Winner
 
 Graded = TypeVar("Graded", JudgeScore, GoldenLabel)
 
 
 def canonical_model_name(name: str) -> str:
-    return name.strip().split("/")[-1].lower()
+    short = name.strip().split("/")[-1].lower()
+    return MODEL_ALIASES.get(short, short)
 
 
 def _by_prompt(rows: Iterable[Graded]) -> list[list[Graded]]:

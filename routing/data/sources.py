@@ -101,31 +101,36 @@ def llmrouter(shared: Path) -> list[PreferenceRow]:
     ]
 
 
-def math_l5(shared: Path) -> list[PreferenceRow]:
-    """Correctness of 40 models on MATH level-5 problems (ZeroEval)."""
+def _zeroeval(shared: Path, task: str) -> list[PreferenceRow]:
+    """Per-question correctness of many models on one ZeroEval task (``<task>_questions.jsonl``
+    and ``<task>_correctness.csv``)."""
     folder = shared / "zeroeval"
-    dropped = contaminated_keys(shared, "zeroeval", "math-l5_questions.jsonl")
-    prompts = {
-        str(q["id"]): q["question"]
-        for q in _jsonl(folder / "math-l5_questions.jsonl")
-        if f"id={q['id']}" not in dropped
-    }
-    with (folder / "math-l5_correctness.csv").open(newline="", encoding="utf-8") as f:
+    dropped = contaminated_keys(shared, "zeroeval", f"{task}_questions.jsonl")
+    questions = _jsonl(folder / f"{task}_questions.jsonl")
+    prompts = {str(q["id"]): q["question"] for q in questions if f"id={q['id']}" not in dropped}
+    with (folder / f"{task}_correctness.csv").open(newline="", encoding="utf-8") as f:
         return [
             GoldenLabel(
                 prompt_id=row["id"],
                 prompt=prompts[row["id"]],
                 model=row["model"],
                 correct=row["correct"] == "1",
-                source="math-l5",
+                source=task,
             )
             for row in csv.DictReader(f)
             if row["id"] in prompts
         ]
 
 
-# RouterBench's name for the model the paper's data calls mixtral-8x7b-instruct-v0.1.
-ROUTERBENCH_ALIASES = {"mixtral-8x7b-chat": "mixtral-8x7b-instruct-v0.1"}
+def math_l5(shared: Path) -> list[PreferenceRow]:
+    """Correctness of 40 models on MATH level-5 problems (ZeroEval)."""
+    return _zeroeval(shared, "math-l5")
+
+
+def crux(shared: Path) -> list[PreferenceRow]:
+    """Correctness of 51 models on CRUXEval output prediction: read a short Python function, give
+    its output (ZeroEval)."""
+    return _zeroeval(shared, "crux")
 
 
 def routerbench(shared: Path) -> list[PreferenceRow]:
@@ -143,12 +148,11 @@ def routerbench(shared: Path) -> list[PreferenceRow]:
                 for model in models:
                     if not row[model].strip():
                         continue  # the model was not run on this item
-                    short = model.split("/")[-1]
                     rows.append(
                         GoldenLabel(
                             prompt_id=f"{name}:{row['sample_id']}",
                             prompt=row["prompt"],
-                            model=ROUTERBENCH_ALIASES.get(short, short),
+                            model=model,
                             correct=float(row[model]) >= 0.5,
                             source="routerbench",
                         )
@@ -170,6 +174,7 @@ SOURCES = (
     ),
     Source("llmrouter", "llmrouter.judge_scores.jsonl.gz", "MIT", "ulab-uiuc/LLMRouter", True, llmrouter),
     Source("math-l5", "math-l5.golden_labels.jsonl.gz", "Apache-2.0", "yuchenlin/ZeroEval", True, math_l5),
+    Source("crux", "crux.golden_labels.jsonl.gz", "Apache-2.0", "yuchenlin/ZeroEval", True, crux),
     Source("routerbench", "routerbench.golden_labels.jsonl.gz", "none stated", "shuhao02/RouterDC", False, routerbench),
 )
 

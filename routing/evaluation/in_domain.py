@@ -8,7 +8,8 @@ representation of a prompt and refits what reads it:
 
 - ``mf``: its scoring direction u_strong − u_weak over the prompt embedding, on the decisive items;
 - ``bert``, ``causal_llm``: the three-way head over the checkpoint's features of the prompt;
-- ``sw_ranking``: the items join its battles (it has no weights: its data is the model).
+- ``sw_ranking``: the items join its battles (it has no weights: its data is the model);
+- ``ensemble``: one logistic head over what its heads read, the embedding and the prompt features.
 
 A refit is a logistic regression whose L2 strength is chosen by cross-validation inside the
 training folds, so nothing about the scored fold enters it.
@@ -23,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from routing.features import prompt_features
 from routing.routers.classifier import LABELS, ClassifierRouter, head_probabilities
+from routing.routers.ensemble import EnsembleRouter
 from routing.routers.kind import Router
 from routing.routers.sw_ranking import SWRankingRouter
 
@@ -160,3 +163,11 @@ def classifier_setting(
     features = router.features(prompts)
     out = head_probabilities(router.model.head, features)[:, STRONG_WINS]
     return out, head_fit_and_score(features, labels)
+
+
+def ensemble_setting(
+    router: EnsembleRouter, prompts: list[str], embeddings: np.ndarray | None, labels: np.ndarray
+) -> Setting:
+    assert embeddings is not None
+    features = np.hstack([embeddings, prompt_features(prompts, router.features)])
+    return np.asarray(router.score(prompts, embeddings)), mf_fit_and_score(features, labels)

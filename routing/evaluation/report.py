@@ -23,6 +23,9 @@ from routing.evaluation.metrics import (
 )
 
 CPT_LEVELS = (0.2, 0.5, 0.8)
+# The one-line heuristic every report shows beside random and optimal: longer prompts go to the
+# strong model. A router that does not beat it is not worth its model.
+LENGTH_BASELINE = "length (prompt characters)"
 
 
 @dataclass(frozen=True)
@@ -97,9 +100,10 @@ def evaluate(
     random_seeds: int = 10,
     setting: str = "out-of-domain",
 ) -> BenchmarkReport:
-    """Every router's curve and metrics from its scores on the benchmark's prompts, and the optimal
-    router. ``None`` instead of scores stands for the paper's random baseline: uniform scores,
-    averaged over ``random_seeds`` draws, with a 95 % interval of its APGR."""
+    """Every router's curve and metrics from its scores on the benchmark's prompts, then the
+    prompt-length baseline and the optimal router. ``None`` instead of scores stands for the
+    paper's random baseline: uniform scores, averaged over ``random_seeds`` draws, with a 95 %
+    interval of its APGR."""
     strong_q, weak_q = benchmark.pair(strong, weak)
     s, w = float(strong_q.mean()), float(weak_q.mean())
     results = []
@@ -110,6 +114,8 @@ def evaluate(
         else:
             curve, _ = router_curve(router_scores, strong_q, weak_q)
             results.append(_result(name, curve, w, s))
+    lengths = np.array([len(prompt) for prompt in benchmark.prompts], dtype=float)
+    results.append(_result(LENGTH_BASELINE, router_curve(lengths, strong_q, weak_q)[0], w, s))
     results.append(_result("optimal", optimal_curve(strong_q, weak_q), w, s))
     return BenchmarkReport(benchmark.name, setting, len(benchmark.prompts), strong, weak, s, w, results)
 
@@ -142,6 +148,12 @@ def markdown(report: BenchmarkReport) -> str:
     return "\n".join(lines)
 
 
+BASELINE_STYLES: dict[str, dict[str, Any]] = {
+    "optimal": {"linestyle": "--", "color": "grey"},
+    LENGTH_BASELINE: {"linestyle": "-.", "color": "black", "marker": "x", "markersize": 3},
+}
+
+
 def plot(report: BenchmarkReport, path: Path) -> None:
     """The paper's figure: quality against strong-model calls, one curve per router."""
     import matplotlib
@@ -151,7 +163,7 @@ def plot(report: BenchmarkReport, path: Path) -> None:
 
     figure, axes = plt.subplots(figsize=(7, 5))
     for r in report.results:
-        style = {"linestyle": "--", "color": "grey"} if r.router == "optimal" else {"marker": "o", "markersize": 3}
+        style = BASELINE_STYLES.get(r.router, {"marker": "o", "markersize": 3})
         axes.plot(r.curve.strong_pct, r.curve.quality, label=f"{r.router} (APGR {r.apgr:.3f})", **style)
     axes.axhline(report.strong_quality, color="red", linestyle=":", label=f"strong: {report.strong}")
     axes.axhline(report.weak_quality, color="blue", linestyle=":", label=f"weak: {report.weak}")

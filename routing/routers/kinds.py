@@ -50,6 +50,14 @@ class MFRouterConfig(_PairRouterConfig):
     checkpoint: str = "builtin:mf"
 
 
+class EnsembleRouterConfig(RouterSettings):
+    """Per-source heads that predict a prompt's difficulty from its embedding and features, with
+    its length; one score for any pair of models."""
+
+    type: Literal["ensemble"]
+    checkpoint: str = "builtin:ensemble"
+
+
 class _ClassifierRouterConfig(RouterSettings):
     """A fine-tuned classifier that reads the prompt's tokens itself (strong wins / tie / weak wins)."""
 
@@ -104,6 +112,16 @@ register(
         trainer="routing.training.mf:train_router",
         in_domain="routing.evaluation.in_domain:mf_setting",
         refit="routing.learning.refit:refit_mf",
+    )
+)
+register(
+    RouterKind(
+        name="ensemble",
+        config=EnsembleRouterConfig,
+        load="routing.routers.ensemble:router_for",
+        needs_embeddings=True,
+        trainer="routing.training.ensemble:train_router",
+        in_domain="routing.evaluation.in_domain:ensemble_setting",
     )
 )
 register(

@@ -12,6 +12,7 @@ import torch
 from pydantic import BaseModel, Field, ValidationError
 
 from routing.config import LocalEmbedding
+from routing.data.outcomes import OutcomeTable
 from routing.data.schema import Battle
 from routing.embeddings.local import LocalEmbedder
 from routing.resources import DEFAULT_STRONG, DEFAULT_WEAK
@@ -25,7 +26,10 @@ Options = TypeVar("Options", bound=BaseModel)
 @dataclass(frozen=True)
 class TrainJob:
     """What a router kind's trainer is given: the battles, each one's weight (None: all 1), the
-    seed, the kind's own options by name (``epochs``, ``strong``, ...) and where to log."""
+    seed, the kind's own options by name (``epochs``, ``strong``, ...) and where to log; and the
+    same data as many-model outcome tables, one per source, each with its weight. ``embed``,
+    when given, encodes prompts instead of the encoder the options name (validation passes one
+    that remembers every prompt it has encoded)."""
 
     kind: str
     battles: list[Battle]
@@ -33,6 +37,9 @@ class TrainJob:
     seed: int
     options: Mapping[str, Any]
     log: Log
+    tables: list[OutcomeTable] = field(default_factory=list)
+    table_weights: list[float] = field(default_factory=list)
+    embed: Embed | None = None
 
 
 class PairOptions(BaseModel):
@@ -51,7 +58,7 @@ def train_pair_router(job: TrainJob, options_model: type[PairOptions], fit: Call
     embedding = LocalEmbedding(model_path=options.embedding_model)
     return fit(
         job.battles,
-        LocalEmbedder(embedding).encode,
+        job.embed or LocalEmbedder(embedding).encode,
         config=options,
         weights=job.weights,
         embedding_model_id=embedding.model_id,

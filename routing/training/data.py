@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from routing.data.convert import to_battles
 from routing.data.files import SOURCES_FILE, data_files, read_preference_file
+from routing.data.outcomes import OutcomeTable, outcome_tables
 from routing.data.schema import Battle
 from routing.routers.checkpoint import DataFile, data_record
 from routing.training.common import Log
@@ -19,6 +21,13 @@ class TrainingData:
     weights: list[float] | None  # each battle's, from its reference's weight; None when none is given
     files: list[DataFile]  # what the checkpoint records of each file
     licences: list[str]
+    tables: list[OutcomeTable]  # the same rows, one table per source (a row's source, else its file's name)
+    table_weights: list[float]
+
+
+def source_name(path: Path) -> str:
+    """A file's source when its rows name none: its name up to the first dot."""
+    return path.name.split(".")[0]
 
 
 def read_training_data(refs: Sequence[str], weights: Mapping[str, float], log: Log) -> TrainingData:
@@ -30,13 +39,19 @@ def read_training_data(refs: Sequence[str], weights: Mapping[str, float], log: L
     battle_weights: list[float] = []
     files: list[DataFile] = []
     licences: set[str] = set()
+    tables: list[OutcomeTable] = []
+    table_weights: list[float] = []
     rows_read = 0
     for ref in refs:
         weight = weights.get(ref, 1.0)
         rows: list = []
         for path in data_files(ref):
-            loaded = read_preference_file(path)
+            # A row without a source is of its file's: validation holds out one source at a time.
+            loaded = read_preference_file(path, source=source_name(path))
             rows.extend(loaded)
+            for table in outcome_tables(loaded, default_source=source_name(path)):
+                tables.append(table)
+                table_weights.append(weight)
             files.append(data_record(path, len(loaded), weight))
             sources = path.parent / SOURCES_FILE
             known = json.loads(sources.read_text(encoding="utf-8")) if sources.is_file() else {}
@@ -48,4 +63,4 @@ def read_training_data(refs: Sequence[str], weights: Mapping[str, float], log: L
         if weights:
             log(f"{ref}: {len(rows)} rows -> {len(converted)} battles, weight {weight:g}")
     log(f"{rows_read} rows -> {len(battles)} battles")
-    return TrainingData(battles, battle_weights if weights else None, files, sorted(licences))
+    return TrainingData(battles, battle_weights if weights else None, files, sorted(licences), tables, table_weights)

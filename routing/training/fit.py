@@ -29,7 +29,7 @@ def train_checkpoint(
     if router_kind.trainer is None:
         raise ValueError(f"router kind '{kind}' has no trainer")
     read = read_training_data(list(data), dict(weights), log)
-    job = TrainJob(kind, read.battles, read.weights, seed, dict(options), log)
+    job = TrainJob(kind, read.battles, read.weights, seed, dict(options), log, read.tables, read.table_weights)
     trained: Trained = resolve(router_kind.trainer)(job)
     record = trained.manifest.training
     manifest = trained.manifest.model_copy(
