@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.torch import load_file
-from test_routers import HELD_OUT, IS_MATHS, auc, planted_battles
+from test_routers import CHAT, HELD_OUT, IS_MATHS, MATHS, auc, planted_battles
 
 from routing.cli import main as cli
 from routing.config import LocalEmbedding
@@ -24,18 +24,6 @@ from routing.features import FEATURE_NAMES, prompt_features
 from routing.routers.kinds import EnsembleRouterConfig, load_router
 from routing.training.data import read_training_data
 
-MATHS = [
-    "Compute the definite integral of x^{n} sin(x) from 0 to {n}.",
-    "Prove that the sum of the first {n} odd numbers is a perfect square.",
-    "Solve the differential equation y'' + {n}y = 0 with y(0)=1.",
-    "Find all real roots of x^3 - {n}x + 1 = 0 and justify each step.",
-]
-CHAT = [
-    "Hi! Can you suggest a fun name for my pet hamster number {n}?",
-    "Say hello to my friend Sam, it is their birthday number {n} today.",
-    "What is a nice greeting to start an email to a colleague, version {n}?",
-    "Tell me something cheerful, I feel a bit bored this afternoon ({n}).",
-]
 MODELS = {"frontier": 0.95, "big": 0.8, "mid": 0.5, "small": 0.15, "tiny": 0.05}
 
 
