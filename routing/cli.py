@@ -38,7 +38,7 @@ from routing.settings import PRECISION_HELP
 # The options ``train`` hands to the kind's trainer, when given.
 TRAIN_OPTIONS = (
     "epochs", "lr", "batch_size", "strong", "weak", "embedding_model",
-    "mode", "device", "base_model", "max_length", "strong_models", "weak_models",
+    "mode", "device", "precision", "base_model", "max_length", "strong_models", "weak_models",
     "alpha", "length_weight", "features",
 )  # fmt: skip
 
@@ -197,6 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     classifiers = train.add_argument_group("bert and causal_llm")
     classifiers.add_argument("--mode", choices=["head", "lora", "full"])
     classifiers.add_argument("--device", help="default: cpu")
+    classifiers.add_argument(
+        "--precision", choices=["auto", "float32"], help="forward passes: auto (default, as served) or float32"
+    )
     classifiers.add_argument("--base-model", help="local directory or hub id; default: the embedded model")
     classifiers.add_argument("--max-length", type=int)
     classifiers.add_argument(

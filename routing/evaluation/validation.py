@@ -38,6 +38,26 @@ RANDOM = "random (10 seeds)"
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """A held-out source: its outcome table, the pair it is scored for and the prompts graded for both."""
+
+    table: OutcomeTable
+    strong: str
+    weak: str
+    prompts: list[str]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How every fold's routers are trained: the shared encoder, the seed, each kind's options."""
+
+    embed: Embed
+    seed: int
+    options: Mapping[str, Mapping[str, Any]]
+    log: Log
+
+
+@dataclass(frozen=True)
 class Fold:
     """One held-out source: its pair, and each router's APGR on its prompts."""
 
@@ -103,7 +123,7 @@ def leave_one_source_out(
 ) -> list[Fold]:
     """A :class:`Fold` per source with at least :data:`MIN_PROMPTS` prompts graded for its pair.
     ``options``: per kind, the options its trainer is given (``{"ensemble": {"alpha": 30}}``)."""
-    options = options or {}
+    settings = TrainSettings(embed, seed, options or {}, log)
     tables = merged_tables(data.tables)
     folds = []
     for source, table in tables.items():
@@ -114,57 +134,57 @@ def leave_one_source_out(
             continue
         prompts = [p for p, kept in zip(table.prompts, graded, strict=True) if kept]
         strong_q, weak_q = table.column(strong)[graded], table.column(weak)[graded]
+        held = HeldOut(table, strong, weak, prompts)
         fold = Fold(source, len(prompts), strong, weak)
         baseline = random_baseline(strong_q, weak_q, seeds=10)
         fold.apgr[RANDOM] = float(baseline.apgrs.mean())
         fold.apgr[LENGTH_BASELINE] = _apgr(np.array([len(p) for p in prompts], dtype=float), strong_q, weak_q)
         for kind in kinds:
             log(f"{source} held out: training {kind} on the other sources")
-            scores = _held_out_scores(kind, data, source, table, (strong, weak), prompts, embed, seed, options, log)
+            scores = _held_out_scores(kind, held, data, settings)
             fold.apgr[kind] = _apgr(scores, strong_q, weak_q)
         fold.apgr["optimal"] = apgr(optimal_curve(strong_q, weak_q), float(weak_q.mean()), float(strong_q.mean()))
         folds.append(fold)
     return folds
 
 
-def _held_out_scores(
-    kind_name: str,
-    data: TrainingData,
-    source: str,
-    table: OutcomeTable,
-    pair: tuple[str, str],
-    prompts: list[str],
-    embed: Embed,
-    seed: int,
-    options: Mapping[str, Mapping[str, Any]],
-    log: Log,
-) -> np.ndarray:
+def _held_out_scores(kind_name: str, held: HeldOut, data: TrainingData, settings: TrainSettings) -> np.ndarray:
     kind = KINDS.get(kind_name)
     if kind.trainer is None:
         raise ValueError(f"router kind '{kind_name}' has no trainer to validate")
+    source, embed = held.table.source, settings.embed
     kept = [i for i, b in enumerate(data.battles) if b.source != source]
     battles = [data.battles[i] for i in kept]
     weights = None if data.weights is None else [data.weights[i] for i in kept]
     others = [(t, w) for t, w in zip(data.tables, data.table_weights, strict=True) if t.source != source]
-    own = dict(options.get(kind_name, {}))
+    own = dict(settings.options.get(kind_name, {}))
     scored: tuple[str | None, str | None] = (None, None)
     if kind.scores_any_model:
         known = {b.model_a for b in battles} | {b.model_b for b in battles}
-        strong = stand_in(pair[0], table, known)
-        weak = stand_in(pair[1], table, known, taken=strong)
+        strong = stand_in(held.strong, held.table, known)
+        weak = stand_in(held.weak, held.table, known, taken=strong)
         if strong is None or weak is None:
             raise ValueError(f"{source}: no model graded there is in the other sources, so {kind_name} has no pair")
         own.setdefault("strong", strong)
         own.setdefault("weak", weak)
         scored = (own["strong"], own["weak"])
     job = TrainJob(
-        kind_name, battles, weights, seed, own, log, [t for t, _ in others], [w for _, w in others], embed=embed
+        kind_name,
+        battles,
+        weights,
+        settings.seed,
+        own,
+        settings.log,
+        [t for t, _ in others],
+        [w for _, w in others],
+        embed=embed,
     )
     trained = resolve(kind.trainer)(job)
     with tempfile.TemporaryDirectory() as folder:
         save(Path(folder), trained.manifest, trained.tensors)
         router = kind.router(kind.settings(checkpoint=folder), scored)
-        return np.asarray(router.score(prompts, embed(prompts) if kind.needs_embeddings else None), dtype=float)
+        embeddings = embed(held.prompts) if kind.needs_embeddings else None
+        return np.asarray(router.score(held.prompts, embeddings), dtype=float)
 
 
 def mean_apgr(folds: Sequence[Fold], router: str) -> float:

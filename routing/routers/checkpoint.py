@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialise
 
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -65,11 +66,29 @@ def data_record(path: Path, rows: int, weight: float = 1.0) -> DataFile:
     return DataFile(file=path.name, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), rows=rows, weight=weight)
 
 
+def weights_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    """``model.safetensors`` as :func:`save` writes it: the same tensors give the same bytes."""
+    return serialise({k: v.detach().contiguous().cpu() for k, v in sorted(tensors.items())})
+
+
 def save(directory: Path, manifest: Manifest, tensors: dict[str, torch.Tensor] | None = None) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if tensors:
-        save_file({k: v.detach().contiguous().cpu() for k, v in sorted(tensors.items())}, str(directory / WEIGHTS_FILE))
+        (directory / WEIGHTS_FILE).write_bytes(weights_bytes(tensors))
     (directory / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def scores_as(directory: Path, manifest: Manifest, tensors: dict[str, torch.Tensor]) -> bool:
+    """Whether the checkpoint in ``directory`` scores as ``manifest`` and ``tensors`` would: the
+    same kind, serving parameters, embedding or base model, and weights to the byte."""
+    weights = directory / WEIGHTS_FILE
+    try:
+        old = load_manifest(directory)
+    except CheckpointError:
+        return False
+    serving = ("router", "embedding", "base_model", "params")
+    same_weights = weights.read_bytes() == weights_bytes(tensors) if weights.is_file() else not tensors
+    return same_weights and all(getattr(old, field) == getattr(manifest, field) for field in serving)
 
 
 def load_manifest(directory: Path, kind: str | None = None) -> Manifest:

@@ -7,7 +7,11 @@ example, labelled strong wins / tie / weak wins (both kinds of tie are a tie). M
 - ``lora``: LoRA adapters on the attention projections and the head are trained end to end.
 - ``full``: every weight is trained (for a GPU; a causal LM refuses it on CPU).
 
-The epoch with the lowest held-out loss is kept; held-out prompts are never trained on.
+The epoch with the lowest held-out loss is kept; held-out prompts are never trained on. In head
+mode the frozen base computes its features in the precision the service scores in (``precision:
+auto``: bfloat16 on a CPU that computes it natively, float16 on a GPU, see
+:mod:`routing.inference`), so the head learns from the features it will be served; end-to-end
+modes train in float32, in batches of prompts of similar length (less compute spent on padding).
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
 from routing.data.schema import Battle
+from routing.inference import autocast, native_low_precision
 from routing.routers.checkpoint import Manifest, TrainingRecord
 from routing.routers.classifier import DEFAULT_BASES, LABELS, ClassifierKind, PromptClassifier, base_source
+from routing.settings import Precision
 from routing.training.common import Log, Trained, TrainJob, held_out_prompts, job_options, seed_everything, weights_of
 
 # Logits for the examples at these row numbers: one for a training step, one for evaluation.
@@ -41,10 +47,11 @@ class ClassifierTrainConfig(BaseModel):
         default=None, description="default: lora for bert, head for causal_llm"
     )
     device: str = "cpu"
+    precision: Precision = Field(default="auto", description="head mode's features: auto (as served) or float32")
     strong_models: list[str] = Field(default_factory=lambda: list(DEFAULT_STRONG), min_length=1)
     weak_models: list[str] = Field(default_factory=lambda: list(DEFAULT_WEAK), min_length=1)
     max_length: int = Field(default=128, ge=8)
-    epochs: int | None = Field(default=None, ge=1, description="default: 3, or 100 in head mode")
+    epochs: int | None = Field(default=None, ge=1, description="default: 2, or 100 in head mode")
     batch_size: int = Field(default=16, ge=1)
     lr: float | None = Field(default=None, gt=0, description="default: 1e-3 head, 5e-4 lora, 2e-5 full")
     weight_decay: float = Field(default=0.01, ge=0)
@@ -60,7 +67,7 @@ class ClassifierTrainConfig(BaseModel):
             raise ValueError("a full fine-tune of a causal LM needs --device cuda; on CPU use --mode head or lora")
         self.mode = mode
         self.base_model = self.base_model or DEFAULT_BASES[self.kind]
-        self.epochs = self.epochs or (100 if mode == "head" else 3)
+        self.epochs = self.epochs or (100 if mode == "head" else 2)
         self.lr = self.lr or {"head": 1e-3, "lora": 5e-4, "full": 2e-5}[mode]
         return self
 
@@ -84,6 +91,18 @@ def examples(
 
 def _batches(items: Sequence[int], size: int) -> list[Sequence[int]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _length_grouped(
+    order: list[int], prompts: Sequence[str], size: int, generator: torch.Generator
+) -> list[Sequence[int]]:
+    """Batches of ``size`` from the shuffled ``order``: each run of 50 batches is sorted by prompt
+    length before it is cut, so a batch pads little, and the batches are shuffled again so that
+    lengths do not rise through the epoch."""
+    batches: list[Sequence[int]] = []
+    for run in _batches(order, 50 * size):
+        batches += _batches(sorted(run, key=lambda i: len(prompts[i])), size)
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def train(
@@ -131,7 +150,11 @@ def train(
     for epoch in (bar := tqdm(range(1, config.epochs + 1), desc=config.kind, unit="epoch", disable=None)):
         model.train()
         order = torch.tensor(train_rows)[torch.randperm(len(train_rows), generator=generator)].tolist()
-        for rows in _batches(order, config.batch_size if config.mode != "head" else 256):
+        if config.mode == "head":
+            batches = _batches(order, 256)
+        else:
+            batches = _length_grouped(order, prompts, config.batch_size, generator)
+        for rows in batches:
             losses = torch.nn.functional.cross_entropy(step(rows), labels[rows], reduction="none")
             loss = (losses * example_weights[rows]).sum() / example_weights[rows].sum()
             optimiser.zero_grad()
@@ -166,7 +189,8 @@ def train(
             "lora_alpha": config.lora_alpha,
         },
         training=TrainingRecord(
-            hyperparameters=config.model_dump(exclude={"device"}),
+            # What "auto" was on the training machine: the features' precision shapes the head learnt.
+            hyperparameters={**config.model_dump(exclude={"device"}), "feature_dtype": _feature_dtype(device, config)},
             metrics={
                 "best_epoch": best_epoch,
                 **{k: round(v, 4) for k, v in metrics.items()},
@@ -176,6 +200,11 @@ def train(
         ),
     )
     return Trained(manifest, tensors)
+
+
+def _feature_dtype(device: torch.device, config: ClassifierTrainConfig) -> str:
+    dtype = native_low_precision(device) if config.precision == "auto" and config.mode == "head" else None
+    return str(dtype or torch.float32).removeprefix("torch.")
 
 
 def _head_mode(
@@ -190,7 +219,8 @@ def _head_mode(
     with torch.inference_mode():
         for rows in tqdm(_batches(range(len(distinct)), 32), desc="features", unit="batch", disable=None):
             batch = {k: v.to(device) for k, v in model.tokenize([distinct[i] for i in rows]).items()}
-            features[list(rows)] = model.features(batch)
+            with autocast(device, config.precision):
+                features[list(rows)] = model.features(batch).float()
     index = {p: i for i, p in enumerate(distinct)}
     per_example = features[[index[p] for p in prompts]].clone()
     return (lambda rows: model.head(per_example[rows])), (lambda rows: model.head(per_example[rows]))
