@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     classifiers.add_argument("--mode", choices=["head", "lora", "full"])
     classifiers.add_argument("--device", help="default: cpu")
     classifiers.add_argument(
-        "--precision", choices=["auto", "float32"], help="forward passes: auto (default, as served) or float32"
+        "--precision", choices=["auto", "float32"], help="head mode's features: auto (default, as served) or float32"
     )
     classifiers.add_argument("--base-model", help="local directory or hub id; default: the embedded model")
     classifiers.add_argument("--max-length", type=int)

@@ -21,11 +21,16 @@ def native_low_precision(device: torch.device) -> torch.dtype | None:
     return None
 
 
+def forward_dtype(device: torch.device, precision: Precision) -> torch.dtype:
+    """The dtype a forward pass with ``precision`` computes in on ``device``."""
+    return (native_low_precision(device) if precision == "auto" else None) or torch.float32
+
+
 def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
     """The forward pass's precision. ``auto`` uses :func:`native_low_precision` (scores move by
     about 1e-3 against float32, see bench/precision.py); ``float32`` keeps full precision."""
-    dtype = native_low_precision(device) if precision == "auto" else None
-    if dtype is None:
+    dtype = forward_dtype(device, precision)
+    if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
 from routing.data.schema import Battle
-from routing.inference import autocast, native_low_precision
+from routing.inference import autocast, forward_dtype
 from routing.routers.checkpoint import Manifest, TrainingRecord
 from routing.routers.classifier import DEFAULT_BASES, LABELS, ClassifierKind, PromptClassifier, base_source
 from routing.settings import Precision
@@ -203,8 +203,9 @@ def train(
 
 
 def _feature_dtype(device: torch.device, config: ClassifierTrainConfig) -> str:
-    dtype = native_low_precision(device) if config.precision == "auto" and config.mode == "head" else None
-    return str(dtype or torch.float32).removeprefix("torch.")
+    """Only head mode computes its features under :func:`autocast`; end-to-end modes train in float32."""
+    dtype = forward_dtype(device, config.precision) if config.mode == "head" else torch.float32
+    return str(dtype).removeprefix("torch.")
 
 
 def _head_mode(
@@ -220,7 +221,7 @@ def _head_mode(
         for rows in tqdm(_batches(range(len(distinct)), 32), desc="features", unit="batch", disable=None):
             batch = {k: v.to(device) for k, v in model.tokenize([distinct[i] for i in rows]).items()}
             with autocast(device, config.precision):
-                features[list(rows)] = model.features(batch).float()
+                features[list(rows)] = model.features(batch)
     index = {p: i for i, p in enumerate(distinct)}
     per_example = features[[index[p] for p in prompts]].clone()
     return (lambda rows: model.head(per_example[rows])), (lambda rows: model.head(per_example[rows]))
