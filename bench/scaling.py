@@ -35,10 +35,12 @@ DEPLOYMENTS = ("Ingress", "Embedding", "Router-mf", "LLM-strong", "LLM-weak")
 ROUTER_STAGE = ("Embedding", "Router-mf")
 # Small CPU shares, so that new replicas find room on a 2-core machine.
 CPUS = {"Ingress": 0.2, "Embedding": 0.1, "Router-mf": 0.05, "LLM-strong": 0.05, "LLM-weak": 0.05}
+# The router stage counts the ingress's batches (at most two in flight per ingress replica), as in
+# serve_config.yaml; the LLM clients count requests.
+TARGETS = {"Ingress": 64, "Embedding": 1, "Router-mf": 1}
 SCALING = {
     "min_replicas": 1,
     "max_replicas": 4,
-    "target_ongoing_requests": 2,
     "upscale_delay_s": 2,
     "downscale_delay_s": 8,
     "look_back_period_s": 2,
@@ -58,7 +60,7 @@ def scaling_config(strong: FakeUpstream, weak: FakeUpstream) -> dict[str, Any]:
         {
             "name": name,
             "max_ongoing_requests": 64 if name == "Ingress" else 16,
-            "autoscaling_config": SCALING if name != "Ingress" else {**SCALING, "target_ongoing_requests": 64},
+            "autoscaling_config": {**SCALING, "target_ongoing_requests": TARGETS.get(name, 2)},
             "ray_actor_options": {"num_cpus": cpus},
         }
         for name, cpus in CPUS.items()

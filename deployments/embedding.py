@@ -7,7 +7,7 @@ import numpy as np
 from ray import serve
 
 from deployments.batching import DEFAULT, Batched
-from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S
+from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S, needs_probe
 from routing.config import Embedding as EmbeddingConfig
 from routing.config import LocalEmbedding
 from routing.embeddings import make_embedder
@@ -28,17 +28,20 @@ class Embedding:
 
     async def check_health(self) -> None:
         """Serve restarts a replica whose model no longer computes in time. A remote embedding
-        endpoint is not probed: its failures are the routing step's to handle."""
-        if self.probed:
+        endpoint is not probed: its failures are the routing step's to handle. A replica whose
+        batches finish is not probed either (see :func:`needs_probe`)."""
+        if self.probed and needs_probe(self._embed_one.batcher):
             await asyncio.wait_for(self.embedder.embed([HEALTH_PROBE]), HEALTH_PROBE_TIMEOUT_S)
 
     async def ready(self) -> None:
         """Answers once the replica runs, its model loaded: what a starting ingress waits for."""
 
     async def embed(self, texts: list[str]) -> np.ndarray:
-        if len(texts) != 1:
+        """The ingress's batches go through the replica's batcher too, so that the batches of
+        several ingress replicas share forward passes and only one runs at a time."""
+        if not texts:
             return await self.embedder.embed(texts)
-        return (await self._embed_one(texts[0]))[None, :]
+        return np.stack(await asyncio.gather(*(self._embed_one(text) for text in texts)))
 
     async def _embed_batch(self, texts: list[str]) -> list[np.ndarray]:
         return list(await self.embedder.embed(texts))

@@ -7,6 +7,11 @@ failures become service errors the engine can act on:
 - a replica that died or cannot be reached mid-call: the routing step is tried again
   (:class:`RoutingUnavailable`), an upstream call is retried or falls back (``replica_unavailable``);
 - a deployment whose queue is full (``max_queued_requests``): 503 with ``Retry-After``.
+
+The routing steps of concurrent requests cross to the Embedding and Router deployments as one
+call per batch (:data:`COALESCE`), so a stage is crossed once per batch rather than once per
+request, and a router scores real batches (the Embedding and Router replicas count them in
+``routellm_batch_size``).
 """
 
 from __future__ import annotations
@@ -19,11 +24,18 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from routing.errors import RoutingUnavailable, ServiceError, ServiceUnavailable, UpstreamError
+from routing.batching import AdaptiveBatcher
+from routing.config import BatchingConfig
+from routing.errors import InvalidRequest, RoutingUnavailable, ServiceError, ServiceUnavailable, UpstreamError
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from routing.routers.live import Ranking, RankQuery, RouterState
 
 T = TypeVar("T")
+
+# A batch leaves the ingress as soon as a slot is free; two in flight per stage let one ingress
+# replica keep two replicas of a stage busy, while each batch still takes every waiting request.
+COALESCE = BatchingConfig(max_batch_size=64)
+COALESCE_IN_FLIGHT = 2
 
 REPLICA_LOST = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError)
 
@@ -58,17 +70,33 @@ class HandleEmbedder:
     def __init__(self, handle: DeploymentHandle, model_id: str) -> None:
         self.handle = handle
         self.model_id = model_id
+        self._coalesced = AdaptiveBatcher(self._embed_many, COALESCE, max_in_flight=COALESCE_IN_FLIGHT)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
+        if len(texts) != 1:
+            return await self._remote(texts)
+        return (await self._coalesced(texts[0]))[None, :]
+
+    async def _embed_many(self, texts: list[str]) -> list[np.ndarray]:
+        return list(await self._remote(texts))
+
+    async def _remote(self, texts: list[str]) -> np.ndarray:
         return await _call(self.handle.embed.remote(texts), _routing_lost("embedding"))
 
 
 class HandleRanker:
     def __init__(self, handle: DeploymentHandle) -> None:
         self.handle = handle
+        self._coalesced = AdaptiveBatcher(self._rank_many, COALESCE, max_in_flight=COALESCE_IN_FLIGHT)
 
     async def rank(self, query: RankQuery) -> Ranking:
-        return await _call(self.handle.rank.remote(query), _routing_lost("router"))
+        ranking = await self._coalesced(query)
+        if isinstance(ranking, InvalidRequest):
+            raise ranking
+        return ranking
+
+    async def _rank_many(self, queries: list[RankQuery]) -> list[Ranking | InvalidRequest]:
+        return await _call(self.handle.rank_many.remote(queries), _routing_lost("router"))
 
     async def state(self) -> RouterState:
         return await _call(self.handle.state.remote(), _routing_lost("router"))
@@ -86,6 +114,9 @@ class HandleBackend:
             reason="replica_unavailable",
             retriable=True,
         )
+
+    async def ready(self) -> None:
+        await _call(self.handle.ready.remote(), self._lost)
 
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         return await _call(self.handle.complete.remote(request), self._lost)

@@ -82,7 +82,7 @@ class Ingress:
 
         return app
 
-    def check_health(self) -> None:
+    async def check_health(self) -> None:
         """Re-reads the API keys, so that a rotated Secret file takes effect without a restart.
         A file caught mid-rotation (gone or empty) keeps the keys in force until the next check."""
         try:

@@ -16,8 +16,11 @@ class LLMClient:
     def __init__(self, config: Upstream) -> None:
         self.backend = make_backend(config)
 
-    def check_health(self) -> None:
+    async def check_health(self) -> None:
         self.backend.check_health()
+
+    async def ready(self) -> None:
+        """Answers once the replica runs, its client or model loaded: what readiness waits for."""
 
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         return await self.backend.complete(request)

@@ -31,15 +31,19 @@ from routing.validation import invalid_request
 
 logger = logging.getLogger("ray.serve")
 ROUTER_STATE_TIMEOUT_S = 2.0
+READY_TIMEOUT_S = 5.0
 
 
 @dataclass
 class IngressState:
     """What changes on a running ingress without a restart: the API keys in force (re-read at
-    each health check) and why the last ``user_config`` was refused, if it was."""
+    each health check), why the last ``user_config`` was refused, if it was, and whether every
+    part of the request path has answered (then it stays ready: a replica lost later is Serve's
+    to restart and the fallbacks' to cover)."""
 
     api_keys: ApiKeys
     user_config_error: str | None = None
+    ready: bool = False
 
 
 def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
@@ -76,7 +80,12 @@ def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
 
     @app.get("/health")
     async def health() -> Response:
-        return JSONResponse(health_body(engine, state))
+        body = await health_body(engine, state)
+        return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
+
+    @app.get("/health/live")
+    async def live() -> Response:
+        return JSONResponse({"status": "live"})
 
     @app.get("/health/routers")
     async def routers() -> Response:
@@ -105,11 +114,18 @@ async def route_response(engine: RoutingEngine, body: ChatCompletionRequest) -> 
     return JSONResponse(decision.model_dump(mode="json", exclude_none=True), headers=headers)
 
 
-def health_body(engine: RoutingEngine, state: IngressState) -> dict[str, Any]:
-    """The upstreams and their circuits, as this ingress sees them."""
+async def health_body(engine: RoutingEngine, state: IngressState) -> dict[str, Any]:
+    """``ready`` once a probe prompt got a routing decision from every router and every
+    upstream's client answered, ``live`` (with what it waits for) before; the upstreams and
+    their circuits, as this ingress sees them."""
+    waiting: list[str] = []
+    if not state.ready:
+        waiting = await engine.unready(READY_TIMEOUT_S)
+        state.ready = not waiting
     config = engine.config
     body: dict[str, Any] = {
-        "status": "ok",
+        "status": "ready" if state.ready else "live",
+        **({"waiting_for": waiting} if waiting else {}),
         "upstreams": {u.model: "configured" if u.configured else "unconfigured" for u in config.upstreams.values()},
         "circuits": {u.model: u.breaker.state for u in engine.upstreams.values()},
     }

@@ -10,7 +10,7 @@ import numpy as np
 from ray import serve
 
 from deployments.batching import DEFAULT, Batched
-from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S
+from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S, needs_probe
 from routing.config import load_router_user_config
 from routing.errors import InvalidRequest
 from routing.learning.store import read_champion
@@ -104,18 +104,19 @@ class Router:
         return False
 
     async def check_health(self) -> None:
-        """Serve restarts a replica whose model no longer scores in time."""
+        """Serve restarts a replica whose model no longer scores in time (probed only when idle)."""
+        if not needs_probe(self._rank_one.batcher):
+            return
         if self.router.kind.needs_embeddings and self._probe_embedding is None:
             return
         embeddings = None if self._probe_embedding is None else self._probe_embedding[None, :]
         probe = asyncio.to_thread(self.router.model.score, [HEALTH_PROBE], embeddings)
         await asyncio.wait_for(probe, HEALTH_PROBE_TIMEOUT_S)
 
-    async def rank(self, query: RankQuery) -> Ranking:
-        ranking = await self._rank_one(query)
-        if isinstance(ranking, InvalidRequest):
-            raise ranking
-        return ranking
+    async def rank_many(self, queries: list[RankQuery]) -> list[Ranking | InvalidRequest]:
+        """The ingress's batch of routing steps; the batches of every ingress replica are scored
+        together. A query the router refuses is returned as its error, so the rest still succeed."""
+        return list(await asyncio.gather(*(self._rank_one(query) for query in queries)))
 
     async def state(self) -> RouterState:
         return self.router.state

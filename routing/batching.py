@@ -1,8 +1,10 @@
-"""Gathering concurrent calls into batches for one model.
+"""Gathering concurrent calls into batches for one model, or for one call to another process.
 
-A batch starts as soon as the model is free, and holds every call waiting by then (up to
-``max_batch_size``); calls that arrive while it runs form the next batch. Under load the batch
-size follows the backlog, and a lone call waits for nothing but ``batch_wait_timeout_s``.
+A batch starts as soon as a slot is free (``max_in_flight`` batches run at once; one for a
+model, which computes one batch at a time), and holds every call waiting by then (up to
+``max_batch_size``); calls that arrive while the slots are taken form the next batch. Under
+load the batch size follows the backlog, and a lone call waits for nothing but
+``batch_wait_timeout_s``.
 
 Ray Serve's ``@serve.batch`` forms the next batch while the current one still runs, from what
 arrives within the wait: with a short wait and a busy model its batches stay small (BENCHMARKS.md
@@ -12,6 +14,7 @@ has the before and after), and a long wait delays every lone request.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -23,22 +26,28 @@ Result = TypeVar("Result")
 
 
 class AdaptiveBatcher(Generic[Item, Result]):
-    """``await batcher(item)`` runs ``handle_batch`` over a batch of concurrent items, one batch
-    at a time; ``on_batch`` sees each batch's size (for metrics)."""
+    """``await batcher(item)`` runs ``handle_batch`` over a batch of concurrent items, at most
+    ``max_in_flight`` batches at a time; ``on_batch`` sees each batch's size (for metrics)."""
 
     def __init__(
         self,
         handle_batch: Callable[[list[Item]], Awaitable[list[Result]]],
         config: BatchingConfig | None = None,
         on_batch: Callable[[int], None] = lambda size: None,
+        max_in_flight: int = 1,
     ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self.handle_batch = handle_batch
         self.config = config or BatchingConfig()
         self.on_batch = on_batch
         self._waiting: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
-        self._running: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._running: dict[asyncio.Task[None], list[tuple[Item, asyncio.Future[Result]]]] = {}
+        self._started: dict[asyncio.Task[None], float] = {}
+        self.last_batch_done: float | None = None  # time.monotonic() when a batch last succeeded
 
     async def __call__(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -48,37 +57,58 @@ class AdaptiveBatcher(Generic[Item, Result]):
             self._worker = asyncio.create_task(self._run())
         return await future
 
+    def busy_for(self) -> float:
+        """Seconds the oldest running batch has been running (0 when none runs)."""
+        return time.monotonic() - min(self._started.values()) if self._started else 0.0
+
     async def _run(self) -> None:
         try:
             await self._batches()
         except asyncio.CancelledError:
             # The worker is torn down (the replica stops): every caller hears of it, none waits on.
-            for _, future in [*self._running, *self._waiting]:
+            for task, batch in list(self._running.items()):
+                task.cancel()
+                for _, future in batch:
+                    future.cancel()
+            for _, future in self._waiting:
                 future.cancel()
             self._waiting.clear()
             raise
 
     async def _batches(self) -> None:
         while self._waiting:
+            await self._slots.acquire()
             await self._fill()
             batch = [self._waiting.popleft() for _ in range(min(self.config.max_batch_size, len(self._waiting)))]
             live = [(item, future) for item, future in batch if not future.done()]  # cancelled callers drop out
             if not live:
+                self._slots.release()
                 continue
-            self._running = live
             self.on_batch(len(live))
-            try:
-                results = await self.handle_batch([item for item, _ in live])
-                if len(results) != len(live):
-                    raise RuntimeError(f"a batch of {len(live)} gave {len(results)} results")
-            except Exception as exc:  # every caller of the batch gets the failure
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(live, results, strict=True):
+            task = asyncio.create_task(self._run_batch(live))
+            self._running[task] = live
+            self._started[task] = time.monotonic()
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        self._started.pop(task, None)
+        self._slots.release()
+
+    async def _run_batch(self, live: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            results = await self.handle_batch([item for item, _ in live])
+            if len(results) != len(live):
+                raise RuntimeError(f"a batch of {len(live)} gave {len(results)} results")
+        except Exception as exc:  # every caller of the batch gets the failure
+            for _, future in live:
                 if not future.done():
-                    future.set_result(result)
+                    future.set_exception(exc)
+            return
+        self.last_batch_done = time.monotonic()
+        for (_, future), result in zip(live, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
     async def _fill(self) -> None:
         """Waits up to ``batch_wait_timeout_s`` for a batch that is not yet full."""

@@ -42,6 +42,7 @@ from routing.telemetry import NO_TELEMETRY, Telemetry, cost_of
 from routing.upstreams import ChatBackend, close_connections, make_backend
 
 T = TypeVar("T")
+READINESS_PROBE = "readiness check"
 # How long a defaults update waits for a router's state; at start a Router replica may still be loading.
 RECONFIGURE_STATE_TIMEOUT_S = 30.0
 
@@ -153,6 +154,29 @@ class RoutingEngine:
 
         chosen = list(self.config.routers if names is None else names)
         return dict(zip(chosen, await asyncio.gather(*(ask(name) for name in chosen)), strict=True))
+
+    async def unready(self, timeout_s: float) -> list[str]:
+        """The parts of the request path that do not answer within ``timeout_s``: each router's
+        routing step on a probe prompt (its embedding and its scoring, as a request gets them) and
+        each upstream's client (not the upstream itself, whose failures a request falls back from)."""
+        checks: dict[str, Awaitable[object]] = {
+            f"router '{name}'": self._rank_once(name, RouterAlias(name, threshold=0.5), READINESS_PROBE)
+            for name in self.config.routers
+        }
+        checks |= {
+            f"the client of model '{self.config.upstreams[key].model}'": upstream.backend.ready()
+            for key, upstream in self.upstreams.items()
+        }
+
+        async def answers(check: Awaitable[object]) -> bool:
+            try:
+                await asyncio.wait_for(check, timeout_s)
+            except Exception:  # a part still loading, timed out or lost: not ready yet
+                return False
+            return True
+
+        results = await asyncio.gather(*(answers(check) for check in checks.values()))
+        return [part for part, ok in zip(checks, results, strict=True) if not ok]
 
     def query(self, name: str, alias: RouterAlias, prompt: str, embedding: np.ndarray | None) -> RankQuery:
         """What to ask router ``name`` for an alias: its threshold, its strong share, or the defaults."""

@@ -117,3 +117,71 @@ def test_callers_hear_when_the_worker_is_torn_down_mid_batch() -> None:
         assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
 
     asyncio.run(scenario())
+
+
+def test_batches_in_flight_run_at_once_and_each_takes_the_backlog() -> None:
+    async def scenario() -> Model:
+        model = Model()
+        batcher = AdaptiveBatcher(model, BatchingConfig(max_batch_size=32), max_in_flight=2)
+        model.release.clear()
+        first = [asyncio.create_task(batcher(n)) for n in range(3)]
+        await asyncio.sleep(0.01)
+        second = [asyncio.create_task(batcher(n)) for n in range(3, 6)]
+        await asyncio.sleep(0.01)
+        third = [asyncio.create_task(batcher(n)) for n in range(6, 9)]
+        await asyncio.sleep(0.01)
+        assert model.batches == [[0, 1, 2], [3, 4, 5]]  # both slots busy: the third group waits
+        model.release.set()
+        assert await asyncio.gather(*first, *second, *third) == [2 * n for n in range(9)]
+        return model
+
+    assert asyncio.run(scenario()).batches == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+
+
+def test_the_batcher_tells_how_long_a_batch_runs_and_when_one_last_finished() -> None:
+    async def scenario() -> None:
+        model = Model()
+        batcher = AdaptiveBatcher(model)
+        assert batcher.busy_for() == 0 and batcher.last_batch_done is None
+        model.release.clear()
+        call = asyncio.create_task(batcher(1))
+        await asyncio.sleep(0.05)
+        assert batcher.busy_for() >= 0.05 and batcher.last_batch_done is None
+        model.release.set()
+        await call
+        assert batcher.busy_for() == 0 and batcher.last_batch_done is not None
+        failing = batcher.last_batch_done
+        with pytest.raises(ValueError):
+            await batcher(-1)
+        assert batcher.last_batch_done == failing  # a failed batch proves nothing
+
+    asyncio.run(scenario())
+
+
+def test_max_in_flight_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        AdaptiveBatcher(Model(), max_in_flight=0)
+
+
+def test_a_replica_is_probed_only_when_idle_and_fails_when_a_batch_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deployments import health
+
+    async def scenario() -> None:
+        model = Model()
+        batcher = AdaptiveBatcher(model)
+        assert health.needs_probe(batcher)  # nothing has run yet
+        await batcher(1)
+        assert not health.needs_probe(batcher, idle_after_s=60)  # traffic proves it
+        await asyncio.sleep(0.02)
+        assert health.needs_probe(batcher, idle_after_s=0.01)  # idle for longer than that
+        model.release.clear()
+        call = asyncio.create_task(batcher(2))
+        await asyncio.sleep(0.02)
+        assert not health.needs_probe(batcher, idle_after_s=0.01)  # a batch is running
+        monkeypatch.setattr(health, "HEALTH_PROBE_TIMEOUT_S", 0.01)
+        with pytest.raises(RuntimeError, match="a batch has been running for"):
+            health.needs_probe(batcher)
+        model.release.set()
+        await call
+
+    asyncio.run(scenario())

@@ -112,3 +112,24 @@ def test_a_router_chooses_between_its_own_candidates(strong: FakeUpstream, weak:
     assert (outcome.decision.target, completion.model) == ("small", "small")
     outcome, completion = asyncio.run(engine.complete(chat("router-random-1")))
     assert (outcome.decision.target, completion.model) == ("big", "big")
+
+
+def test_readiness_names_the_parts_that_cannot_answer_yet(strong: FakeUpstream, weak: FakeUpstream) -> None:
+    # mf needs an embedding, which comes from the weak server; random needs nothing.
+    engine = engine_for(
+        strong,
+        weak,
+        embedding={"backend": "openai", "model": "sentence-transformers/all-MiniLM-L6-v2", "base_url": weak.base_url},
+    )
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        weak.refuse()
+        try:
+            refused = await engine.unready(timeout_s=5)
+        finally:
+            weak.restart()
+        return refused, await engine.unready(timeout_s=5)
+
+    assert asyncio.run(scenario()) == (["router 'mf'"], [])
+    # Readiness probes are not routing decisions: no upstream was called.
+    assert strong.requests() == []

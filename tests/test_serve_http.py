@@ -278,7 +278,7 @@ def test_malformed_requests_in_process_get_the_services_errors(http, in_process,
 def test_service_is_healthy_after_bad_requests(http, client, strong) -> None:  # type: ignore[no-untyped-def]
     for body in MALFORMED:
         http.post("/v1/chat/completions", content=json.dumps(body[1]) if not isinstance(body[1], bytes) else body[1])
-    assert http.get("/health").json()["status"] == "ok"
+    assert http.get("/health").json()["status"] == "ready"
     assert ask(client, "router-random-0").parse().choices[0].message.content == "strong answer #1"
 
 
@@ -286,8 +286,9 @@ def test_models_and_unknown_paths(http, client) -> None:  # type: ignore[no-unty
     assert [m.id for m in client.models.list()] == ["router-random", "router-mf", "big", "small"]
     response = http.get("/v1/nothing-here")
     assert response.status_code == 404 and response.json()["error"]["type"] == "not_found_error"
+    assert http.get("/health/live").json() == {"status": "live"}
     assert http.get("/health").json() == {
-        "status": "ok",
+        "status": "ready",
         "upstreams": {"big": "configured", "small": "configured"},
         "circuits": {"big": "closed", "small": "closed"},
     }

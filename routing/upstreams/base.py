@@ -16,6 +16,9 @@ class ChatBackend(Protocol):
 
     def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]: ...
 
+    async def ready(self) -> None:
+        """Returns once this client can take requests (not a call to the upstream)."""
+
     def check_health(self) -> None:
         """Raises when this client can no longer serve (not a call to the upstream: its failures
         are counted by the circuit breaker instead)."""

@@ -106,6 +106,9 @@ class LocalChatBackend:
         # that, the worker thread is wedged and the replica should be replaced.
         self._stuck_after_s = 2 * config.timeouts.total_s
 
+    async def ready(self) -> None:
+        """Built means loaded: a client in this process is ready once it exists."""
+
     def check_health(self) -> None:
         since = self._generating_since
         if since is not None and time.monotonic() - since > self._stuck_after_s:

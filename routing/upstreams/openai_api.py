@@ -23,6 +23,9 @@ class OpenAIChatBackend:
         """Closes the connections to the upstream; the backend is not used afterwards."""
         await self.client.close()
 
+    async def ready(self) -> None:
+        """Built means loaded: a client in this process is ready once it exists."""
+
     def check_health(self) -> None:
         if self.client.is_closed():
             raise RuntimeError(f"the HTTP client of model '{self.model}' is closed")
