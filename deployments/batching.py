@@ -36,8 +36,8 @@ class Batched(Generic[Item, Result]):
 
         self.batcher = AdaptiveBatcher(handle_batch, DEFAULT, on_batch=count)
 
-    async def __call__(self, item: Item) -> Result:
-        return await self.batcher(item)
+    async def many(self, items: list[Item]) -> list[Result]:
+        return await self.batcher.many(items)
 
     def reconfigure(self, user_config: dict[str, Any] | None) -> None:
         """Applies a deployment's ``user_config``; a bad one is logged and the current batching kept

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from ray import serve
-from ray.serve.handle import DeploymentHandle, DeploymentResponse
+from ray.serve.handle import DeploymentHandle
 
 from deployments.handles import HandleBackend, HandleEmbedder, HandleRanker
 from deployments.metrics import ServeTelemetry
@@ -44,8 +44,9 @@ class Ingress:
         llms: dict[str, DeploymentHandle],
         learner: DeploymentHandle | None = None,
     ) -> None:
-        """Ready once the router stage answers (or after :data:`ROUTER_STAGE_WAIT_S`), so that a
-        starting service routes its first requests rather than falling back while models load."""
+        """Ready once every part of the request path answers (or after :data:`ROUTER_STAGE_WAIT_S`),
+        so that a starting service routes its first requests rather than falling back while
+        models load."""
         self.state = IngressState(ApiKeys.load(config.auth, os.environ))
         self.learner = learner
         embedder = HandleEmbedder(embedding, config.embedding.model_id) if embedding is not None else None
@@ -56,10 +57,11 @@ class Ingress:
             {key: HandleBackend(handle, config.upstreams[key].model) for key, handle in llms.items()},
             ServeTelemetry(),
         )
-        missing = await _router_stage_ready(embedding, routers)
+        missing = await self.engine.unready(ROUTER_STAGE_WAIT_S)
+        self.state.ready = not missing
         if missing:
             logger.warning(
-                "taking requests before %s answered: they are routed by fallback.on_routing_error until then",
+                "taking requests before %s answered: routing falls back by fallback.on_routing_error until then",
                 ", ".join(missing),
             )
 
@@ -112,22 +114,3 @@ class Ingress:
     async def route(self, body: ChatCompletionRequest) -> Response:
         """For a caller holding a handle: the routing decision, as ``POST /v1/route`` answers it."""
         return await route_response(self.engine, body)
-
-
-async def _router_stage_ready(embedding: DeploymentHandle | None, routers: dict[str, DeploymentHandle]) -> list[str]:
-    """Waits, at most :data:`ROUTER_STAGE_WAIT_S`, for a replica of each router and of the
-    embedding model to answer (Serve sends a call only to a replica that has started); the
-    parts that did not."""
-    calls = {f"router '{name}'": handle.state.remote() for name, handle in routers.items()}
-    if embedding is not None:
-        calls["the embedding model"] = embedding.ready.remote()
-
-    async def answered(call: DeploymentResponse) -> bool:
-        try:
-            await asyncio.wait_for(call, ROUTER_STAGE_WAIT_S)
-        except Exception:  # a timeout or a replica that failed to start: it answers later, or never
-            return False
-        return True
-
-    results = await asyncio.gather(*(answered(call) for call in calls.values()))
-    return [part for part, ok in zip(calls, results, strict=True) if not ok]

@@ -20,7 +20,8 @@ class LLMClient:
         self.backend.check_health()
 
     async def ready(self) -> None:
-        """Answers once the replica runs, its client or model loaded: what readiness waits for."""
+        """Answers once the replica runs and its client can take requests: what readiness waits for."""
+        await self.backend.ready()
 
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         return await self.backend.complete(request)

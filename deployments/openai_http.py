@@ -10,10 +10,11 @@ anything else, so a caller without one learns nothing of the API) and the body s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,6 +45,18 @@ class IngressState:
     api_keys: ApiKeys
     user_config_error: str | None = None
     ready: bool = False
+    _probe: asyncio.Task[list[str]] | None = field(default=None, repr=False)
+
+    async def unready(self, engine: RoutingEngine) -> list[str]:
+        """What the request path still waits for; concurrent health checks share one probe, so a
+        burst of them (every kubelet, every load balancer) costs one routing step per router."""
+        if self.ready:
+            return []
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(engine.unready(READY_TIMEOUT_S))
+        waiting = await asyncio.shield(self._probe)
+        self.ready = self.ready or not waiting
+        return waiting
 
 
 def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
@@ -118,10 +131,7 @@ async def health_body(engine: RoutingEngine, state: IngressState) -> dict[str, A
     """``ready`` once a probe prompt got a routing decision from every router and every
     upstream's client answered, ``live`` (with what it waits for) before; the upstreams and
     their circuits, as this ingress sees them."""
-    waiting: list[str] = []
-    if not state.ready:
-        waiting = await engine.unready(READY_TIMEOUT_S)
-        state.ready = not waiting
+    waiting = await state.unready(engine)
     config = engine.config
     body: dict[str, Any] = {
         "status": "ready" if state.ready else "live",

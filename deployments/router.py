@@ -42,7 +42,7 @@ class Router:
         embeddings must have been trained on. ``champion``: the learner's ``champion.json`` for a
         router that learns; the replica serves the checkpoint it names and follows its changes."""
         self.router = LiveRouter(name, config, candidates, embedding_model_id)
-        self._rank_one = Batched(self._rank_batch)
+        self._batched = Batched(self._rank_batch)
         # A router over embeddings can be probed once it has seen a vector of the right size.
         self._probe_embedding: np.ndarray | None = None
         self.champion = Path(champion) if champion else None
@@ -63,7 +63,7 @@ class Router:
         except ConfigError as exc:
             logger.error("user_config refused, router unchanged: %s", exc)
             return
-        self._rank_one.batcher.config = settings
+        self._batched.batcher.config = settings
         if self.champion is not None:
             if settings.checkpoint:
                 logger.error(
@@ -105,7 +105,7 @@ class Router:
 
     async def check_health(self) -> None:
         """Serve restarts a replica whose model no longer scores in time (probed only when idle)."""
-        if not needs_probe(self._rank_one.batcher):
+        if not needs_probe(self._batched.batcher):
             return
         if self.router.kind.needs_embeddings and self._probe_embedding is None:
             return
@@ -116,7 +116,7 @@ class Router:
     async def rank_many(self, queries: list[RankQuery]) -> list[Ranking | InvalidRequest]:
         """The ingress's batch of routing steps; the batches of every ingress replica are scored
         together. A query the router refuses is returned as its error, so the rest still succeed."""
-        return list(await asyncio.gather(*(self._rank_one(query) for query in queries)))
+        return await self._batched.many(queries)
 
     async def state(self) -> RouterState:
         return self.router.state

@@ -50,12 +50,26 @@ class AdaptiveBatcher(Generic[Item, Result]):
         self.last_batch_done: float | None = None  # time.monotonic() when a batch last succeeded
 
     async def __call__(self, item: Item) -> Result:
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
+        return await self._enqueue([item])[0]
+
+    async def many(self, items: list[Item]) -> list[Result]:
+        """The results of ``items``, batched with every other call; a failed batch raises here
+        as it does for a single call."""
+        futures = self._enqueue(items)
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return outcomes  # type: ignore[return-value]
+
+    def _enqueue(self, items: list[Item]) -> list[asyncio.Future[Result]]:
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Result]] = [loop.create_future() for _ in items]
+        self._waiting.extend(zip(items, futures, strict=True))
         self._arrived.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run())
-        return await future
+        return futures
 
     def busy_for(self) -> float:
         """Seconds the oldest running batch has been running (0 when none runs)."""

@@ -53,6 +53,19 @@ def test_batches_stop_at_the_configured_size() -> None:
     assert [len(b) for b in asyncio.run(scenario()).batches] == [4, 4, 2]
 
 
+def test_many_items_join_the_queue_together_and_a_failed_batch_raises_for_them() -> None:
+    async def scenario() -> Model:
+        model = Model()
+        batcher = AdaptiveBatcher(model, BatchingConfig(max_batch_size=4))
+        assert await batcher.many(list(range(6))) == [2 * n for n in range(6)]
+        with pytest.raises(ValueError, match="negative input"):
+            await batcher.many([1, -1])
+        assert await batcher.many([]) == []
+        return model
+
+    assert asyncio.run(scenario()).batches == [[0, 1, 2, 3], [4, 5], [1, -1]]
+
+
 def test_the_wait_gathers_calls_that_arrive_apart() -> None:
     async def scenario() -> Model:
         model = Model()

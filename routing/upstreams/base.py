@@ -17,7 +17,8 @@ class ChatBackend(Protocol):
     def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]: ...
 
     async def ready(self) -> None:
-        """Returns once this client can take requests (not a call to the upstream)."""
+        """Returns once this client can take requests (not a call to the upstream); a client
+        built in this process is ready once it exists."""
 
     def check_health(self) -> None:
         """Raises when this client can no longer serve (not a call to the upstream: its failures

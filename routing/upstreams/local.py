@@ -31,6 +31,7 @@ from routing.protocol import (
     completion_id,
 )
 from routing.resources import SMOLLM2_GGUF_FILE, smollm2_dir
+from routing.upstreams.base import ChatBackend
 from routing.upstreams.config import LocalUpstream
 
 
@@ -86,7 +87,7 @@ class _Job:
         self.control = _Control(self.inputs["input_ids"].shape[1])
 
 
-class LocalChatBackend:
+class LocalChatBackend(ChatBackend):
     def __init__(self, config: LocalUpstream) -> None:
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
@@ -105,9 +106,6 @@ class LocalChatBackend:
         # A generation can outlive its request's time limit only by a token's time; far beyond
         # that, the worker thread is wedged and the replica should be replaced.
         self._stuck_after_s = 2 * config.timeouts.total_s
-
-    async def ready(self) -> None:
-        """Built means loaded: a client in this process is ready once it exists."""
 
     def check_health(self) -> None:
         since = self._generating_since

@@ -8,10 +8,11 @@ from typing import Any
 from routing.errors import UpstreamError, UpstreamUnconfigured
 from routing.openai_compat import async_client, upstream_error
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from routing.upstreams.base import ChatBackend
 from routing.upstreams.config import OpenAIUpstream
 
 
-class OpenAIChatBackend:
+class OpenAIChatBackend(ChatBackend):
     def __init__(self, config: OpenAIUpstream) -> None:
         self.model = config.model
         self.config = config
@@ -22,9 +23,6 @@ class OpenAIChatBackend:
     async def aclose(self) -> None:
         """Closes the connections to the upstream; the backend is not used afterwards."""
         await self.client.close()
-
-    async def ready(self) -> None:
-        """Built means loaded: a client in this process is ready once it exists."""
 
     def check_health(self) -> None:
         if self.client.is_closed():
