@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -88,11 +89,21 @@ def deployed(config: dict[str, Any], workdir: Path, health_path: str = "/health"
     try:
         client = serve_start(http_options=config["http_options"])
         client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)
-        cluster = Cluster(f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{metrics_port}/metrics")
+        cluster = Cluster(entry_url(client.get_serve_details(), http_port), f"http://127.0.0.1:{metrics_port}/metrics")
         wait_until_healthy(cluster.url + health_path)
         yield cluster
     finally:
         ray.shutdown()
+
+
+def entry_url(details: dict[str, Any], http_port: int) -> str:
+    """Where a client reaches the application: under direct ingress, the ingress replica's own
+    port (skipping the proxy); otherwise the proxy's."""
+    if os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") == "1":
+        for group in details.get("target_groups", []):
+            if group["protocol"] == "HTTP" and group["route_prefix"] == "/" and group["targets"]:
+                return f"http://127.0.0.1:{group['targets'][0]['port']}"
+    return f"http://127.0.0.1:{http_port}"
 
 
 def wait_until_healthy(url: str, deadline_s: float = 240, status: int = 200) -> None:

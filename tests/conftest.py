@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from bench.fake_upstream import FakeUpstream
+from deployments import serve_env
 
+# Every cluster the tests start (in this process or in a `serve run` or `ray start` child) runs
+# with the service's Serve settings.
+serve_env.apply()
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

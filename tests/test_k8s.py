@@ -23,6 +23,7 @@ import yaml
 from conftest import ROOT, TESTS
 from pydantic import BaseModel
 
+from deployments.serve_env import SERVE_ENV
 from routing.config import load_app_config
 
 CRD = TESTS / "data" / "kuberay-v1.7.0" / "ray.io_rayservices.yaml"
@@ -171,6 +172,22 @@ def test_worker_groups_offer_what_the_deployments_ask_for() -> None:
     (container,) = gpu_pod["containers"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == container["resources"]["requests"]["nvidia.com/gpu"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in gpu_pod["tolerations"]
+
+
+def test_every_ray_pod_starts_with_the_services_serve_settings() -> None:
+    (service,) = rayservices()
+    (config_map,) = [
+        doc
+        for path in sorted(K8S.glob("*.yaml"))
+        for doc in documents(path)
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "routellm-serve-env"
+    ]
+    assert config_map["data"] == SERVE_ENV
+    cluster = service["spec"]["rayClusterConfig"]
+    pods = [cluster["headGroupSpec"]["template"]] + [group["template"] for group in cluster["workerGroupSpecs"]]
+    for pod in pods:
+        (container,) = pod["spec"]["containers"]
+        assert {"configMapRef": {"name": "routellm-serve-env"}} in container["envFrom"], container["name"]
 
 
 def test_every_yaml_file_passes_yamllint() -> None:

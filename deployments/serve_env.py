@@ -1,0 +1,33 @@
+"""The Ray Serve settings this service runs with. Ray's processes read them from the environment
+when they start, so they are set wherever Ray starts: the shell of ``serve run`` (README), every
+pod of the RayService (``k8s/serve-env.yaml``), and the clusters of the tests and benchmarks
+(:func:`apply`). BENCHMARKS.md has the effect of each, measured on its own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+
+SERVE_ENV: dict[str, str] = {
+    # User code on each replica's own event loop (no thread hop per call), gRPC between
+    # replicas, request logs to files only.
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    # Part of that bundle but left off: with it, only the head node runs a proxy and a client
+    # must reach the ingress replica's own port (30000 and up) to skip the proxy hop, which on
+    # Kubernetes takes an HAProxy of 2.8 or later in the image.
+    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
+    # Request logs written as requests finish: the bundle's buffer of 1000 holds a quiet
+    # service's log lines back until it fills or an error is logged.
+    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
+}
+
+
+def apply(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Sets each setting that ``environ`` does not set already (an operator's own choice wins)."""
+    for key, value in SERVE_ENV.items():
+        environ.setdefault(key, value)
+
+
+def shell_prefix() -> str:
+    """The settings as a shell command's prefix, as the README's ``serve run`` commands give them."""
+    return " ".join(f"{key}={value}" for key, value in SERVE_ENV.items())
