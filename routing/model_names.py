@@ -3,7 +3,8 @@
 - ``router-mf-0.3``: the ``mf`` router with threshold 0.3 (score ≥ 0.3 → strong model);
 - ``router-mf-30%``: the threshold that sends 30 % of the router's calibration pool to the
   strong model (see :mod:`routing.calibration`);
-- ``router-mf``: the router's configured default.
+- ``router-mf``: the router's configured default (``router-mf-``, with nothing after the
+  hyphen, is refused rather than read as it).
 
 Router names never contain hyphens, so the text after the second hyphen is the whole value
 (``router-mf-1e-05`` parses).
@@ -30,13 +31,20 @@ def parse_router_alias(model: str) -> RouterAlias | None:
     """The router alias in ``model``, or None when ``model`` names an upstream model."""
     if not model.startswith(ROUTER_PREFIX):
         return None
-    router, _, threshold_text = model[len(ROUTER_PREFIX) :].partition("-")
+    router, hyphen, threshold_text = model[len(ROUTER_PREFIX) :].partition("-")
     if not router:
         raise InvalidRequest(
             f"'{model}' names no router: use 'router-<router>-<threshold>', e.g. 'router-mf-0.5'",
             param="model",
         )
     if not threshold_text:
+        if hyphen:  # a value left out by mistake must not quietly become the router's default
+            raise InvalidRequest(
+                f"'{model}' has nothing after its last hyphen: use 'router-{router}' for the router's "
+                f"default, or a threshold or strong share such as 'router-{router}-0.5' or 'router-{router}-30%'",
+                param="model",
+                code="invalid_threshold",
+            )
         return RouterAlias(router)
     if threshold_text.endswith("%"):
         return RouterAlias(router, strong_percent=_percent(threshold_text, model))

@@ -27,12 +27,27 @@ def test_router_aliases(model: str, expected: RouterAlias | None) -> None:
 
 @pytest.mark.parametrize(
     "model",
-    ["router-mf-abc", "router-mf-1.5", "router-mf--0.1", "router-mf-nan", "router-mf-inf", "router--0.5", "router-"],
+    [
+        "router-mf-abc",
+        "router-mf-1.5",
+        "router-mf--0.1",
+        "router-mf-nan",
+        "router-mf-inf",
+        "router--0.5",
+        "router-",
+        "router-mf-",
+        "router-mf-%",
+    ],
 )
 def test_bad_router_aliases_are_invalid_requests(model: str) -> None:
     with pytest.raises(InvalidRequest) as info:
         parse_router_alias(model)
     assert info.value.status_code == 400 and info.value.param == "model"
+
+
+def test_a_trailing_hyphen_is_refused_naming_the_forms_that_work() -> None:
+    with pytest.raises(InvalidRequest, match="'router-mf-' has nothing after its last hyphen: use 'router-mf' for"):
+        parse_router_alias("router-mf-")
 
 
 def request(**fields: object) -> ChatCompletionRequest:
