@@ -33,8 +33,10 @@ def test_a_timed_run_measures_latency_of_a_slow_upstream(upstream: FakeUpstream)
     result = run_load(upstream.base_url + "/chat/completions", chat_bodies(["a"], "m"), 8, duration_s=1.0)
     summary = result.summary()
     assert summary["errors"] == 0 and summary["answered"] >= 8
-    assert 200 <= summary["p50_ms"] < 400
-    assert 8 / 0.4 < summary["requests_per_s"] <= 8 / 0.2 + 1
+    # Bounds the upstream's delay sets whatever else runs on the machine: every answer waited for
+    # it, and 8 clients that each wait for their answer cannot exceed 8 / 0.2 s requests/s.
+    assert summary["p50_ms"] >= 200
+    assert 0 < summary["requests_per_s"] <= 8 / 0.2 + 1
 
 
 def test_an_unreachable_server_is_an_error_not_a_crash() -> None:

@@ -187,6 +187,8 @@ def routed_together(cluster: dict[str, str], count: int) -> None:
 def batches_for(cluster: dict[str, str], count: int, at_least: int) -> float:
     """Batches the Embedding deployment ran for ``count`` simultaneous requests: counted once
     ``at_least`` have reached the metrics endpoint and a further export interval added none."""
+    # Batches run before (the ingress's readiness probe at start) reach the endpoint first.
+    time.sleep(METRICS_EXPORT_INTERVAL_S + 2)
     before = embedding_batches(cluster)
     routed_together(cluster, count)
     wait_until(lambda: embedding_batches(cluster) - before >= at_least, "the batch metrics")
