@@ -35,7 +35,9 @@ class ServeTelemetry(Telemetry):
             tag_keys=("router",),
         )
         self.fallbacks = Counter(
-            "routellm_fallbacks", "Requests that left their first choice, by reason.", tag_keys=("reason",)
+            "routellm_fallbacks",
+            "Requests that left their first choice, by reason and the model that answered instead.",
+            tag_keys=("reason", "model"),
         )
         self.routing_retries = Counter(
             "routellm_routing_retries",
@@ -84,8 +86,8 @@ class ServeTelemetry(Telemetry):
             await asyncio.sleep(SHARE_REFRESH_S)
             self._publish_shares()
 
-    def fallback(self, reason: str) -> None:
-        self.fallbacks.inc(tags={"reason": reason})
+    def fallback(self, reason: str, model: str) -> None:
+        self.fallbacks.inc(tags={"reason": reason, "model": model})
 
     def routing_retry(self, reason: str) -> None:
         self.routing_retries.inc(tags={"reason": reason})

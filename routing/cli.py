@@ -13,9 +13,11 @@
     routellm-serve validate --router ensemble --set ensemble.alpha=30 --out docs/validation
     routellm-serve evaluate --out docs/results
     routellm-serve evaluate --labels labels/test --router mf --router mf=new-mf --strong gpt-4o --weak my-small
+    routellm-serve evaluate --benchmark scores.json --models a,b,c --prices prices.json --out docs/many
     routellm-serve calibrate --router mf --strong-percent 30 --save
     routellm-serve label --config label.yaml --prompts requests/ --out labels --dry-run
     routellm-serve learn --config serve_config.yaml --once
+    routellm-serve models builtin:mf
     routellm-serve versions mf --directory /var/lib/routellm/learner
     routellm-serve rollback mf --directory /var/lib/routellm/learner
 
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from routing.calibration import DEFAULT_POOL
+from routing.data.files import data_files
 from routing.resources import DEFAULT_STRONG, DEFAULT_TRAIN_DATA, DEFAULT_WEAK
 from routing.routers.kinds import KINDS
 from routing.settings import PRECISION_HELP
@@ -100,6 +103,15 @@ def main(argv: list[str] | None = None) -> None:
         help="the checkpoints as shipped, or continued on the benchmark's other folds (cross-fitted)",
     )
     assess.add_argument("--folds", type=int, default=5, help="folds of the in-domain setting")
+    many = assess.add_argument_group("many models (a benchmark file with one quality column per model)")
+    many.add_argument(
+        "--models",
+        type=_csv,
+        help="comma-separated quality columns: route among them by cost and quality (mf, cross-fitted); "
+        "'all' takes every model with a cost column or a price",
+    )
+    many.add_argument("--prices", type=Path, help="JSON of per-token prices, when the file has no <model>|total_cost")
+    many.add_argument("--completion-tokens", type=int, default=256, help="completion tokens priced per answer")
     assess.add_argument("--precision", choices=["auto", "float32"], default="auto", help=PRECISION_HELP)
     assess.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
     assess.add_argument("--out", type=Path, help="folder for results.json, results.md and a PNG per benchmark")
@@ -141,6 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     calibrate.add_argument("--strong", help="mf and sw_ranking: strong model of the pair; default: the checkpoint's")
     calibrate.add_argument("--weak", help="mf and sw_ranking: weak model of the pair")
     calibrate.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
+
+    listing = commands.add_parser("models", help="the models a router checkpoint can score (its candidates)")
+    listing.add_argument("checkpoint", help="builtin:<name> or a checkpoint directory")
 
     label = commands.add_parser("label", help="grade the strong and weak models' answers with an LLM judge")
     label.add_argument("--config", type=Path, required=True, help="YAML: upstreams, strong, weak, judge (README)")
@@ -243,6 +258,10 @@ def run(args: argparse.Namespace) -> None:
             args.weak,
             args.embedding_model,
         )
+    elif args.command == "models":
+        from routing.commands.models import models
+
+        models(args.checkpoint)
     elif args.command == "label":
         from routing.commands.label import label
 
@@ -270,6 +289,14 @@ def run(args: argparse.Namespace) -> None:
             args.embedding_model,
             args.out,
         )
+    elif args.command == "evaluate" and args.models:
+        from routing.commands.evaluate_models import evaluate_models
+
+        if not args.benchmark:
+            raise ValueError("--models: name the benchmark files of many models with --benchmark")
+        models = None if args.models == ["all"] else args.models
+        files = [path for ref in args.benchmark for path in data_files(ref)]
+        evaluate_models(files, models, args.prices, args.completion_tokens, args.folds, out=args.out)
     elif args.command == "evaluate":
         from routing.commands.evaluate import evaluate
 

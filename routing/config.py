@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainSerializer, PlainValidator, SerializationInfo, model_validator
 
+from routing.candidates import check_candidates, resolve_candidates
 from routing.learner_config import LearnerConfig
 from routing.model_names import ROUTER_PREFIX
 from routing.resources import MINILM_MODEL_ID
@@ -179,8 +180,7 @@ class AppConfig(Strict):
         for name, router in self.routers.items():
             if not ROUTER_NAME.match(name):
                 raise ValueError(f"router name '{name}' may hold only a-z, 0-9 and '_'")
-            if router.candidates is not None:
-                _check_candidates(name, router.candidates, self.upstreams)
+            check_candidates(name, router, self.upstreams)
         for key, upstream in self.upstreams.items():
             if not re.match(r"^[A-Za-z0-9_]+$", key):
                 raise ValueError(f"upstream key '{key}' may hold only letters, digits and '_'")
@@ -207,17 +207,9 @@ class AppConfig(Strict):
         return any(KINDS.of(router).needs_embeddings for router in self.routers.values())
 
     def candidates(self, router: str) -> tuple[Candidate, ...]:
-        """The models router ``router`` chooses between, the strong one first, each with the name
-        that router scores it by: the router's own ``*_model_id``, else the upstream's
-        ``router_model_id``."""
-        config = self.routers[router]
-        keys = config.candidates or [self.strong, self.weak]
-        return tuple(
-            Candidate(
-                key=key, model=self.upstreams[key].model, router_model_id=own or self.upstreams[key].router_model_id
-            )
-            for key, own in zip(keys, config.scoring_ids(), strict=True)
-        )
+        """The models router ``router`` chooses among, cheapest first, each with the name that
+        router scores it by (:func:`routing.candidates.resolve_candidates`)."""
+        return resolve_candidates(self.routers[router], self.upstreams, (self.weak, self.strong))
 
     def upstream_by_model(self, model: str) -> str | None:
         for key, upstream in self.upstreams.items():
@@ -232,24 +224,17 @@ def _check_learner(
     if learner.router not in routers:
         raise ValueError(f"learner.router: no router '{learner.router}' (routers: {', '.join(routers)})")
     kind = KINDS.of(routers[learner.router])
+    if len(routers[learner.router].candidates or ()) > 2:
+        raise ValueError(
+            f"learner.router: router '{learner.router}' chooses among more than two candidates; the learner "
+            "labels and trains a router for a pair (two candidates)"
+        )
     if learner.method == "refit" and kind.refit is None:
         raise ValueError(f"learner.method: a {kind.name} router has no refit; use 'retrain'")
     if learner.method == "retrain" and kind.trainer is None:
         raise ValueError(f"learner.method: a {kind.name} router has no trainer to retrain with")
     if request_log is None or not request_log.prompts:
         raise ValueError("learner: learns from the logged prompts; set request_log (with prompts: true)")
-
-
-def _check_candidates(router: str, keys: list[str], upstreams: Mapping[str, Upstream]) -> None:
-    if len(keys) != 2:
-        raise ValueError(f"router '{router}': 'candidates' names two upstreams, the strong one first")
-    for key in keys:
-        if key not in upstreams:
-            raise ValueError(
-                f"router '{router}': candidate '{key}' names no entry of 'upstreams' ({', '.join(upstreams)})"
-            )
-    if keys[0] == keys[1]:
-        raise ValueError(f"router '{router}': its two candidates must be different upstreams")
 
 
 class IngressRouterSettings(RouterDefaults):

@@ -1,7 +1,7 @@
 """The request path, independent of how its parts are hosted.
 
     model name ─► router? ─► embed last user turn ─► router: order its candidates ─► first choice
-                    │                                  (score ≥ threshold ? strong : weak)   │
+                    │                     (the cheapest predicted as good as the most capable)│
                     └─ no: the upstream of that name ──────────────────────────────────► upstream
                                                                               (fallback: the next)
 
@@ -224,8 +224,8 @@ class RoutingEngine:
                 f"router '{alias.router}' does not exist; available: {', '.join(self.config.routers)}", param="model"
             )
         prompt = routed_prompt(messages)[: self.config.limits.router_prompt_chars]
-        candidates = self.candidates[alias.router]
-        strong, weak = candidates[0].key, candidates[-1].key
+        keys = [c.key for c in self.candidates[alias.router]]
+        most_capable = keys[-1]
         try:
             ranking = await self._rank(alias.router, alias, prompt)
         except (RoutingUnavailable, UpstreamError) as exc:
@@ -234,31 +234,39 @@ class RoutingEngine:
             if choice == "error":
                 raise
             reason = exc.reason if isinstance(exc, UpstreamError) else exc.code
-            target, other = (strong, weak) if choice == "strong" else (weak, strong)
-            return Plan(None, *self._order(target, other, first_reason=f"routing_{reason}"))
-        target, other = ranking.order[0], ranking.order[1]
-        self.telemetry.decision(alias.router, self.config.upstreams[target].model, target == strong, ranking.score)
-        order, skip_reason = self._order(target, other)
+            fixed = keys[::-1] if choice == "strong" else keys
+            return Plan(None, *self._order(fixed, first_reason=f"routing_{reason}"))
+        target = ranking.order[0]
+        target_model = self.config.upstreams[target].model
+        self.telemetry.decision(alias.router, target_model, target == most_capable, ranking.score)
+        order, skip_reason = self._order(ranking.order)
         decision = RouteDecision(
             router=alias.router,
             score=ranking.score,
             threshold=ranking.threshold,
             strong_percent=ranking.strong_percent,
-            target=self.config.upstreams[target].model,
+            target=target_model,
             fallback=skip_reason,
             checkpoint=ranking.state.checkpoint,
+            candidates={self.config.upstreams[key].model: round(p, 6) for key, p in ranking.candidates},
         )
         return Plan(decision, order, skip_reason)
 
-    def _order(self, target: str, other: str, first_reason: str | None = None) -> tuple[tuple[str, ...], str | None]:
-        """The upstreams to try for a routed request, and why the target is skipped, if it is."""
+    def _order(self, ranked: Sequence[str], first_reason: str | None = None) -> tuple[tuple[str, ...], str | None]:
+        """The upstreams to try for a routed request, first choice first, and why the first
+        choice is skipped, if it is: an unconfigured one is left out (or is the only one, when
+        the policy says error), and the others follow the first only when the policy lets a
+        failed request fall back."""
         upstreams, policy = self.config.upstreams, self.config.fallback
-        if not upstreams[target].configured and policy.on_unconfigured == "other_model":
-            return (other,), first_reason or "upstream_unconfigured"
-        may_fall_back = (
-            policy.on_upstream_error == "other_model" and upstreams[target].configured and upstreams[other].configured
-        )
-        return ((target, other) if may_fall_back else (target,)), first_reason
+        target = ranked[0]
+        configured = tuple(key for key in ranked if upstreams[key].configured)
+        if not upstreams[target].configured:
+            if policy.on_unconfigured == "other_model" and configured:
+                return configured[:1] if policy.on_upstream_error == "error" else configured, (
+                    first_reason or "upstream_unconfigured"
+                )
+            return (target,), first_reason
+        return (configured if policy.on_upstream_error == "other_model" else (target,)), first_reason
 
     async def _rank(self, router: str, alias: RouterAlias, prompt: str) -> Ranking:
         """Embeds the prompt and ranks the router's candidates for it within the routing time
@@ -317,7 +325,7 @@ class RoutingEngine:
                 reason = exc.reason
                 continue
             if reason:
-                self.telemetry.fallback(reason)
+                self.telemetry.fallback(reason, self.config.upstreams[key].model)
             return Outcome(plan.decision, self.config.upstreams[key].model, reason, key), result
         assert errors, "a plan always names at least one upstream"
         first = errors[0]

@@ -21,6 +21,8 @@ def route_headers(outcome: Outcome) -> dict[str, str]:
             "x-route-score": f"{decision.score:.6f}",
             "x-route-threshold": f"{decision.threshold:g}",
         }
+        if decision.candidates:
+            headers["x-route-candidates"] = ",".join(f"{model}={p:.4f}" for model, p in decision.candidates.items())
         if decision.strong_percent is not None:
             headers["x-route-strong-percent"] = f"{decision.strong_percent:g}"
         if decision.checkpoint is not None:

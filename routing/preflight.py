@@ -7,7 +7,7 @@ from routing.config import AppConfig
 from routing.resources import MissingResource
 from routing.routers.checkpoint import CheckpointError
 from routing.routers.kinds import KINDS
-from routing.routers.live import calibration_of, inspect_checkpoint, scoring_ids
+from routing.routers.live import calibration_of, inspect_checkpoint
 from routing.settings import ConfigError
 
 
@@ -18,7 +18,7 @@ def check_routers(config: AppConfig) -> None:
     for name, router in config.routers.items():
         where = f"args.routers.{name}"
         try:
-            inspected = inspect_checkpoint(router, scoring_ids(config.candidates(name)), config.embedding.model_id)
+            inspected = inspect_checkpoint(router, config.candidates(name), config.embedding.model_id)
         except (MissingResource, CheckpointError) as exc:
             problems.append(f"{where}: {exc}")
             continue

@@ -238,6 +238,11 @@ class RouteDecision(BaseModel):
     )
     target: str
     fallback: str | None = None
+    candidates: dict[str, float] = Field(
+        default_factory=dict,
+        description="each candidate model, cheapest first, with its predicted probability of answering at "
+        "least as well as the most capable one (which has 1)",
+    )
     checkpoint: str | None = Field(
         default=None,
         exclude=True,

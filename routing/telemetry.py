@@ -20,8 +20,9 @@ class Telemetry:
     def decision(self, router: str, target: str, strong: bool, score: float) -> None:
         """A router chose ``target`` (the strong model when ``strong``) for a prompt scoring ``score``."""
 
-    def fallback(self, reason: str) -> None:
-        """A request left its first-choice model (or its routing step) for ``reason``."""
+    def fallback(self, reason: str, model: str) -> None:
+        """A request left its first-choice model (or its routing step) for ``reason`` and was
+        answered by ``model``."""
 
     def routing_retry(self, reason: str) -> None:
         """The routing step lost a replica (``reason``) and is tried once more."""

@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def upstreams() -> Iterator[dict[str, FakeUpstream]]:
-    servers = {name: FakeUpstream(name) for name in ("strong", "weak")}
+    servers = {name: FakeUpstream(name) for name in ("strong", "weak", "mid")}
     yield servers
     for server in servers.values():
         server.stop()
@@ -45,6 +45,12 @@ def strong(upstreams: dict[str, FakeUpstream]) -> FakeUpstream:
 def weak(upstreams: dict[str, FakeUpstream]) -> FakeUpstream:
     upstreams["weak"].reset()
     return upstreams["weak"]
+
+
+@pytest.fixture
+def mid(upstreams: dict[str, FakeUpstream]) -> FakeUpstream:
+    upstreams["mid"].reset()
+    return upstreams["mid"]
 
 
 @contextmanager

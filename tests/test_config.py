@@ -117,29 +117,34 @@ def test_upstreams_name_the_pair_that_pair_routers_score() -> None:
         "weak": {"backend": "local", "router_model_id": "llama-13b"},
     }
     config = load_app_config({"upstreams": upstreams})
-    assert [c.router_model_id for c in config.candidates("mf")] == ["gpt-4-0314", "llama-13b"]
+    assert [c.router_model_id for c in config.candidates("mf")] == ["llama-13b", "gpt-4-0314"]
     check_routers(config)
     upstreams["weak"]["router_model_id"] = "my-finetune"
     with pytest.raises(ConfigError, match="args.routers.sw_ranking: weak model 'my-finetune' is not one"):
         check_routers(load_app_config({"upstreams": upstreams}))
 
 
-def serve_config() -> dict:
-    return yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+SERVE_CONFIGS = ["serve_config.yaml", "serve_config.three_models.yaml"]
 
 
-def test_serve_config_is_valid_for_ray_and_for_us() -> None:
+def serve_config(file: str = "serve_config.yaml") -> dict:
+    return yaml.safe_load((ROOT / file).read_text())
+
+
+@pytest.mark.parametrize("file", SERVE_CONFIGS)
+def test_serve_config_is_valid_for_ray_and_for_us(file: str) -> None:
     from ray.serve.schema import ServeDeploySchema
 
-    ServeDeploySchema.model_validate(serve_config())
-    (application,) = serve_config()["applications"]
+    ServeDeploySchema.model_validate(serve_config(file))
+    (application,) = serve_config(file)["applications"]
     assert isinstance(load_app_config(application["args"]), AppConfig)
 
 
-def test_serve_config_fits_two_cores_and_names_real_deployments() -> None:
+@pytest.mark.parametrize("file", SERVE_CONFIGS)
+def test_serve_config_fits_two_cores_and_names_real_deployments(file: str) -> None:
     from graph import build_app
 
-    (application,) = serve_config()["applications"]
+    (application,) = serve_config(file)["applications"]
     options = {d["name"]: d for d in application["deployments"]}
     built = build_app(application["args"])
     names = {d.name for d in _deployments(built)}
@@ -202,22 +207,57 @@ def test_a_checkpoint_in_the_ingress_user_config_is_refused_with_its_new_place()
     assert "deployment, Router-mf (checkpoint: ...)" in str(info.value)
 
 
-def test_a_router_chooses_between_two_named_candidates() -> None:
+def test_a_router_chooses_among_its_named_candidates_cheapest_first() -> None:
     upstreams = {
-        "strong": {"backend": "openai", "model": "a"},
+        "strong": {"backend": "openai", "model": "a", "price": {"input_per_million": 5, "output_per_million": 15}},
         "weak": {"backend": "local"},
         "mid": {"backend": "openai", "model": "m", "router_model_id": "gpt-3.5-turbo-0125"},
     }
-    config = load_app_config({"upstreams": upstreams, "routers": {"mf": {"type": "mf", "candidates": ["mid", "weak"]}}})
+    config = load_app_config({"upstreams": upstreams, "routers": {"mf": {"type": "mf", "candidates": ["weak", "mid"]}}})
     assert [(c.key, c.model, c.router_model_id) for c in config.candidates("mf")] == [
-        ("mid", "m", "gpt-3.5-turbo-0125"),
         ("weak", "smollm2-135m-instruct", None),
+        ("mid", "m", "gpt-3.5-turbo-0125"),
     ]
-    for candidates, message in (
-        (["mid"], "'candidates' names two upstreams, the strong one first"),
-        (["mid", "nope"], "candidate 'nope' names no entry of 'upstreams'"),
-        (["mid", "mid"], "its two candidates must be different upstreams"),
+    three = load_app_config(
+        {"upstreams": upstreams, "routers": {"mf": {"type": "mf", "candidates": ["weak", "mid", "strong"]}}}
+    )
+    assert [c.key for c in three.candidates("mf")] == ["weak", "mid", "strong"]
+    upstreams["mid"]["price"] = {"input_per_million": 10, "output_per_million": 30}
+    for router, message in (
+        ({"type": "mf", "candidates": ["mid"]}, "routers.mf.candidates: names at least two upstreams"),
+        ({"type": "mf", "candidates": ["weak", "nope"]}, "candidate 'nope' names no entry of 'upstreams'"),
+        ({"type": "mf", "candidates": ["weak", "weak"]}, "'weak' is listed twice"),
+        (
+            {"type": "mf", "candidates": ["weak", "mid", "strong"]},
+            "routers.mf.candidates: candidates are listed cheapest first and the most capable last, "
+            "but 'mid' costs more than 'strong'",
+        ),
+        (
+            {"type": "bert", "candidates": ["weak", "strong", "mid"]},
+            "a bert router scores only the pair it was trained for, so it takes two candidates, not 3; "
+            "the kinds that route among more are: sw_ranking, mf",
+        ),
     ):
-        assert message in error_of(
-            {"upstreams": upstreams, "routers": {"mf": {"type": "mf", "candidates": candidates}}}
-        )
+        assert message in error_of({"upstreams": upstreams, "routers": {"mf": router}})
+
+
+def test_the_learner_trains_a_router_of_two_candidates() -> None:
+    upstreams = {
+        "strong": {"backend": "openai", "model": "a"},
+        "weak": {"backend": "local"},
+        "mid": {"backend": "openai", "model": "m"},
+    }
+    message = error_of(
+        {
+            "upstreams": upstreams,
+            "routers": {"mf": {"type": "mf", "candidates": ["weak", "mid", "strong"]}},
+            "request_log": {"directory": "/tmp/log"},
+            "learner": {
+                "router": "mf",
+                "directory": "/tmp/x",
+                "judge": {"model": "j", "base_url": "http://j"},
+                "budget_usd_per_day": 1,
+            },
+        }
+    )
+    assert "learner.router: router 'mf' chooses among more than two candidates" in message

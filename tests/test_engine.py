@@ -105,8 +105,8 @@ def test_embeddings_can_come_from_an_openai_compatible_endpoint(strong: FakeUpst
 
 
 def test_a_router_chooses_between_its_own_candidates(strong: FakeUpstream, weak: FakeUpstream) -> None:
-    # Candidates in the other order: 'weak' is this router's strong choice.
-    routers = {"random": {"type": "random", "seed": 0, "candidates": ["weak", "strong"]}}
+    # Candidates in the other order: 'weak' is this router's most capable (last) one.
+    routers = {"random": {"type": "random", "seed": 0, "candidates": ["strong", "weak"]}}
     engine = engine_for(strong, weak, routers=routers)
     outcome, completion = asyncio.run(engine.complete(chat("router-random-0")))
     assert (outcome.decision.target, completion.model) == ("small", "small")

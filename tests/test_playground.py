@@ -171,6 +171,8 @@ def test_answers_show_their_routing_and_the_running_totals(page: Any, strong: Fa
     assert badge.find_element("css selector", ".router").text == "router mf"
     assert re.fullmatch(r"score 0\.\d{6}", badge.find_element("css selector", ".score").text)
     assert badge.find_element("css selector", ".threshold").text == "threshold 0"
+    candidates = badge.find_element("css selector", ".candidates").text
+    assert re.fullmatch(r"candidates small 0\.\d\d · ▸big 1\.00", candidates)
     assert badge.find_element("css selector", ".usage").text == "5 + 4 tokens · $0.0000850"
     assert text_of(page, "total-answers") == "1 answer"
 

@@ -1,4 +1,5 @@
-"""``serve run serve_config.yaml`` as a user runs it: the shipped config, real SmolLM2 generation."""
+"""``serve run serve_config.yaml`` as a user runs it: the shipped config, real SmolLM2 generation;
+and the three-model example, over three fake upstreams."""
 
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ PROMPT = "What is the capital of France?"
 
 
 @contextmanager
-def serve_run(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[httpx.Client]:
-    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+def serve_run(tmp_path: Path, extra_env: dict[str, str], file: str = "serve_config.yaml") -> Iterator[httpx.Client]:
+    config = yaml.safe_load((ROOT / file).read_text())
     port = free_port()
     config["http_options"]["port"] = port
     path = tmp_path / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRONG_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRONG_", "MID_", "LOCAL_"))}
     env.update(extra_env, RAY_ADDRESS="local")  # a private cluster, whatever else runs on this machine
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
@@ -124,3 +125,40 @@ def test_every_shipped_router_routes_through_the_graph(tmp_path: Path, strong: F
                 assert response.headers["x-route-target"] == "smollm2-135m-instruct", router
                 assert "Paris" in response.json()["choices"][0]["message"]["content"]
                 assert len(strong.requests()) == number
+
+
+def test_three_candidates_route_by_threshold_and_fall_back_along_them(
+    tmp_path: Path, weak: FakeUpstream, mid: FakeUpstream, strong: FakeUpstream
+) -> None:
+    """The README's three-model example: each threshold band sends the prompt to a different one
+    of the three, and a failing choice falls back to the next more capable candidate."""
+    servers = {"small": weak, "medium": mid, "big": strong}
+    env = {}
+    for prefix, (model, server) in zip(("LOCAL", "MID", "STRONG"), servers.items(), strict=True):
+        env |= {f"{prefix}_BASE_URL": server.base_url, f"{prefix}_MODEL": model, f"{prefix}_API_KEY": "sk-test"}
+    with serve_run(tmp_path, env, "serve_config.three_models.yaml") as client:
+        messages = [{"role": "user", "content": PROMPT}]
+        decision = client.post("/v1/route", json={"model": "router-mf", "messages": messages}).json()
+        as_good = decision["candidates"]
+        assert list(as_good) == ["small", "medium", "big"] and as_good["big"] == 1, decision
+        beats_small, beats_medium = 1 - as_good["small"], 1 - as_good["medium"]
+        assert beats_medium < beats_small, "the prompt is one the mid model is predicted to do better on"
+
+        bands = {"small": (beats_small + 1) / 2, "medium": (beats_small + beats_medium) / 2, "big": beats_medium / 2}
+        for model, threshold in bands.items():
+            response = chat(client, f"router-mf-{threshold:.6f}")
+            assert response.status_code == 200, response.text
+            assert response.headers["x-route-target"] == model and "x-route-fallback" not in response.headers
+            assert response.json()["model"] == model
+            listed = dict(item.split("=") for item in response.headers["x-route-candidates"].split(","))
+            assert list(listed) == ["small", "medium", "big"]
+            assert float(listed["small"]) == pytest.approx(as_good["small"], abs=1e-4)
+        assert [len(server.requests()) for server in servers.values()] == [1, 1, 1]
+
+        weak.behave("status", status=500)
+        response = chat(client, f"router-mf-{bands['small']:.6f}")
+        assert response.headers["x-route-target"] == "small" and response.json()["model"] == "medium"
+        assert response.headers["x-route-fallback"] == "upstream_error"
+        mid.behave("status", status=500)
+        response = chat(client, f"router-mf-{bands['small']:.6f}")
+        assert response.json()["model"] == "big" and response.headers["x-route-fallback"] == "upstream_error"

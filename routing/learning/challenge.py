@@ -58,9 +58,10 @@ def embed_all(embedder: Embedder | None, texts: list[str]) -> np.ndarray | None:
 
 
 def label_names(candidates: Sequence[Candidate]) -> tuple[str, str]:
-    """The names the strong and weak candidates' labels carry: what the router scores them by."""
+    """The names the strong (most capable) and weak (cheapest) candidates' labels carry: what the
+    router scores them by."""
     strong_id, weak_id = scoring_ids(candidates)
-    return strong_id or candidates[0].model, weak_id or candidates[-1].model
+    return strong_id or candidates[-1].model, weak_id or candidates[0].model
 
 
 def train_challenger(

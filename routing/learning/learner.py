@@ -156,8 +156,8 @@ class Learner:
         upstreams = self.app.upstreams
         label_config = LabelConfig(
             upstreams={
-                "strong": upstreams[self.candidates[0].key].model_copy(update={"router_model_id": strong}),
-                "weak": upstreams[self.candidates[-1].key].model_copy(update={"router_model_id": weak}),
+                "strong": upstreams[self.candidates[-1].key].model_copy(update={"router_model_id": strong}),
+                "weak": upstreams[self.candidates[0].key].model_copy(update={"router_model_id": weak}),
             },
             judge=self.config.judge,
             grading=[self.config.grading],

@@ -173,7 +173,9 @@
     return (usage.prompt_tokens * price.input_per_million + usage.completion_tokens * price.output_per_million) / 1e6;
   }
 
-  // Which model answered, the router's score and threshold, the fallback if any, tokens and cost.
+  // Which model answered, the router's candidates (each with its predicted chance of answering as
+  // well as the most capable one; the one that answered marked), score and threshold, the
+  // fallback if any, tokens and cost.
   function badge(body, responseHeaders) {
     const model = body.model;
     const { strong, weak } = state.settings;
@@ -187,6 +189,15 @@
     if (route("router")) element.append(span("router", `router ${route("router")}`));
     if (route("score")) element.append(span("score", `score ${route("score")}`));
     if (route("threshold")) element.append(span("threshold", `threshold ${route("threshold")}`));
+    if (route("candidates")) {
+      const listed = route("candidates")
+        .split(",")
+        .map((item) => {
+          const [name, chance] = item.split("=");
+          return `${name === model ? "▸" : ""}${name} ${Number(chance).toFixed(2)}`;
+        });
+      element.append(span("candidates", `candidates ${listed.join(" · ")}`));
+    }
     if (route("strong-percent")) element.append(span("strong-percent", `strong share ${route("strong-percent")}%`));
     if (route("fallback")) {
       const chosen = route("target") && route("target") !== model ? ` (${route("target")} was chosen)` : "";

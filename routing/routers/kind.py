@@ -14,7 +14,7 @@ that reading configs imports no model code.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, get_args
 
@@ -28,12 +28,29 @@ from routing.settings import Strict, StrongPercent, Threshold
 # The strong and weak models to score, by their names in the training data; None: the checkpoint's default.
 ScoringPair = tuple[str | None, str | None]
 Ref = str | Callable[..., Any]
+# (a, b): the models a score says "a wins over b" of, by their names in the checkpoint.
+ModelPair = tuple[str, str]
 
 
 class Router(Protocol):
     def score(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         """One score in [0, 1] per prompt, P(strong wins); ``embeddings`` (one row per prompt)
         are given when the router's kind ``needs_embeddings``."""
+        ...
+
+
+class PairsScorer(Protocol):
+    def score(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        """One row per prompt, one column per pair it was made for: P(the pair's first model wins)."""
+        ...
+
+
+class AnyPairRouter(Router, Protocol):
+    """The router of a kind that ``scores_any_model``: it scores its own pair, and any other
+    pairs of its checkpoint's models in one pass."""
+
+    def against(self, pairs: Sequence[ModelPair]) -> PairsScorer:
+        """A scorer of ``pairs`` (checked to be known), or :class:`CheckpointError` why it cannot."""
         ...
 
 
@@ -59,7 +76,8 @@ class RouterSettings(RouterDefaults):
     )
 
     def scoring_ids(self) -> ScoringPair:
-        """Names that override the candidates' ``router_model_id`` for this router, if any."""
+        """Names that override the ``router_model_id`` of the most capable and the cheapest
+        candidate for this router, if any."""
         return None, None
 
 
@@ -79,7 +97,8 @@ class RouterKind:
     - ``load``: ``(checkpoint directory, config, ScoringPair) -> Router``;
     - ``needs_embeddings``: its router reads prompt embeddings (else it reads the text itself);
     - ``scores_any_model``: it scores any two models its checkpoint knows (the pair is chosen by
-      the candidates' ``router_model_id``), rather than only the pair it was trained for;
+      the candidates' ``router_model_id``), rather than only the pair it was trained for, and so
+      routes among more than two candidates (its router is an :class:`AnyPairRouter`);
     - ``calibrated``: its scores can be turned into strong shares (``router-<name>-<p>%``);
     - ``trainer``: ``(TrainJob) -> Trained``, for ``routellm-serve train <name>``;
     - ``in_domain``: ``(router, prompts, embeddings, outcomes) -> (scores, FitAndScore)``, the

@@ -2,6 +2,15 @@
 calibration table, held together and swapped together, and the one question the request path
 asks it: in which order to try its candidates for a prompt.
 
+The candidates are listed cheapest first, the most capable last. At threshold t the first
+choice is the cheapest candidate whose predicted probability of answering at least as well as
+the most capable one is above 1 − t (t = 0: always the most capable; t = 1: the cheapest). With
+two candidates that is the paper's rule, strong when P(strong wins) ≥ t::
+
+    P(as good as the most capable)   cheapest ── mid ── most capable
+        t = 0.2 (need > 0.8)            0.55      0.85       1       → mid, then most capable, then cheapest
+        t = 0.5 (need > 0.5)            0.55      0.85       1       → cheapest, then mid, then most capable
+
 Every answer says which checkpoint gave it (:class:`RouterState`), so a caller never needs to
 be told of a swap and never pairs a new model with an old table: a batch is scored, and its
 strong shares turned into thresholds, by the one version it started with.
@@ -13,14 +22,24 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from routing.calibration import CALIBRATION_FILE, CalibrationTable, table_for
 from routing.errors import InvalidRequest
 from routing.resources import MissingResource, checkpoint_path
-from routing.routers.checkpoint import MANIFEST_FILE, CheckpointError, load_manifest
-from routing.routers.kind import Candidate, Router, RouterKind, RouterSettings, ScoringPair
+from routing.routers.checkpoint import MANIFEST_FILE, CheckpointError, Manifest, load_manifest
+from routing.routers.kind import (
+    AnyPairRouter,
+    Candidate,
+    ModelPair,
+    PairsScorer,
+    Router,
+    RouterKind,
+    RouterSettings,
+    ScoringPair,
+)
 from routing.routers.kinds import KINDS
 from routing.routers.pair import scoring_pair
 
@@ -56,13 +75,18 @@ class RouterState:
 
 @dataclass(frozen=True)
 class Ranking:
-    """The candidates' upstream keys, first choice first, and how the router came to them."""
+    """The candidates' upstream keys, first choice first, and how the router came to them:
+    ``score`` is the lowest P(the most capable candidate wins) over the cheaper ones, so the
+    most capable is chosen exactly when ``score >= threshold``; ``candidates`` holds each
+    candidate's predicted probability of answering at least as well as the most capable one,
+    cheapest first."""
 
     order: tuple[str, ...]
     score: float
     threshold: float
     strong_percent: float | None
     state: RouterState
+    candidates: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,21 +95,29 @@ class _Version:
     model: Router
     table: CalibrationTable | str
     state: RouterState
+    ladder: PairsScorer | None  # more than two candidates: the most capable against each cheaper one
 
 
 @dataclass(frozen=True)
 class Inspected:
     directory: Path
     pair: tuple[str, str] | None  # the pair a router that scores any two models scores, resolved
+    # More than two candidates: the most capable against each cheaper one, cheapest first, resolved.
+    ladder: tuple[ModelPair, ...] = ()
 
 
-def inspect_checkpoint(config: RouterSettings, pair: ScoringPair, embedding_model_id: str) -> Inspected:
+def inspect_checkpoint(config: RouterSettings, candidates: Sequence[Candidate], embedding_model_id: str) -> Inspected:
     """Checks that ``config``'s checkpoint can serve: it exists, is of the router's kind, knows
     the models it is asked to score and was trained on the embedding model in service."""
     kind = KINDS.of(config)
     directory = checkpoint_path(config.checkpoint)
     manifest = load_manifest(directory, kind.name)
-    resolved = scoring_pair(manifest, *pair) if kind.scores_any_model else None
+    resolved = scoring_pair(manifest, *scoring_ids(candidates)) if kind.scores_any_model else None
+    ladder: tuple[ModelPair, ...] = ()
+    if len(candidates) > 2:
+        if resolved is None:
+            raise CheckpointError(f"a {kind.name} router scores one pair of models, not {len(candidates)} candidates")
+        ladder = ladder_pairs(manifest, candidates, resolved)
     if kind.needs_embeddings:
         trained_on = manifest.embedding.model_id if manifest.embedding else None
         if trained_on != embedding_model_id:
@@ -93,19 +125,37 @@ def inspect_checkpoint(config: RouterSettings, pair: ScoringPair, embedding_mode
                 f"checkpoint '{config.checkpoint}' was trained on embeddings of '{trained_on}', "
                 f"but args.embedding is '{embedding_model_id}'"
             )
-    return Inspected(directory, resolved)
+    return Inspected(directory, resolved, ladder)
+
+
+def ladder_pairs(manifest: Manifest, candidates: Sequence[Candidate], pair: tuple[str, str]) -> tuple[ModelPair, ...]:
+    """The most capable candidate against each cheaper one, cheapest first; the candidates
+    between the two ends are scored by their ``router_model_id``, else their model name."""
+    top, cheapest = pair
+    names = [cheapest, *(c.router_model_id or c.model for c in candidates[1:-1])]
+    try:
+        return tuple(scoring_pair(manifest, top, name) for name in names)
+    except CheckpointError as exc:
+        scored = ", ".join(f"{c.key} as {name}" for c, name in zip(candidates, [*names, top], strict=True))
+        raise CheckpointError(f"candidates ({scored}): {exc}") from None
 
 
 def calibration_of(router: str, kind: RouterKind, inspected: Inspected) -> CalibrationTable | str:
     """The table router ``router`` turns strong shares into thresholds with, or why it has none."""
     if not kind.calibrated:
         return f"router '{router}' ({kind.name}) has no strong shares: ask for a threshold"
+    if inspected.ladder:
+        return (
+            f"router '{router}' chooses among {len(inspected.ladder) + 1} candidates, and its calibration "
+            "table holds strong shares for a pair only: ask for a threshold"
+        )
     return table_for(router, kind.name, inspected.directory, inspected.pair)
 
 
 def scoring_ids(candidates: Sequence[Candidate]) -> ScoringPair:
-    """The names a router scores its strong and weak candidates by (None: its checkpoint's default)."""
-    return candidates[0].router_model_id, candidates[-1].router_model_id
+    """The names a router scores its most capable and its cheapest candidate by (None: its
+    checkpoint's default)."""
+    return candidates[-1].router_model_id, candidates[0].router_model_id
 
 
 def checkpoint_id(directory: Path) -> str:
@@ -148,13 +198,14 @@ class LiveRouter:
     def _load(self, checkpoint: str, where: str) -> _Version:
         config = self.config.model_copy(update={"checkpoint": checkpoint})
         try:
-            inspected = inspect_checkpoint(config, scoring_ids(self.candidates), self.embedding_model_id)
+            inspected = inspect_checkpoint(config, self.candidates, self.embedding_model_id)
+            model = self.kind.router(config, inspected.pair or (None, None))
+            ladder = cast(AnyPairRouter, model).against(inspected.ladder) if inspected.ladder else None
         except (MissingResource, CheckpointError) as exc:
             raise CheckpointError(f"{where}: {exc}") from None
-        model = self.kind.router(config, inspected.pair or (None, None))
         table = calibration_of(self.name, self.kind, inspected)
         state = RouterState(checkpoint_id(inspected.directory), table if isinstance(table, str) else None)
-        return _Version(checkpoint, model, table, state)
+        return _Version(checkpoint, model, table, state, ladder)
 
     def swap_to(self, checkpoint: str) -> bool:
         """Loads ``checkpoint`` beside the one in service, then swaps its model and table in at
@@ -178,16 +229,26 @@ class LiveRouter:
         answered (a strong share without a table). The whole batch uses one version."""
         version = self._version
         embeddings = np.stack([q.embedding for q in queries]) if self.kind.needs_embeddings else None  # type: ignore[misc]
-        scores = version.model.score([q.prompt for q in queries], embeddings)
-        return [self._ranking(version, query, float(score)) for query, score in zip(queries, scores, strict=True)]
+        prompts = [q.prompt for q in queries]
+        if version.ladder is None:
+            scores = np.asarray(version.model.score(prompts, embeddings)).reshape(-1, 1)
+        else:
+            scores = version.ladder.score(prompts, embeddings)
+        return [self._ranking(version, query, row) for query, row in zip(queries, scores, strict=True)]
 
-    def _ranking(self, version: _Version, query: RankQuery, score: float) -> Ranking | InvalidRequest:
+    def _ranking(self, version: _Version, query: RankQuery, beaten: np.ndarray) -> Ranking | InvalidRequest:
+        """``beaten[i]``: P(the most capable candidate wins over candidate i), cheapest first.
+        The cheapest candidate with ``beaten[i] < threshold`` (predicted to answer at least as
+        well as the most capable one with probability above 1 − threshold) is tried first, then
+        the more capable ones in turn, then the cheaper ones; none: the most capable first."""
         threshold = query.threshold
         if threshold is None:
             assert query.strong_percent is not None
             if isinstance(version.table, str):
                 return InvalidRequest(version.table, param="model", code="no_calibration")
             threshold = version.table.threshold(query.strong_percent)
-        strong, weak = self.candidates[0].key, self.candidates[-1].key
-        order = (strong, weak) if score >= threshold else (weak, strong)
-        return Ranking(order, score, threshold, query.strong_percent, version.state)
+        keys = [c.key for c in self.candidates]
+        chosen = next((i for i, p in enumerate(beaten) if p < threshold), len(keys) - 1)
+        order = (*keys[chosen:], *reversed(keys[:chosen]))
+        as_good = tuple(zip(keys, [*(1.0 - float(p) for p in beaten), 1.0], strict=True))
+        return Ranking(order, float(beaten.min()), threshold, query.strong_percent, version.state, as_good)
