@@ -1,15 +1,22 @@
-"""Thresholds for a share of strong-model calls.
+"""Thresholds for a share of strong-model calls, and for a budget.
 
 A router's scores rank prompts but are not calibrated probabilities (MF's median on Arena-style
 prompts is far below 0.5), so "send 30 % to the strong model" needs a threshold read from the
 router's own scores on a pool of prompts: the (1 − p) quantile. A checkpoint stores that
 quantile for every whole percent in ``calibration.json``, with what it was measured on; the
 service reads it to serve ``router-<name>-<percent>%``.
+
+The same table holds, for each of those thresholds, which share of the pool each candidate gets
+and the mean prompt tokens of its share, so that a mean cost per request follows from the
+candidates' configured prices (as the cost metrics price an answer: prompt tokens × input price +
+completion tokens × output price), and ``router-<name>-$<usd>`` from the dearest threshold within
+that budget.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +31,32 @@ class CalibrationError(ValueError):
     pass
 
 
+class Share(BaseModel):
+    """A candidate's part of the pool at one threshold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    share: float = Field(ge=0, le=1)
+    prompt_tokens: float = Field(ge=0, description="the mean prompt tokens of the prompts it gets")
+
+
+class Costs(BaseModel):
+    """Per whole percent of the table (its threshold), each candidate's share, cheapest first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    completion_tokens: int = Field(ge=0, description="the completion tokens priced per answer")
+    shares: list[list[Share]] = Field(min_length=PERCENTS, max_length=PERCENTS)
+
+    def mean_usd(self, percent: int, prices: Sequence[tuple[float, float]]) -> float:
+        """The mean cost per request at the threshold of ``percent``, from (input, output) USD
+        per million tokens per candidate."""
+        return sum(
+            part.share * (part.prompt_tokens * price_in + self.completion_tokens * price_out) / 1e6
+            for part, (price_in, price_out) in zip(self.shares[percent], prices, strict=True)
+        )
+
+
 class CalibrationTable(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -35,11 +68,23 @@ class CalibrationTable(BaseModel):
     thresholds: list[float] = Field(
         min_length=PERCENTS, max_length=PERCENTS, description="thresholds[p]: p % of the pool scores at or above it"
     )
+    candidates: list[str] | None = Field(
+        default=None, description="more than two candidates: the models scored, cheapest first"
+    )
+    costs: Costs | None = Field(default=None, description="what each threshold sends where, to price a budget")
 
     @classmethod
     def from_scores(
-        cls, router: str, pool: str, scores: np.ndarray, pair: tuple[str | None, str | None] = (None, None)
+        cls,
+        router: str,
+        pool: str,
+        scores: np.ndarray,
+        pair: tuple[str | None, str | None] = (None, None),
+        candidates: list[str] | None = None,
+        costs: Callable[[list[float]], Costs] | None = None,
     ) -> CalibrationTable:
+        """``scores``: the pool's scores, one per prompt (the lowest over the cheaper candidates
+        for more than two); ``costs``: what each of the table's thresholds sends where."""
         scores = np.asarray(scores, dtype=np.float64)
         if len(scores) == 0:
             raise CalibrationError("the prompt pool is empty")
@@ -47,13 +92,16 @@ class CalibrationTable(BaseModel):
         thresholds = np.quantile(scores, 1.0 - levels, method="higher")
         # Nothing is strong at 0 % and everything is at 100 %, whatever the scores are.
         thresholds[0], thresholds[-1] = 1.0, 0.0
+        rounded = [round(float(t), 6) for t in thresholds]
         return cls(
             router=router,
             pool=pool,
             prompts=len(scores),
             strong_model=pair[0],
             weak_model=pair[1],
-            thresholds=[round(float(t), 6) for t in thresholds],
+            thresholds=rounded,
+            candidates=candidates,
+            costs=costs(rounded) if costs else None,
         )
 
     def threshold(self, strong_percent: float) -> float:
@@ -61,6 +109,17 @@ class CalibrationTable(BaseModel):
         if not 0.0 <= strong_percent <= 100.0:
             raise CalibrationError(f"a strong share is a percentage in [0, 100], got {strong_percent}")
         return float(np.interp(strong_percent, np.arange(PERCENTS), self.thresholds))
+
+    def budget_threshold(self, usd: float, prices: Sequence[tuple[float, float]]) -> float:
+        """The threshold of the largest whole strong share whose mean cost per request on the
+        pool is at most ``usd``; :class:`CalibrationError` when even the cheapest routing costs more."""
+        if self.costs is None:
+            raise CalibrationError("its calibration table has no costs: run calibrate --save again")
+        within = [p for p in range(PERCENTS) if self.costs.mean_usd(p, prices) <= usd]
+        if not within:
+            least = self.costs.mean_usd(0, prices)
+            raise CalibrationError(f"a budget of ${usd:g} is below the least mean cost per request, ${least:.6g}")
+        return self.thresholds[max(within)]
 
 
 def save_calibration(directory: Path, table: CalibrationTable) -> Path:
@@ -79,17 +138,27 @@ def load_calibration(directory: Path) -> CalibrationTable | None:
         raise CalibrationError(f"{path}: not a calibration table: {exc}") from None
 
 
-def table_for(router: str, kind: str, directory: Path, pair: tuple[str, str] | None) -> CalibrationTable | str:
+def table_for(
+    router: str, kind: str, directory: Path, pair: tuple[str, str] | None, candidates: Sequence[str] = ()
+) -> CalibrationTable | str:
     """The calibration table in checkpoint ``directory`` that router ``router`` (of ``kind``)
     can serve with, or why there is none: none saved, or one measured for another scoring pair
-    (``pair``: the pair a router that scores any two models scores)."""
+    (``pair``: the pair a router that scores any two models scores) or other ``candidates`` (more
+    than two, cheapest first)."""
     table = load_calibration(directory)
     hint = f"run 'routellm-serve calibrate --router {kind}={directory} --save'"
     if table is None:
         return f"router '{router}' has no calibration table ({directory / CALIBRATION_FILE}): {hint}"
-    if pair is not None and pair != (table.strong_model, table.weak_model):
+    measured = ", ".join(table.candidates) if table.candidates else f"{table.strong_model} against {table.weak_model}"
+    if candidates:
+        if list(candidates) != table.candidates:
+            listed = ",".join(candidates)
+            return (
+                f"router '{router}' chooses among {', '.join(candidates)}, but its calibration table is for "
+                f"{measured}: run 'routellm-serve calibrate --router {kind}={directory} --candidates {listed} --save'"
+            )
+    elif pair is not None and (table.candidates or pair != (table.strong_model, table.weak_model)):
         return (
-            f"router '{router}' scores {pair[0]} against {pair[1]}, but its calibration table is for "
-            f"{table.strong_model} against {table.weak_model}: {hint}"
+            f"router '{router}' scores {pair[0]} against {pair[1]}, but its calibration table is for {measured}: {hint}"
         )
     return table

@@ -60,6 +60,11 @@ def resolve_candidates(
     strong_id, weak_id = config.scoring_ids()
     own = {keys[0]: weak_id, keys[-1]: strong_id}
     return tuple(
-        Candidate(key=key, model=upstreams[key].model, router_model_id=own.get(key) or upstreams[key].router_model_id)
+        Candidate(
+            key=key,
+            model=upstreams[key].model,
+            router_model_id=own.get(key) or upstreams[key].router_model_id,
+            price=upstreams[key].price,
+        )
         for key in keys
     )

@@ -15,6 +15,7 @@
     routellm-serve evaluate --labels labels/test --router mf --router mf=new-mf --strong gpt-4o --weak my-small
     routellm-serve evaluate --benchmark scores.json --models a,b,c --prices prices.json --out docs/many
     routellm-serve calibrate --router mf --strong-percent 30 --save
+    routellm-serve calibrate --router mf=my-mf --candidates llama-13b,gpt-3.5-turbo-0125,gpt-4-0314 --save
     routellm-serve label --config label.yaml --prompts requests/ --out labels --dry-run
     routellm-serve learn --config serve_config.yaml --once
     routellm-serve models builtin:mf
@@ -152,6 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     calibrate.add_argument("--save", action="store_true", help="store the table in the checkpoint (calibration.json)")
     calibrate.add_argument("--strong", help="mf and sw_ranking: strong model of the pair; default: the checkpoint's")
     calibrate.add_argument("--weak", help="mf and sw_ranking: weak model of the pair")
+    calibrate.add_argument(
+        "--candidates", type=_csv, help="mf and sw_ranking: three or more models, cheapest first, instead of a pair"
+    )
+    calibrate.add_argument(
+        "--completion-tokens", type=int, default=256, help="completion tokens priced per answer, for budgets"
+    )
     calibrate.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
 
     listing = commands.add_parser("models", help="the models a router checkpoint can score (its candidates)")
@@ -257,6 +264,8 @@ def run(args: argparse.Namespace) -> None:
             args.strong,
             args.weak,
             args.embedding_model,
+            args.candidates or (),
+            args.completion_tokens,
         )
     elif args.command == "models":
         from routing.commands.models import models

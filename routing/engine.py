@@ -179,9 +179,11 @@ class RoutingEngine:
         return [part for part, ok in zip(checks, results, strict=True) if not ok]
 
     def query(self, name: str, alias: RouterAlias, prompt: str, embedding: np.ndarray | None) -> RankQuery:
-        """What to ask router ``name`` for an alias: its threshold, its strong share, or the defaults."""
+        """What to ask router ``name`` for an alias: its threshold, strong share or budget, or the defaults."""
         if alias.threshold is not None:
             return RankQuery(prompt, embedding, threshold=alias.threshold)
+        if alias.budget_usd is not None:
+            return RankQuery(prompt, embedding, budget_usd=alias.budget_usd)
         defaults = self.defaults[name]
         percent = alias.strong_percent if alias.strong_percent is not None else defaults.default_strong_percent
         if percent is None:
@@ -245,6 +247,7 @@ class RoutingEngine:
             score=ranking.score,
             threshold=ranking.threshold,
             strong_percent=ranking.strong_percent,
+            budget_usd=alias.budget_usd,
             target=target_model,
             fallback=skip_reason,
             checkpoint=ranking.state.checkpoint,

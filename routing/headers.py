@@ -25,6 +25,8 @@ def route_headers(outcome: Outcome) -> dict[str, str]:
             headers["x-route-candidates"] = ",".join(f"{model}={p:.4f}" for model, p in decision.candidates.items())
         if decision.strong_percent is not None:
             headers["x-route-strong-percent"] = f"{decision.strong_percent:g}"
+        if decision.budget_usd is not None:
+            headers["x-route-budget"] = f"{decision.budget_usd:g}"
         if decision.checkpoint is not None:
             headers["x-route-checkpoint"] = decision.checkpoint
     if outcome.fallback:

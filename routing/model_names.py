@@ -1,8 +1,10 @@
-"""The ``model`` field's router syntax: ``router-<router>[-<threshold> | -<percent>%]``.
+"""The ``model`` field's router syntax: ``router-<router>[-<threshold> | -<percent>% | -$<usd>]``.
 
 - ``router-mf-0.3``: the ``mf`` router with threshold 0.3 (score ≥ 0.3 → strong model);
 - ``router-mf-30%``: the threshold that sends 30 % of the router's calibration pool to the
   strong model (see :mod:`routing.calibration`);
+- ``router-mf-$0.002``: the threshold whose mean cost per request on that pool, at the
+  candidates' prices, is at most $0.002;
 - ``router-mf``: the router's configured default (``router-mf-``, with nothing after the
   hyphen, is refused rather than read as it).
 
@@ -25,6 +27,7 @@ class RouterAlias:
     router: str
     threshold: float | None = None
     strong_percent: float | None = None
+    budget_usd: float | None = None
 
 
 def parse_router_alias(model: str) -> RouterAlias | None:
@@ -41,13 +44,16 @@ def parse_router_alias(model: str) -> RouterAlias | None:
         if hyphen:  # a value left out by mistake must not quietly become the router's default
             raise InvalidRequest(
                 f"'{model}' has nothing after its last hyphen: use 'router-{router}' for the router's "
-                f"default, or a threshold or strong share such as 'router-{router}-0.5' or 'router-{router}-30%'",
+                f"default, or a threshold, strong share or budget such as 'router-{router}-0.5', "
+                f"'router-{router}-30%' or 'router-{router}-$0.002'",
                 param="model",
                 code="invalid_threshold",
             )
         return RouterAlias(router)
     if threshold_text.endswith("%"):
         return RouterAlias(router, strong_percent=_percent(threshold_text, model))
+    if threshold_text.startswith("$"):
+        return RouterAlias(router, budget_usd=_budget(threshold_text, model))
     try:
         threshold = float(threshold_text)
     except ValueError:
@@ -77,3 +83,21 @@ def _percent(text: str, model: str) -> float:
             code="invalid_threshold",
         )
     return percent
+
+
+def _budget(text: str, model: str) -> float:
+    try:
+        usd = float(text[1:])
+    except ValueError:
+        raise InvalidRequest(
+            f"budget '{text}' in '{model}' is not a number of USD after the '$': e.g. 'router-mf-$0.002'",
+            param="model",
+            code="invalid_threshold",
+        ) from None
+    if not math.isfinite(usd) or usd < 0:
+        raise InvalidRequest(
+            f"budget '{text}' in '{model}' is negative or not finite: a budget is USD per request, 0 or more",
+            param="model",
+            code="invalid_threshold",
+        )
+    return usd

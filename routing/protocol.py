@@ -236,6 +236,9 @@ class RouteDecision(BaseModel):
     strong_percent: float | None = Field(
         default=None, description="the share of strong calls the threshold was calibrated for, if one was asked"
     )
+    budget_usd: float | None = Field(
+        default=None, description="the budget per request the threshold was chosen for, if one was asked"
+    )
     target: str
     fallback: str | None = None
     candidates: dict[str, float] = Field(

@@ -63,6 +63,10 @@ def test_every_shipped_checkpoint_has_a_table_from_the_arena_hard_pool(kind: str
     assert table is not None and table.router == kind
     assert table.pool == "data/calibration/arena-hard.jsonl.gz" and table.prompts == len(read_prompts(POOL)) == 1250
     assert all(a >= b for a, b in zip(table.thresholds, table.thresholds[1:], strict=False))
+    # What each threshold sends where, to price budgets: the weak and strong candidates' shares.
+    assert table.costs is not None and table.costs.completion_tokens == 256
+    assert [share.share for share in table.costs.shares[0]] == [1.0, 0.0]
+    assert [share.share for share in table.costs.shares[100]] == [0.0, 1.0]
 
 
 def test_calibrate_then_route_by_share(tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream) -> None:

@@ -119,7 +119,11 @@ def test_the_command_routes_hard_prompts_up_and_reports_curve_aiq_and_plot(
     assert routed["cost"] < 0.6 * 0.01 and routed["aiq"] > lines["random"]["aiq"]
     assert routed["aiq"] > max(lines[m]["aiq"] for m in ("cheap", "mid", "dear"))
     assert lines["oracle"]["points"] == [[pytest.approx(0.0055), 1.0]]
-    assert "| mf, 3 candidates: cheap, mid, dear |" in out and (tmp_path / "many_models.png").stat().st_size > 10_000
+    assert "| mf, 3 candidates: cheap, mid, dear |" in out
+    curve_rows = [r for r in out.split("the curve over thresholds\n")[1].splitlines()[2:] if r.startswith("|")]
+    assert len(curve_rows) == 11 and curve_rows[0].startswith("| 0.0000 | $0.010000 | 1.0000 |")
+    assert curve_rows[-1] == "| 1.0000 | $0.001000 | 0.5000 |"
+    assert (tmp_path / "many_models.png").stat().st_size > 10_000
 
 
 def test_the_command_names_bad_options(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,8 @@ class Line:
     aiq: float
     cost: float  # the lowest cost at which it reaches the best single model's quality (nan: never)
     quality: float  # its best quality
-    points: list[tuple[float, float]]
+    points: list[tuple[float, float]]  # (mean cost, mean quality)
+    thresholds: list[float] = field(default_factory=list)  # a router's threshold at each point
 
 
 def evaluate_models(
@@ -61,7 +62,7 @@ def evaluate_models(
     embedder = LocalEmbedder(LocalEmbedding(model_path=embedding_model))
 
     def count_tokens(texts: list[str]) -> list[int]:
-        return [len(ids) for ids in embedder.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        return [len(ids) for ids in embedder.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
 
     table = read_model_table(files, models, read_prices(prices) if prices else None, count_tokens, completion_tokens)
     log(f"{len(table.prompts)} prompts, {len(table.models)} models (cheapest first): {', '.join(table.models)}")
@@ -157,7 +158,7 @@ def report_lines(
     target = float(means_quality.max())
     everyone = list(candidates or range(len(table.models)))
 
-    def line(name: str, points: np.ndarray) -> Line:
+    def line(name: str, points: np.ndarray, thresholds: Sequence[float] = ()) -> Line:
         reached = cheapest_at(points, target)
         return Line(
             name,
@@ -165,23 +166,25 @@ def report_lines(
             float("nan") if reached is None else reached,
             float(points[:, 1].max()),
             [(float(c), float(q)) for c, q in points],
+            [float(t) for t in thresholds],
         )
 
-    def routed(beaten: np.ndarray, columns: Sequence[int]) -> np.ndarray:
-        return curve(beaten, table.quality[:, columns], table.cost[:, columns], thresholds_for(beaten))[:, 1:]
+    def routed(name: str, beaten: np.ndarray, columns: Sequence[int]) -> Line:
+        rows = curve(beaten, table.quality[:, columns], table.cost[:, columns], thresholds_for(beaten))
+        return line(name, rows[:, 1:], rows[:, 0])
 
     named = ", ".join(table.models[i] for i in everyone)
-    lines = [line(f"mf, {len(everyone)} candidates: {named}", routed(_beaten(merits, everyone), everyone))]
+    lines = [routed(f"mf, {len(everyone)} candidates: {named}", _beaten(merits, everyone), everyone)]
     pairs = [
-        line(f"mf, {table.models[a]} + {table.models[b]}", routed(_beaten(merits, [a, b]), [a, b]))
+        routed(f"mf, {table.models[a]} + {table.models[b]}", _beaten(merits, [a, b]), [a, b])
         for a, b in itertools.combinations(range(len(table.models)), 2)
     ]
     lines.append(max(pairs, key=lambda x: x.aiq))
     noise = np.random.default_rng(seed).random((len(table.prompts), len(everyone) - 1))
-    lines.append(line("random", routed(noise, everyone)))
+    lines.append(routed("random", noise, everyone))
     lengths = np.array([len(p) for p in table.prompts], dtype=np.float64)
     percentile = np.argsort(np.argsort(lengths, kind="stable"), kind="stable") / max(len(lengths) - 1, 1)
-    lines.append(line("prompt length", routed(np.repeat(percentile[:, None], len(everyone) - 1, axis=1), everyone)))
+    lines.append(routed("prompt length", np.repeat(percentile[:, None], len(everyone) - 1, axis=1), everyone))
     lines.append(line("oracle", np.array([oracle(table.quality, table.cost)])))
     lines.append(line("single models, mixed", np.stack([means_cost, means_quality], axis=1)))
     lines += [line(m, np.array([[means_cost[i], means_quality[i]]])) for i, m in enumerate(table.models)]
@@ -203,6 +206,13 @@ def render(table: ModelTable, lines: Sequence[Line], folds: int) -> str:
     for x in lines:
         reach = "never" if np.isnan(x.cost) else f"${x.cost:.6f} ({100 * x.cost / best_cost:.1f} %)"
         out.append(f"| {x.name} | {x.aiq:.4f} | {x.quality:.4f} | {reach} |")
+    router = lines[0]
+    out += ["", f"{router.name}: the curve over thresholds", "| threshold | mean cost | mean quality |"]
+    out.append("|---|---|---|")
+    order = np.argsort(router.thresholds)
+    for i in order[np.linspace(0, len(order) - 1, 11).round().astype(int)]:
+        cost, quality = router.points[i]
+        out.append(f"| {router.thresholds[i]:.4f} | ${cost:.6f} | {quality:.4f} |")
     return "\n".join(out)
 
 

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from routing.resources import checkpoint_path
 from routing.settings import Strict, StrongPercent, Threshold
+from routing.upstreams.config import Price
 
 # The strong and weak models to score, by their names in the training data; None: the checkpoint's default.
 ScoringPair = tuple[str | None, str | None]
@@ -87,6 +88,7 @@ class Candidate(Strict):
     key: str = Field(description="its entry in 'upstreams'")
     model: str = Field(description="its public name")
     router_model_id: str | None = Field(default=None, description="its name in router training data")
+    price: Price | None = Field(default=None, description="its upstream's price, for budgets")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import cast
 
 import numpy as np
 
-from routing.calibration import CALIBRATION_FILE, CalibrationTable, table_for
+from routing.calibration import CALIBRATION_FILE, CalibrationError, CalibrationTable, table_for
 from routing.errors import InvalidRequest
 from routing.resources import MissingResource, checkpoint_path
 from routing.routers.checkpoint import MANIFEST_FILE, CheckpointError, Manifest, load_manifest
@@ -46,16 +46,18 @@ from routing.routers.pair import scoring_pair
 
 @dataclass(frozen=True)
 class RankQuery:
-    """A prompt to rank the candidates for, at a threshold or at a calibrated strong share."""
+    """A prompt to rank the candidates for, at a threshold, a calibrated strong share or a budget
+    (USD per request, on the calibration pool's mean)."""
 
     prompt: str
     embedding: np.ndarray | None = None
     threshold: float | None = None
     strong_percent: float | None = None
+    budget_usd: float | None = None
 
     def __post_init__(self) -> None:
-        if (self.threshold is None) == (self.strong_percent is None):
-            raise ValueError("a query asks for exactly one of a threshold and a strong share")
+        if sum(x is not None for x in (self.threshold, self.strong_percent, self.budget_usd)) != 1:
+            raise ValueError("a query asks for exactly one of a threshold, a strong share and a budget")
 
 
 @dataclass(frozen=True)
@@ -144,12 +146,8 @@ def calibration_of(router: str, kind: RouterKind, inspected: Inspected) -> Calib
     """The table router ``router`` turns strong shares into thresholds with, or why it has none."""
     if not kind.calibrated:
         return f"router '{router}' ({kind.name}) has no strong shares: ask for a threshold"
-    if inspected.ladder:
-        return (
-            f"router '{router}' chooses among {len(inspected.ladder) + 1} candidates, and its calibration "
-            "table holds strong shares for a pair only: ask for a threshold"
-        )
-    return table_for(router, kind.name, inspected.directory, inspected.pair)
+    ladder = [cheaper for _, cheaper in inspected.ladder] + [inspected.ladder[0][0]] if inspected.ladder else []
+    return table_for(router, kind.name, inspected.directory, inspected.pair, ladder)
 
 
 def scoring_ids(candidates: Sequence[Candidate]) -> ScoringPair:
@@ -243,12 +241,34 @@ class LiveRouter:
         the more capable ones in turn, then the cheaper ones; none: the most capable first."""
         threshold = query.threshold
         if threshold is None:
-            assert query.strong_percent is not None
             if isinstance(version.table, str):
                 return InvalidRequest(version.table, param="model", code="no_calibration")
-            threshold = version.table.threshold(query.strong_percent)
+            if query.strong_percent is not None:
+                threshold = version.table.threshold(query.strong_percent)
+            else:
+                assert query.budget_usd is not None
+                found = self._budget_threshold(version.table, query.budget_usd)
+                if isinstance(found, InvalidRequest):
+                    return found
+                threshold = found
         keys = [c.key for c in self.candidates]
         chosen = next((i for i, p in enumerate(beaten) if p < threshold), len(keys) - 1)
         order = (*keys[chosen:], *reversed(keys[:chosen]))
         as_good = tuple(zip(keys, [*(1.0 - float(p) for p in beaten), 1.0], strict=True))
         return Ranking(order, float(beaten.min()), threshold, query.strong_percent, version.state, as_good)
+
+    def _budget_threshold(self, table: CalibrationTable, usd: float) -> float | InvalidRequest:
+        unpriced = [c.key for c in self.candidates if c.price is None]
+        if unpriced:
+            return InvalidRequest(
+                f"router '{self.name}' prices a budget from its candidates' prices, and "
+                f"{', '.join(f'upstreams.{key}.price' for key in unpriced)} is not set",
+                param="model",
+                code="no_prices",
+            )
+        prices = [(c.price.input_per_million, c.price.output_per_million) for c in self.candidates if c.price]
+        try:
+            return table.budget_threshold(usd, prices)
+        except CalibrationError as exc:
+            code = "no_calibration" if table.costs is None else "budget_too_low"
+            return InvalidRequest(f"router '{self.name}': {exc}", param="model", code=code)
