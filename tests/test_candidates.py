@@ -104,7 +104,10 @@ def test_a_strong_share_needs_a_table_for_the_candidates() -> None:
     router = LiveRouter("mf", MFRouterConfig(type="mf"), candidates(CHEAP, MID, TOP), EMBEDDING_ID)
     [answer] = router.rank([RankQuery("p", embeddings(1)[0], strong_percent=30)])
     assert isinstance(answer, InvalidRequest) and answer.code == "no_calibration"
-    assert "chooses among 3 candidates" in answer.message and not router.state.calibrated
+    assert f"chooses among {CHEAP}, {MID}, {TOP}, but its calibration table is for {TOP} against mixtral" in (
+        answer.message
+    )
+    assert f"--candidates {CHEAP},{MID},{TOP} --save" in answer.message and not router.state.calibrated
 
 
 def test_the_cli_lists_the_models_a_checkpoint_can_score(capsys: pytest.CaptureFixture[str]) -> None:

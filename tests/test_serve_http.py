@@ -87,7 +87,8 @@ def test_router_threshold_sends_each_prompt_to_one_upstream(client, http, strong
     decision = http.post(
         "/v1/route", json={"model": "router-mf-0.5", "messages": [{"role": "user", "content": PROMPT}]}
     ).json()
-    assert set(decision) == {"router", "score", "threshold", "target"} and decision["router"] == "mf"
+    assert set(decision) == {"router", "score", "threshold", "target", "candidates"} and decision["router"] == "mf"
+    assert list(decision["candidates"]) == ["small", "big"] and decision["candidates"]["big"] == 1
     score = decision["score"]
 
     raw = ask(client, f"router-mf-{max(score - 1e-3, 0):.6f}")
