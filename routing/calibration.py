@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from routing.upstreams.config import Price
+
 CALIBRATION_FILE = "calibration.json"
 DEFAULT_POOL = Path("data/calibration/arena-hard.jsonl.gz")
 PERCENTS = 101  # 0 %, 1 %, ..., 100 %
@@ -48,12 +50,11 @@ class Costs(BaseModel):
     completion_tokens: int = Field(ge=0, description="the completion tokens priced per answer")
     shares: list[list[Share]] = Field(min_length=PERCENTS, max_length=PERCENTS)
 
-    def mean_usd(self, percent: int, prices: Sequence[tuple[float, float]]) -> float:
-        """The mean cost per request at the threshold of ``percent``, from (input, output) USD
-        per million tokens per candidate."""
+    def mean_usd(self, percent: int, prices: Sequence[Price]) -> float:
+        """The mean cost per request at the threshold of ``percent``, from each candidate's price."""
         return sum(
-            part.share * (part.prompt_tokens * price_in + self.completion_tokens * price_out) / 1e6
-            for part, (price_in, price_out) in zip(self.shares[percent], prices, strict=True)
+            part.share * price.usd(part.prompt_tokens, self.completion_tokens)
+            for part, price in zip(self.shares[percent], prices, strict=True)
         )
 
 
@@ -110,7 +111,7 @@ class CalibrationTable(BaseModel):
             raise CalibrationError(f"a strong share is a percentage in [0, 100], got {strong_percent}")
         return float(np.interp(strong_percent, np.arange(PERCENTS), self.thresholds))
 
-    def budget_threshold(self, usd: float, prices: Sequence[tuple[float, float]]) -> float:
+    def budget_threshold(self, usd: float, prices: Sequence[Price]) -> float:
         """The threshold of the largest whole strong share whose mean cost per request on the
         pool is at most ``usd``; :class:`CalibrationError` when even the cheapest routing costs more."""
         if self.costs is None:

@@ -263,13 +263,12 @@ class RoutingEngine:
         upstreams, policy = self.config.upstreams, self.config.fallback
         target = ranked[0]
         configured = tuple(key for key in ranked if upstreams[key].configured)
-        if not upstreams[target].configured:
-            if policy.on_unconfigured == "other_model" and configured:
-                return configured[:1] if policy.on_upstream_error == "error" else configured, (
-                    first_reason or "upstream_unconfigured"
-                )
+        falls_back = policy.on_upstream_error == "other_model"
+        if upstreams[target].configured:
+            return (configured if falls_back else (target,)), first_reason
+        if policy.on_unconfigured != "other_model" or not configured:
             return (target,), first_reason
-        return (configured if policy.on_upstream_error == "other_model" else (target,)), first_reason
+        return (configured if falls_back else configured[:1]), first_reason or "upstream_unconfigured"
 
     async def _rank(self, router: str, alias: RouterAlias, prompt: str) -> Ranking:
         """Embeds the prompt and ranks the router's candidates for it within the routing time

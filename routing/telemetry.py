@@ -70,8 +70,4 @@ def cost_of(config: PricedModels, model_key: str, prompt_tokens: int, completion
     price, strong_price = config.upstreams[model_key].price, config.upstreams[config.strong].price
     if price is None or strong_price is None:
         return None
-    return Cost(_usd(price, prompt_tokens, completion_tokens), _usd(strong_price, prompt_tokens, completion_tokens))
-
-
-def _usd(price: Price, prompt_tokens: int, completion_tokens: int) -> float:
-    return (prompt_tokens * price.input_per_million + completion_tokens * price.output_per_million) / 1e6
+    return Cost(price.usd(prompt_tokens, completion_tokens), strong_price.usd(prompt_tokens, completion_tokens))

@@ -23,10 +23,15 @@ from routing.headers import route_headers
 from routing.model_names import RouterAlias, parse_router_alias
 from routing.protocol import ChatCompletionRequest, ChatMessage
 from routing.resources import CHECKPOINT_DIR
+from routing.upstreams.config import Price
 
 POOL = ROOT / "data" / "calibration" / "arena-hard.jsonl.gz"
 CHEAP, MID, TOP = "mistral-7b-instruct-v0.1", "gpt-3.5-turbo-0125", "gpt-4-1106-preview"
 PRICES = {"weak": (0.1, 0.2), "mid": (1.0, 2.0), "strong": (10.0, 30.0)}
+
+
+def price(pair: tuple[float, float]) -> Price:
+    return Price(input_per_million=pair[0], output_per_million=pair[1])
 
 
 @pytest.mark.parametrize(
@@ -86,7 +91,7 @@ def test_a_budget_sends_the_dearest_share_within_it(
     checkpoint = calibrated(tmp_path, path, "--weak", CHEAP)
     table = load_calibration(checkpoint)
     assert table is not None and table.costs is not None and table.costs.completion_tokens == 256
-    prices = [PRICES["weak"], PRICES["strong"]]
+    prices = [price(PRICES["weak"]), price(PRICES["strong"])]
     at_30 = table.costs.mean_usd(30, prices)
     assert table.costs.mean_usd(0, prices) < at_30 < table.costs.mean_usd(100, prices)
     engine = in_process_engine(load_app_config(app(strong, weak, checkpoint)))
@@ -123,7 +128,7 @@ def test_three_candidates_take_a_share_and_a_budget_from_their_own_table(
         return [(await engine.route(model, [ChatMessage(role="user", content=p)])).target for p in prompts]
 
     assert 100 * np.mean([t == "big" for t in asyncio.run(targets("router-mf-30%"))]) == pytest.approx(30, abs=2)
-    prices = [PRICES[k] for k in ("weak", "mid", "strong")]
+    prices = [price(PRICES[k]) for k in ("weak", "mid", "strong")]
     budget = table.costs.mean_usd(50, prices)
     chosen = asyncio.run(targets(f"router-mf-${budget * 1.0001:.10f}"))
     assert 100 * np.mean([t == "big" for t in chosen]) == pytest.approx(50, abs=2)

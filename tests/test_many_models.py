@@ -12,7 +12,6 @@ import pytest
 
 from routing.data.files import DataFileError
 from routing.evaluation.many_models import (
-    TokenPrice,
     aiq,
     cheapest_at,
     choose,
@@ -22,6 +21,7 @@ from routing.evaluation.many_models import (
     read_model_table,
     read_prices,
 )
+from routing.upstreams.config import Price
 
 
 def test_the_rule_picks_the_cheapest_candidate_below_the_threshold() -> None:
@@ -77,7 +77,10 @@ def test_nested_scores_are_priced_from_tokens(tmp_path: Path) -> None:
         json.dumps({"a": {"input_price": 2.0, "output_price": 4.0}, "b": {"input_price": 1, "output_price": 1}})
     )
     read = read_prices(prices)
-    assert read == {"a": TokenPrice(2.0, 4.0), "b": TokenPrice(1.0, 1.0)}
+    assert read == {
+        "a": Price(input_per_million=2.0, output_per_million=4.0),
+        "b": Price(input_per_million=1.0, output_per_million=1.0),
+    }
     table = read_model_table([path], None, read, lambda texts: [len(t.split()) for t in texts], completion_tokens=10)
     assert table.models == ["b", "a"] and table.quality.tolist() == [[1.0, 0.5]]
     assert table.cost.tolist() == [[pytest.approx((3 * 1 + 10 * 1) / 1e6), pytest.approx((3 * 2 + 10 * 4) / 1e6)]]

@@ -20,7 +20,7 @@ from routing.evaluation.many_models import choose
 from routing.resources import checkpoint_path
 from routing.routers.checkpoint import load_manifest
 from routing.routers.kind import AnyPairRouter, ModelPair, RouterKind
-from routing.routers.pair import scoring_pair
+from routing.routers.pair import ladder_models, scoring_pair
 
 SHOWN_PERCENTS = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0)
 
@@ -64,8 +64,7 @@ def calibrate(
     pool = read_prompts(prompts)
     beaten = beaten_of(pool)
     scores = beaten.min(axis=1)
-    encoded = encoder.tokenizer(pool, add_special_tokens=False, verbose=False)["input_ids"]
-    tokens = np.array([len(ids) for ids in encoded])
+    tokens = np.array(encoder.count_tokens(pool))
 
     def costs(thresholds: list[float]) -> Costs:
         shares = []
@@ -127,4 +126,4 @@ def _scored(
         top, cheapest = scoring_pair(manifest, strong, weak)
         return [cheapest, top], [(top, cheapest)]
     pairs = [scoring_pair(manifest, candidates[-1], name) for name in candidates[:-1]]
-    return [cheaper for _, cheaper in pairs] + [pairs[0][0]], pairs
+    return ladder_models(pairs), pairs

@@ -17,6 +17,7 @@ from routing.commands import Echo, to_stderr
 from routing.config import LocalEmbedding
 from routing.data.schema import Battle
 from routing.embeddings.local import LocalEmbedder
+from routing.evaluation.figures import saved_figure
 from routing.evaluation.many_models import (
     ModelTable,
     aiq,
@@ -60,11 +61,8 @@ def evaluate_models(
     if folds < 2:
         raise ValueError("--folds: cross-fitting needs at least 2 folds")
     embedder = LocalEmbedder(LocalEmbedding(model_path=embedding_model))
-
-    def count_tokens(texts: list[str]) -> list[int]:
-        return [len(ids) for ids in embedder.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
-
-    table = read_model_table(files, models, read_prices(prices) if prices else None, count_tokens, completion_tokens)
+    priced = read_prices(prices) if prices else None
+    table = read_model_table(files, models, priced, embedder.count_tokens, completion_tokens)
     log(f"{len(table.prompts)} prompts, {len(table.models)} models (cheapest first): {', '.join(table.models)}")
     log("embedding the prompts")
     unique = sorted(set(table.prompts))
@@ -218,29 +216,20 @@ def render(table: ModelTable, lines: Sequence[Line], folds: int) -> str:
 
 def plot(table: ModelTable, lines: Sequence[Line], path: Path) -> None:
     """Quality against cost: the routers' curves, the oracle and each single model as a point."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, 5.5))
     singles = set(table.models)
-    for x in lines:
-        points = np.array(x.points)
-        if x.name in singles:
-            axes.scatter(points[:, 0], points[:, 1], marker="s", s=18)
-            axes.annotate(x.name, points[0], fontsize=6, xytext=(3, 3), textcoords="offset points")
-        elif x.name == "oracle":
-            axes.scatter(points[:, 0], points[:, 1], marker="*", s=80, color="gold", label="oracle")
-        elif x.name != "single models, mixed":
-            ordered = points[np.argsort(points[:, 0])]
-            axes.plot(ordered[:, 0], ordered[:, 1], label=f"{x.name} (AIQ {x.aiq:.3f})", linewidth=1.2)
-    axes.set_xscale("log")
-    axes.set_xlabel("mean cost per prompt (USD, log scale)")
-    axes.set_ylabel("mean quality")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    with saved_figure(path, (8, 5.5)) as axes:
+        for x in lines:
+            points = np.array(x.points)
+            if x.name in singles:
+                axes.scatter(points[:, 0], points[:, 1], marker="s", s=18)
+                axes.annotate(x.name, points[0], fontsize=6, xytext=(3, 3), textcoords="offset points")
+            elif x.name == "oracle":
+                axes.scatter(points[:, 0], points[:, 1], marker="*", s=80, color="gold", label="oracle")
+            elif x.name != "single models, mixed":
+                ordered = points[np.argsort(points[:, 0])]
+                axes.plot(ordered[:, 0], ordered[:, 1], label=f"{x.name} (AIQ {x.aiq:.3f})", linewidth=1.2)
+        axes.set_xscale("log")
+        axes.set_xlabel("mean cost per prompt (USD, log scale)")
+        axes.set_ylabel("mean quality")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)

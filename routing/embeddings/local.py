@@ -45,6 +45,10 @@ class LocalEmbedder:
             out[chunk] = self._encode_batch([texts[i] for i in chunk])
         return out
 
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Each text's length in this model's tokens, untruncated: what prices a prompt."""
+        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
+
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

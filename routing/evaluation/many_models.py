@@ -15,6 +15,7 @@ its cheapest point and flat right of its best one (a single model is then a step
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from routing.data.files import DataFileError, records
+from routing.upstreams.config import Price
 
 PROMPT_COLUMNS = ("prompt", "question", "query")
 COST_SUFFIX = "|total_cost"
@@ -46,18 +48,10 @@ class ModelTable:
         )
 
 
-@dataclass(frozen=True)
-class TokenPrice:
-    input_per_million: float
-    output_per_million: float
-
-
-def read_prices(path: Path) -> dict[str, TokenPrice]:
+def read_prices(path: Path) -> dict[str, Price]:
     """Per-token prices from a JSON mapping of model to ``input_price`` / ``output_price`` (USD per
     million tokens, as LLMRouter's ``llm_candidates/default_llm.json``) or to ``input_per_million`` /
     ``output_per_million`` (as an upstream's ``price``)."""
-    import json
-
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -69,7 +63,7 @@ def read_prices(path: Path) -> dict[str, TokenPrice]:
             pair = [entry.get(k) for k in ("input_per_million", "output_per_million")]
         if len(pair) != 2 or not all(isinstance(v, int | float) and v >= 0 for v in pair):
             raise DataFileError(f"{path}: '{model}': expected input_price and output_price in USD per million tokens")
-        prices[model] = TokenPrice(float(pair[0]), float(pair[1]))
+        prices[model] = Price(input_per_million=float(pair[0]), output_per_million=float(pair[1]))
     if not prices:
         raise DataFileError(f"{path}: expected a JSON object of model → prices")
     return prices
@@ -78,7 +72,7 @@ def read_prices(path: Path) -> dict[str, TokenPrice]:
 def read_model_table(
     files: Sequence[Path],
     models: Sequence[str] | None,
-    prices: Mapping[str, TokenPrice] | None = None,
+    prices: Mapping[str, Price] | None = None,
     count_tokens: Callable[[list[str]], list[int]] | None = None,
     completion_tokens: int = 256,
 ) -> ModelTable:
@@ -118,9 +112,7 @@ def read_model_table(
         if missing:
             raise DataFileError(f"--prices: no price for {', '.join(missing)}")
         tokens = np.array(count_tokens([row["prompt"] for _, row in rows]), dtype=np.float64)
-        inputs = np.array([prices[m].input_per_million for m in models])
-        outputs = np.array([prices[m].output_per_million for m in models])
-        cost = (tokens[:, None] * inputs + completion_tokens * outputs) / 1e6
+        cost = np.stack([prices[m].usd(tokens, completion_tokens) for m in models], axis=1)
         source = f"prices × prompt tokens, and {completion_tokens} completion tokens per answer"
     order = np.argsort(cost.mean(axis=0), kind="stable")
     return ModelTable(

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from routing.evaluation.benchmark import Benchmark
+from routing.evaluation.figures import saved_figure
 from routing.evaluation.metrics import (
     Curve,
     apgr,
@@ -156,23 +157,14 @@ BASELINE_STYLES: dict[str, dict[str, Any]] = {
 
 def plot(report: BenchmarkReport, path: Path) -> None:
     """The paper's figure: quality against strong-model calls, one curve per router."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 5))
-    for r in report.results:
-        style = BASELINE_STYLES.get(r.router, {"marker": "o", "markersize": 3})
-        axes.plot(r.curve.strong_pct, r.curve.quality, label=f"{r.router} (APGR {r.apgr:.3f})", **style)
-    axes.axhline(report.strong_quality, color="red", linestyle=":", label=f"strong: {report.strong}")
-    axes.axhline(report.weak_quality, color="blue", linestyle=":", label=f"weak: {report.weak}")
-    axes.set_xlabel("strong model calls (%)")
-    axes.set_ylabel("quality")
-    axes.set_title(f"Router performance ({report.benchmark}, {report.setting})")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    with saved_figure(path, (7, 5)) as axes:
+        for r in report.results:
+            style = BASELINE_STYLES.get(r.router, {"marker": "o", "markersize": 3})
+            axes.plot(r.curve.strong_pct, r.curve.quality, label=f"{r.router} (APGR {r.apgr:.3f})", **style)
+        axes.axhline(report.strong_quality, color="red", linestyle=":", label=f"strong: {report.strong}")
+        axes.axhline(report.weak_quality, color="blue", linestyle=":", label=f"weak: {report.weak}")
+        axes.set_xlabel("strong model calls (%)")
+        axes.set_ylabel("quality")
+        axes.set_title(f"Router performance ({report.benchmark}, {report.setting})")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)

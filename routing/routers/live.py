@@ -41,7 +41,7 @@ from routing.routers.kind import (
     ScoringPair,
 )
 from routing.routers.kinds import KINDS
-from routing.routers.pair import scoring_pair
+from routing.routers.pair import ladder_models, scoring_pair
 
 
 @dataclass(frozen=True)
@@ -146,8 +146,7 @@ def calibration_of(router: str, kind: RouterKind, inspected: Inspected) -> Calib
     """The table router ``router`` turns strong shares into thresholds with, or why it has none."""
     if not kind.calibrated:
         return f"router '{router}' ({kind.name}) has no strong shares: ask for a threshold"
-    ladder = [cheaper for _, cheaper in inspected.ladder] + [inspected.ladder[0][0]] if inspected.ladder else []
-    return table_for(router, kind.name, inspected.directory, inspected.pair, ladder)
+    return table_for(router, kind.name, inspected.directory, inspected.pair, ladder_models(inspected.ladder))
 
 
 def scoring_ids(candidates: Sequence[Candidate]) -> ScoringPair:
@@ -266,7 +265,7 @@ class LiveRouter:
                 param="model",
                 code="no_prices",
             )
-        prices = [(c.price.input_per_million, c.price.output_per_million) for c in self.candidates if c.price]
+        prices = [c.price for c in self.candidates if c.price]
         try:
             return table.budget_threshold(usd, prices)
         except CalibrationError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from routing.data.convert import canonical_model_name
@@ -20,6 +22,11 @@ def scoring_pair(manifest: Manifest, strong: str | None, weak: str | None) -> tu
             )
         pair.append(chosen)
     return pair[0], pair[1]
+
+
+def ladder_models(pairs: Sequence[tuple[str, str]]) -> list[str]:
+    """The models of a ladder of (most capable, cheaper) pairs, cheapest first, the most capable last."""
+    return [cheaper for _, cheaper in pairs] + [pairs[0][0]] if pairs else []
 
 
 def check_embeddings(embeddings: np.ndarray | None, prompts: list[str], dim: int, router: str) -> np.ndarray:

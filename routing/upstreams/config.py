@@ -48,6 +48,10 @@ class Price(Strict):
     input_per_million: float = Field(ge=0)
     output_per_million: float = Field(ge=0)
 
+    def usd(self, prompt_tokens: float, completion_tokens: float) -> float:
+        """The cost of one answer of these token counts (means give the mean cost)."""
+        return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1e6
+
 
 class _UpstreamBase(Strict):
     model: str = Field(min_length=1, description="model id sent upstream; also its public name")
