@@ -61,6 +61,17 @@ def shipped_config(
     return config
 
 
+def three_model_config(upstream_base_url: str) -> dict[str, Any]:
+    """``serve_config.three_models.yaml`` with its three models served by the OpenAI-compatible
+    API at ``upstream_base_url``; each keeps the name its router scores it by."""
+    config = yaml.safe_load((ROOT / "serve_config.three_models.yaml").read_text())
+    upstreams = config["applications"][0]["args"]["upstreams"]
+    for key, upstream in upstreams.items():
+        kept = {k: upstream[k] for k in ("router_model_id", "price") if k in upstream}
+        upstreams[key] = {"backend": "openai", "model": key, "base_url": upstream_base_url, **kept}
+    return config
+
+
 @dataclass
 class Cluster:
     url: str

@@ -4,7 +4,7 @@ RouteLLM 0.2.0's own server, under a slow upstream; SW ranking; cold start and m
     python -m bench.run [--seconds 10] [--scenarios abcde] [--out docs/benchmarks]
 
 (a) the router stage (``/v1/route``: embedding + MF, no model call) through Serve at saturation,
-    against MiniLM + MF in one process on the same cores;
+    against MiniLM + MF in one process on the same cores, and with three candidates against two;
 (b) chat requests through this service and through RouteLLM 0.2.0's server (installed once into
     ``.bench/routellm-0.2.0``), both calling the same fake upstream: requests/s at 32 clients
     (median of 3 runs), and the latency added to a direct upstream call at 1 client, against one
@@ -35,17 +35,15 @@ import numpy as np
 import torch
 
 from bench import coldstart, limits, sw_ranking
-from bench.cluster import ROOT, deployed, shipped_config
+from bench.cluster import ROOT, deployed, shipped_config, three_model_config
 from bench.fake_upstream import FakeUpstream
 from bench.load import LoadResult, chat_bodies, run_load, sample_prompts
 from bench.peer import peer_server
 from bench.plots import write_plots
+from bench.report import SATURATION, SLOW_CLIENTS, SLOW_UPSTREAM_S, print_report, table
 from bench.served import batch_size_totals, cpu_by_process, means_during, stage_latency_totals
 from routing.resources import MINILM_MODEL_ID
 
-SATURATION = 32
-SLOW_UPSTREAM_S = 2.0
-SLOW_CLIENTS = 200
 FEWER_CLIENTS = 40  # 20 requests/s offered: within the graph's capacity on 2 cores
 PEER_VENV = ROOT / ".bench" / "routellm-0.2.0"
 
@@ -161,6 +159,13 @@ def ours_local(bench: Bench, upstream: FakeUpstream, scenarios: str, workdir: Pa
             bench.results["slow_upstream"] = slow
 
 
+def ours_three_candidates(bench: Bench, upstream: FakeUpstream, workdir: Path) -> None:
+    """The router stage of the three-model example graph, the same hops as the shipped one."""
+    out: dict[str, Any] = bench.results.setdefault("ours", {})
+    with deployed(three_model_config(upstream.base_url), workdir / "three") as cluster:
+        out["route_mf_three_candidates"] = {"saturated": bench.saturated(cluster.url + "/v1/route", "router-mf-0.5")}
+
+
 def ours_openai_embeddings(bench: Bench, upstream: FakeUpstream, embeddings: FakeUpstream, workdir: Path) -> None:
     """The same graph with its embeddings from the peer's endpoint: an OpenAI-compatible API
     serving MiniLM-sized vectors, so that the shipped MF head reads them."""
@@ -180,169 +185,6 @@ def direct(bench: Bench, upstream: FakeUpstream) -> None:
         "saturated": bench.load(url, "strong", SATURATION).summary(),
         "serial": bench.serial(url, "strong"),
     }
-
-
-def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    """Rows: scenario, ours, baseline, ratio, goal (met or missed)."""
-    rows: list[tuple[str, str, str, str, str]] = []
-
-    def rps(path: tuple[str, ...]) -> float | None:
-        node: Any = results
-        for key in path:
-            if not isinstance(node, dict) or key not in node:
-                return None
-            node = node[key]
-        return float(node["saturated"]["requests_per_s"])
-
-    def verdict(ok: bool, goal: str) -> str:
-        return f"{goal}: {'met' if ok else 'missed'}"
-
-    limit = results.get("in_process", {}).get("router_stage_limit_per_s")
-    served = rps(("ours", "route_mf"))
-    if limit and served:
-        rows.append(
-            (
-                "(a) router stage, req/s (Serve vs one process)",
-                f"{served:.1f}",
-                f"{limit:.1f}",
-                f"{served / limit:.2f}",
-                verdict(served / limit >= 0.7, "≥ 0.70"),
-            )
-        )
-    for name, label, least in (
-        ("random", "random", 2),
-        ("mf_openai_embeddings", "mf, embeddings API 0 ms", 2),
-        ("mf_openai_embeddings_50ms", "mf, embeddings API 50 ms", 4),
-    ):
-        ours, theirs = rps(("ours", name)), rps(("peer", name))
-        if ours and theirs:
-            rows.append(
-                (
-                    f"(b) {label}, req/s at {SATURATION} clients (vs RouteLLM 0.2.0)",
-                    f"{ours:.1f}",
-                    f"{theirs:.1f}",
-                    f"{ours / theirs:.2f}",
-                    verdict(ours / theirs >= least, f"≥ {least}"),
-                )
-            )
-    ours_local = rps(("ours", "mf_local"))
-    if ours_local:
-        rows.append((f"(b) mf, local MiniLM, req/s at {SATURATION} clients", f"{ours_local:.1f}", "–", "–", "–"))
-    forward = results.get("in_process", {}).get("one_forward_ms")
-    direct_p50 = results.get("direct", {}).get("serial", {}).get("p50_ms")
-    for name, label in (("mf_local", "mf, local MiniLM"), ("random", "random")):
-        serial = results.get("ours", {}).get(name, {}).get("serial")
-        if serial and forward and direct_p50 is not None:
-            added = serial["p50_ms"] - direct_p50
-            goal = verdict(added / forward <= 1.5, "≤ 1.5") if name == "mf_local" else "–"
-            rows.append(
-                (
-                    f"(b) added latency p50 at 1 client, {label}, ms (vs one MiniLM forward)",
-                    f"{added:.1f}",
-                    f"{forward:.1f}",
-                    f"{added / forward:.2f}",
-                    goal,
-                )
-            )
-    peer_serial = results.get("peer", {}).get("random", {}).get("serial")
-    if peer_serial and direct_p50 is not None:
-        rows.append(
-            (
-                "(b) RouteLLM 0.2.0 random: added latency p50 at 1 client, ms",
-                f"{peer_serial['p50_ms'] - direct_p50:.1f}",
-                "–",
-                "–",
-                "–",
-            )
-        )
-    for name, run in results.get("slow_upstream", {}).items():
-        goal = "–"
-        if name in (f"mf, {SLOW_CLIENTS} clients", f"random, {SLOW_CLIENTS} clients"):
-            goal = verdict(run["overhead_p99_ms"] <= 100 and run["errors"] == 0, "≤ 100 ms, 0 errors")
-        rows.append(
-            (
-                f"(c) upstream 2 s, {name}: overhead p50 / p99 ms, errors",
-                f"{run['overhead_p50_ms']:.0f} / {run['overhead_p99_ms']:.0f}, {run['errors']}",
-                f"{run['requests_per_s']:.1f} req/s",
-                "–",
-                goal,
-            )
-        )
-    sw = results.get("sw_ranking")
-    if sw:
-        rows.append(
-            (
-                "(d) SW ranking, one request at a time, req/s (vs paper)",
-                f"{sw['ours_one_at_a_time_per_s']:.0f}",
-                f"{sw_ranking.PAPER_REQUESTS_PER_S}",
-                f"{sw['ours_one_at_a_time_per_s'] / sw_ranking.PAPER_REQUESTS_PER_S:.0f}",
-                "–",
-            )
-        )
-        rows.append(
-            (
-                "(d) SW ranking, reference algorithm re-timed here, req/s",
-                f"{sw['reference_per_s']:.2f}",
-                f"{sw_ranking.PAPER_REQUESTS_PER_S}",
-                f"{sw['reference_per_s'] / sw_ranking.PAPER_REQUESTS_PER_S:.2f}",
-                "–",
-            )
-        )
-    served_sw = rps(("ours", "route_sw_ranking"))
-    if served_sw:
-        rows.append(
-            (
-                f"(d) SW ranking through Serve (/v1/route, {SATURATION} clients), req/s",
-                f"{served_sw:.1f}",
-                f"{sw_ranking.PAPER_REQUESTS_PER_S}",
-                f"{served_sw / sw_ranking.PAPER_REQUESTS_PER_S:.0f}",
-                "–",
-            )
-        )
-    cold = results.get("cold_start")
-    if cold:
-        rows.append(("(e) serve run → first answer, s", f"{cold['first_answer_s']:.1f}", "–", "–", "–"))
-        rows.append(("(e) serve run → every router answering, s", f"{cold['all_routers_s']:.1f}", "–", "–", "–"))
-        rows.append(
-            (
-                f"(e) PSS of the whole graph at idle ({cold['processes']} processes), MiB",
-                f"{cold['idle_pss_mib']:.0f}",
-                "–",
-                "–",
-                "–",
-            )
-        )
-    return rows
-
-
-def print_report(results: dict[str, Any]) -> None:
-    machine = results["machine"]
-    print(
-        f"\nmachine: {machine['cpu']}, {machine['cpus']} CPUs, torch {machine['torch']}; {machine['seconds']} s per run"
-    )
-    print("\n| scenario | this service | baseline | ratio | goal |")
-    print("|---|---:|---:|---:|---|")
-    for row in table(results):
-        print("| " + " | ".join(row) + " |")
-    if "in_process" in results:
-        rates = results["in_process"]["served_batch_per_s_1_thread"]
-        one_ms = results["in_process"]["one_forward_ms_1_thread"]
-        print(f"\nOne MiniLM forward of one prompt on 1 torch thread (the Embedding replica's): {one_ms:.1f} ms")
-        print("Served batches of 32 prompts, 1 torch thread, embeddings/s:")
-        for name, rate in rates.items():
-            print(f"  {name}: {rate:.1f}")
-    if "profile" in results:
-        print(f"\nCPU per request, mf router, {SATURATION} clients (ms of CPU time, by process):")
-        for name, ms in results["profile"]["cpu_ms_per_request"].items():
-            print(f"  {ms:7.2f}  {name}")
-        print(f"\nMean batch size at {SATURATION} clients, mf router: {results['profile']['mean_batch_size']}")
-        print("\nServe's mean latency per call at 1 client, mf router (ms, from Serve's metrics):")
-        for name, ms in results["profile"]["stage_latency_ms"].items():
-            print(f"  {ms:7.2f}  {name}")
-    if "cold_start" in results:
-        print("\nPSS at idle by process (MiB):")
-        for name, mib in list(results["cold_start"]["pss_by_process_mib"].items())[:12]:
-            print(f"  {mib:8.1f}  {name}")
 
 
 def main() -> None:
@@ -373,6 +215,8 @@ def main() -> None:
             steps.append(("RouteLLM 0.2.0", lambda: peer(bench, upstream, embeddings)))
         if set("abcd") & set(args.scenarios):
             steps.append(("this service", lambda: ours_local(bench, upstream, args.scenarios, workdir)))
+        if "a" in args.scenarios:
+            steps.append(("this service, three candidates", lambda: ours_three_candidates(bench, upstream, workdir)))
         if "b" in args.scenarios:
             steps.append(
                 ("this service, embeddings API", lambda: ours_openai_embeddings(bench, upstream, embeddings, workdir))
