@@ -234,7 +234,7 @@ class RouteDecision(BaseModel):
     score: float
     threshold: float
     strong_percent: float | None = Field(
-        default=None, description="the share of strong calls the threshold was calibrated for, if one was asked"
+        default=None, description="the share of strong calls the threshold holds, if one was asked"
     )
     budget_usd: float | None = Field(
         default=None, description="the budget per request the threshold was chosen for, if one was asked"

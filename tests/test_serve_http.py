@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import openai
 import pytest
-from conftest import FakeUpstream, fake_pair_args, serving
+from conftest import ROOT, FakeUpstream, fake_pair_args, serving
 
 from routing.calibration import load_calibration
 from routing.client import RouterClient
+from routing.commands.prompts import read_prompts
 from routing.request_log import read_request_log
 from routing.resources import CHECKPOINT_DIR
 
@@ -36,6 +39,7 @@ def app_args(
     upstreams: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPathFactory, request_log: Path
 ) -> dict[str, Any]:
     args = fake_pair_args(upstreams["strong"], upstreams["weak"])
+    args["routers"]["mf_off"] = {"type": "mf", "share_control": "off"}
     # One attempt per request and no circuit breaker: each test here sees its own faults only.
     args["upstreams"]["strong"] |= {
         "timeouts": {"total_s": 2},
@@ -284,7 +288,7 @@ def test_service_is_healthy_after_bad_requests(http, client, strong) -> None:  #
 
 
 def test_models_and_unknown_paths(http, client) -> None:  # type: ignore[no-untyped-def]
-    assert [m.id for m in client.models.list()] == ["router-random", "router-mf", "big", "small"]
+    assert [m.id for m in client.models.list()] == ["router-random", "router-mf", "router-mf_off", "big", "small"]
     response = http.get("/v1/nothing-here")
     assert response.status_code == 404 and response.json()["error"]["type"] == "not_found_error"
     assert http.get("/health/live").json() == {"status": "live"}
@@ -304,3 +308,34 @@ def test_an_application_without_a_learner_says_so(http) -> None:  # type: ignore
         "param": None,
         "code": None,
     }
+
+
+def test_a_share_holds_on_traffic_unlike_the_calibration_pool(http) -> None:  # type: ignore[no-untyped-def]
+    """GSM8K's prompts score higher than the calibration pool's: the table's 30 % threshold sends
+    most of them to the strong model. With share control (the default) every block of 200 after
+    the first 200 requests holds 30 ± 2 %; with it off the table's threshold stays."""
+    prompts = read_prompts(ROOT / "data" / "eval" / "gsm8k.jsonl.gz")
+    table = load_calibration(CHECKPOINT_DIR / "mf")
+    assert table is not None and len(prompts) == 1307
+
+    def replay(model: str) -> list[dict[str, Any]]:
+        def route(prompt: str) -> dict[str, Any]:
+            response = http.post("/v1/route", json={"model": model, "messages": [{"role": "user", "content": prompt}]})
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(route, prompts))
+
+    held = replay("router-mf-30%")
+    strong = np.array([d["target"] == "big" for d in held])
+    blocks = [100 * strong[i : i + 200].mean() for i in range(200, len(prompts) - 199, 200)]
+    assert len(blocks) == 5 and all(abs(b - 30) <= 2 for b in blocks), blocks
+    assert {d["strong_percent"] for d in held} == {30}
+    live = {d["threshold"] for d in held[300:]}
+    assert len(live) > 1 and min(live) > table.threshold(30)
+    fixed = replay("router-mf_off-30%")
+    assert all(d["threshold"] == pytest.approx(table.threshold(30), abs=1e-6) for d in fixed)
+    assert 100 * np.mean([d["target"] == "big" for d in fixed]) > 60
+    one = {"model": "router-mf-0.42", "messages": [{"role": "user", "content": "x"}]}
+    assert http.post("/v1/route", json=one).json()["threshold"] == pytest.approx(0.42)

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from routing.resources import checkpoint_path
 from routing.settings import Strict, StrongPercent, Threshold
+from routing.share_control import ShareControl, ShareControlSetting
 from routing.upstreams.config import Price
 
 # The strong and weak models to score, by their names in the training data; None: the checkpoint's default.
@@ -72,8 +73,12 @@ class RouterSettings(RouterDefaults):
     checkpoint: str = Field(min_length=1, description="'builtin:<name>' or a checkpoint directory")
     candidates: list[str] | None = Field(
         default=None,
-        description="the upstream keys this router chooses between, the strong model first; "
-        "default: the application's strong and weak",
+        description="the upstream keys this router chooses among, cheapest first and the most capable last; "
+        "default: the application's weak and strong",
+    )
+    share_control: ShareControlSetting = Field(
+        default_factory=ShareControl,
+        description="how router-<name>-<p>% holds p % on live traffic; 'off': the calibration table's threshold",
     )
 
     def scoring_ids(self) -> ScoringPair:

@@ -42,6 +42,7 @@ from routing.routers.kind import (
 )
 from routing.routers.kinds import KINDS
 from routing.routers.pair import ladder_models, scoring_pair
+from routing.share_control import LiveShares, ShareControl
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,11 @@ class LiveRouter:
         self.candidates = tuple(candidates)
         self.embedding_model_id = embedding_model_id
         self._version = self._load(config.checkpoint, "args.routers." + name)
+        self._shares = self._live_shares()
+
+    def _live_shares(self) -> LiveShares | None:
+        control = self.config.share_control
+        return LiveShares(control) if isinstance(control, ShareControl) and self.kind.calibrated else None
 
     @property
     def checkpoint(self) -> str:
@@ -219,6 +225,7 @@ class LiveRouter:
             self._version = replace(self._version, state=refused)
             raise
         self._version = version
+        self._shares = self._live_shares()  # the old model's scores say nothing of the new one's
         return True
 
     def rank(self, queries: Sequence[RankQuery]) -> list[Ranking | InvalidRequest]:
@@ -231,14 +238,27 @@ class LiveRouter:
             scores = np.asarray(version.model.score(prompts, embeddings)).reshape(-1, 1)
         else:
             scores = version.ladder.score(prompts, embeddings)
-        return [self._ranking(version, query, row) for query, row in zip(queries, scores, strict=True)]
+        shares, top = self._shares, self.candidates[-1].key
+        rankings = []
+        for query, row in zip(queries, scores, strict=True):
+            percent = query.strong_percent
+            live = shares.threshold(percent) if shares is not None and percent is not None else None
+            ranking = self._ranking(version, query, row, live)
+            if live is not None and isinstance(ranking, Ranking):
+                cast(LiveShares, shares).decided(cast(float, percent), ranking.order[0] == top)
+            rankings.append(ranking)
+        if shares is not None:
+            shares.add_scores(scores.min(axis=1))
+        return rankings
 
-    def _ranking(self, version: _Version, query: RankQuery, beaten: np.ndarray) -> Ranking | InvalidRequest:
+    def _ranking(
+        self, version: _Version, query: RankQuery, beaten: np.ndarray, live: float | None = None
+    ) -> Ranking | InvalidRequest:
         """``beaten[i]``: P(the most capable candidate wins over candidate i), cheapest first.
         The cheapest candidate with ``beaten[i] < threshold`` (predicted to answer at least as
         well as the most capable one with probability above 1 − threshold) is tried first, then
         the more capable ones in turn, then the cheaper ones; none: the most capable first."""
-        threshold = query.threshold
+        threshold = query.threshold if live is None else live
         if threshold is None:
             if isinstance(version.table, str):
                 return InvalidRequest(version.table, param="model", code="no_calibration")

@@ -1,0 +1,124 @@
+"""Strong shares held on live traffic.
+
+``router-<name>-<p>%`` asks for p % of requests to go to the most capable candidate. The
+calibration table's threshold for p holds p % only on the prompts it was measured on; on other
+traffic the share drifts (a table calibrated on chat prompts sends most maths questions to the
+strong model). A router with share control keeps its recent scores and, once it has seen
+``min_requests`` of them, takes the threshold for p from them instead: their (100 − p) % quantile.
+
+A quantile of past scores sends p % of the next requests only on average: a block of 200 requests
+at 30 % still varies by ±3 points (binomial noise) and more when the traffic's mix shifts. So each
+share asked for also counts what its decisions owe since the window filled (p / 100 per request,
+less one per strong decision), and the share the quantile is taken for is moved by it: owing d
+strong decisions, the next request is routed at p + 100·d / ``payback_requests`` %, paying the
+difference back within about that many requests. The debt is never forgotten (a sliding count of
+decisions would echo each block into the next) and is bounded by ±``payback_requests``, where the
+aimed share is already 0 or 100 %. The shorter the payback, the closer each block holds p %, and
+the more strong decisions go to prompts the score alone would not have sent there
+(``python -m bench.share_control`` measures both); ``payback_requests: null`` routes by the
+quantile alone.
+
+Each Router replica keeps its own window and its own debts. Every replica holds its own realized
+share to the target, so their sum holds it too; their thresholds differ by the sampling error of
+their windows (about √(2·p·(1 − p) / n) in share: 1.4 points at 30 % with n = 2000), and a new
+replica routes by the calibration table until it has seen ``min_requests`` scores.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BeforeValidator, Field, model_validator
+
+from routing.settings import Strict
+
+# Distinct shares asked for whose debt is kept: the most recently used ones.
+MAX_TRACKED_SHARES = 64
+
+
+class ShareControl(Strict):
+    """How a router holds ``router-<name>-<p>%`` to p % of live traffic."""
+
+    window_requests: int = Field(default=2000, ge=2, description="the recent scores kept, at most")
+    window_seconds: float | None = Field(default=None, gt=0, description="also forget scores older than this")
+    min_requests: int = Field(
+        default=200, ge=1, description="scores seen before they replace the calibration table's thresholds"
+    )
+    payback_requests: float | None = Field(
+        default=10, gt=0, description="the requests over which a share's realized shortfall or excess is paid back"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> ShareControl:
+        if self.min_requests > self.window_requests:
+            raise ValueError(
+                f"min_requests ({self.min_requests}) must be at most window_requests ({self.window_requests})"
+            )
+        return self
+
+
+def _off(value: Any) -> Any:
+    # YAML 1.1 (PyYAML) reads a bare `off` as false.
+    return "off" if value is False else value
+
+
+ShareControlSetting = Annotated[ShareControl | Literal["off"], BeforeValidator(_off)]
+
+
+class LiveShares:
+    """One router's recent scores (the lowest P(the most capable wins) of each request) and, per
+    strong share asked for, how many strong decisions it owes."""
+
+    def __init__(self, control: ShareControl, clock: Callable[[], float] = time.monotonic) -> None:
+        self.control = control
+        self._clock = clock
+        self._scores: deque[tuple[float, float]] = deque(maxlen=control.window_requests)
+        self._sorted: np.ndarray | None = None
+        self._owed: OrderedDict[float, float] = OrderedDict()
+
+    def threshold(self, percent: float) -> float | None:
+        """The threshold that holds ``percent`` % on the traffic seen; None while too few scores
+        have been seen (the calibration table's applies)."""
+        scores = self._window()
+        if len(scores) < self.control.min_requests:
+            return None
+        payback = self.control.payback_requests
+        owed = self._owed.get(percent, 0.0)
+        aimed = percent if payback is None else min(max(percent + 100 * owed / payback, 0.0), 100.0)
+        if aimed <= 0.0:
+            return 1.0
+        # The "higher" quantile: at least ``aimed`` % of the window scores at or above it.
+        return float(scores[math.ceil((len(scores) - 1) * (1.0 - aimed / 100) - 1e-9)])
+
+    def decided(self, percent: float, strong: bool) -> None:
+        """Counts a request routed at ``percent`` by :meth:`threshold`'s live value."""
+        limit = self.control.payback_requests or 0.0
+        owed = self._owed.pop(percent, 0.0) + percent / 100 - strong
+        self._owed[percent] = min(max(owed, -limit), limit)
+        while len(self._owed) > MAX_TRACKED_SHARES:
+            self._owed.popitem(last=False)
+
+    def add_scores(self, scores: Sequence[float]) -> None:
+        """Adds a batch's scores to the window."""
+        now = self._clock()
+        self._scores.extend((now, float(s)) for s in scores)
+        self._sorted = None
+
+    @property
+    def seen(self) -> int:
+        return len(self._window())
+
+    def _window(self) -> np.ndarray:
+        if self.control.window_seconds is not None:
+            oldest = self._clock() - self.control.window_seconds
+            while self._scores and self._scores[0][0] < oldest:
+                self._scores.popleft()
+                self._sorted = None
+        if self._sorted is None:
+            self._sorted = np.sort(np.fromiter((s for _, s in self._scores), dtype=np.float64, count=len(self._scores)))
+        return self._sorted

@@ -1,0 +1,112 @@
+"""Strong shares held on live traffic: the window's threshold, the decisions' payback, the config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from routing.config import load_app_config
+from routing.settings import ConfigError
+from routing.share_control import MAX_TRACKED_SHARES, LiveShares, ShareControl
+
+
+def replay(shares: LiveShares, scores: np.ndarray, percent: float, batch: int = 8) -> np.ndarray:
+    """Routes ``scores`` in batches as a router does: each request at the live threshold (the
+    calibration threshold 0.5 while the window is too small), the batch's scores added after it."""
+    strong = []
+    for start in range(0, len(scores), batch):
+        chunk = scores[start : start + batch]
+        for score in chunk:
+            live = shares.threshold(percent)
+            strong.append(score >= (0.5 if live is None else live))
+            if live is not None:
+                shares.decided(percent, strong[-1])
+        shares.add_scores(chunk)
+    return np.array(strong)
+
+
+def block_shares(strong: np.ndarray, start: int, size: int = 200) -> list[float]:
+    return [100 * float(strong[i : i + size].mean()) for i in range(start, len(strong) - size + 1, size)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_block_after_the_window_fills_holds_the_share(seed: int) -> None:
+    # Traffic unlike the calibration pool: a threshold of 0.5 would send about 84 % to strong.
+    scores = np.random.default_rng(seed).beta(5, 2, size=2000)
+    assert 100 * np.mean(scores >= 0.5) > 80
+    strong = replay(LiveShares(ShareControl(window_requests=2000, min_requests=200)), scores, 30)
+    assert 100 * strong[:200].mean() > 80  # the table's threshold until 200 scores are seen
+    for share in block_shares(strong, 200):
+        assert share == pytest.approx(30, abs=2)
+
+
+def test_a_quantile_alone_misses_blocks_that_the_payback_holds() -> None:
+    scores = np.random.default_rng(7).beta(5, 2, size=2000)
+    quantile_only = replay(LiveShares(ShareControl(payback_requests=None)), scores, 30)
+    assert max(abs(s - 30) for s in block_shares(quantile_only, 200)) > 2  # binomial noise: ±3 per 200
+    held = replay(LiveShares(ShareControl()), scores, 30)
+    assert max(abs(s - 30) for s in block_shares(held, 200)) <= 2
+
+
+def test_too_few_scores_keep_the_table_and_the_ends_are_fixed() -> None:
+    shares = LiveShares(ShareControl(window_requests=10, min_requests=5))
+    shares.add_scores([0.1, 0.2, 0.3, 0.4])
+    assert shares.threshold(50) is None
+    shares.add_scores([0.5, 0.6])
+    assert shares.threshold(0) == 1.0
+    assert shares.threshold(100) == pytest.approx(0.1)
+    assert shares.threshold(50) == pytest.approx(0.4)  # the higher of the middle pair: 3 of 6 at or above
+
+
+def test_the_window_keeps_the_latest_scores_by_count_and_by_time() -> None:
+    now = [0.0]
+    shares = LiveShares(ShareControl(window_requests=4, min_requests=2, window_seconds=60), clock=lambda: now[0])
+    shares.add_scores([0.9, 0.9, 0.9, 0.9, 0.1, 0.2])
+    assert shares.seen == 4 and shares.threshold(100) == pytest.approx(0.1)
+    now[0] = 30.0
+    shares.add_scores([0.5])
+    now[0] = 61.0  # the first six are older than a minute now, the last is not
+    assert shares.seen == 1 and shares.threshold(50) is None
+
+
+def test_debts_are_kept_for_the_latest_shares_only() -> None:
+    shares = LiveShares(ShareControl(window_requests=10, min_requests=2))
+    for percent in range(MAX_TRACKED_SHARES + 10):
+        shares.decided(float(percent), True)
+    assert len(shares._owed) == MAX_TRACKED_SHARES
+    assert float(MAX_TRACKED_SHARES + 9) in shares._owed and 0.0 not in shares._owed
+
+
+def router_args(share_control: object) -> dict:
+    upstream = {"backend": "openai", "base_url": "http://127.0.0.1:9/v1"}
+    return {
+        "upstreams": {"strong": {**upstream, "model": "big"}, "weak": {**upstream, "model": "small"}},
+        "routers": {"mf": {"type": "mf", "share_control": share_control}},
+    }
+
+
+def test_share_control_is_on_by_default_and_off_as_yaml_writes_it() -> None:
+    on = load_app_config({**router_args(None), "routers": {"mf": {"type": "mf"}}})
+    assert on.routers["mf"].share_control == ShareControl()
+    off = yaml.safe_load("share_control: off")["share_control"]
+    assert off is False  # YAML 1.1 reads a bare off as false
+    assert load_app_config(router_args(off)).routers["mf"].share_control == "off"
+    assert load_app_config(router_args("off")).routers["mf"].share_control == "off"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"window_requests": 100, "min_requests": 200}, "min_requests (200) must be at most window_requests (100)"),
+        ({"window_requests": 1}, "window_requests"),
+        ({"window_seconds": 0}, "window_seconds"),
+        ({"payback_requests": -1}, "payback_requests"),
+        ({"windows": 5}, "windows"),
+        ("sometimes", "share_control"),
+    ],
+)
+def test_bad_share_control_names_the_field(setting: object, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_app_config(router_args(setting))
+    assert "routers.mf.share_control" in str(error.value) and message in str(error.value)
