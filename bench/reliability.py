@@ -50,7 +50,7 @@ METRICS = (
     "ray_routellm_router_score",
     "ray_routellm_strong_share",
     "ray_routellm_fallbacks_total",
-    "ray_routellm_upstream_latency_s",
+    "ray_routellm_upstream_latency_seconds",
     "ray_routellm_upstream_errors_total",
     "ray_routellm_upstream_retries_total",
     "ray_routellm_tokens_total",

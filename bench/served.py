@@ -16,7 +16,9 @@ T = TypeVar("T")
 
 STAGE_METRIC = "ray_serve_deployment_processing_latency_ms"
 PROXY_METRIC = "ray_serve_http_request_latency_ms"
-BATCH_METRIC = "ray_routellm_batch_size"
+# Counters: the parser names their families without "_total".
+BATCHED_METRIC = "ray_routellm_batched_requests"
+BATCHES_METRIC = "ray_routellm_batches"
 
 
 def ray_actor_name(process: psutil.Process) -> str | None:
@@ -71,8 +73,18 @@ def stage_latency_totals(metrics_url: str) -> Totals:
 
 
 def batch_size_totals(metrics_url: str) -> Totals:
-    """(sum of sizes, count) of the batches each deployment ran (``routellm_batch_size``)."""
-    return _histogram_totals(metrics_url, {BATCH_METRIC: None})
+    """(requests, batches) each deployment ran, from the counters: Ray exports a histogram's
+    ``_sum`` from its buckets' midpoints, which would put a batch of 1 at 0.5."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    text = httpx.get(metrics_url, timeout=10).text
+    for family in text_string_to_metric_families(text):
+        column = {BATCHED_METRIC: 0, BATCHES_METRIC: 1}.get(family.name)
+        if column is None:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                totals[sample.labels.get("deployment", "?")][column] += sample.value
+    return {name: (total[0], total[1]) for name, total in totals.items()}
 
 
 def _histogram_totals(metrics_url: str, metrics: dict[str, str | None]) -> Totals:

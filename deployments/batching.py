@@ -26,12 +26,16 @@ BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 class Batched(Generic[Item, Result]):
     def __init__(self, handle_batch: Callable[[list[Item]], Awaitable[list[Result]]]) -> None:
         batches = metrics.Counter("routellm_batches", description="forward passes over a batch of requests")
+        # Ray exports a histogram's _sum from its buckets' midpoints, so the mean batch size is
+        # this counter over routellm_batches, never the histogram's _sum over its _count.
+        batched = metrics.Counter("routellm_batched_requests", description="requests run in those batches")
         sizes = metrics.Histogram(
             "routellm_batch_size", description="requests per batch", boundaries=BATCH_SIZE_BUCKETS
         )
 
         def count(size: int) -> None:
             batches.inc()
+            batched.inc(size)
             sizes.observe(size)
 
         self.batcher = AdaptiveBatcher(handle_batch, DEFAULT, on_batch=count)

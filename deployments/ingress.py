@@ -50,13 +50,15 @@ class Ingress:
         self.state = IngressState(ApiKeys.load(config.auth, os.environ))
         self.learner = learner
         embedder = HandleEmbedder(embedding, config.embedding.model_id) if embedding is not None else None
+        telemetry = ServeTelemetry()
         self.engine = RoutingEngine(
             config,
             embedder,
             {name: HandleRanker(handle) for name, handle in routers.items()},
             {key: HandleBackend(handle, config.upstreams[key].model) for key, handle in llms.items()},
-            ServeTelemetry(),
+            telemetry,
         )
+        telemetry.watch_circuits(lambda: {u.model: u.breaker.state for u in self.engine.upstreams.values()})
         missing = await self.engine.unready(ROUTER_STAGE_WAIT_S)
         self.state.ready = not missing
         if missing:

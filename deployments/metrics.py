@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter as Tally
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 
 from routing.telemetry import Cost, Telemetry
 
 # Ray drops a gauge series that has not been set for two export intervals (20 s by default), so
-# the strong shares are set again this often even when no request comes.
+# the gauges are set again this often even when no request comes.
 SHARE_REFRESH_S = 5.0
 SCORE_BUCKETS = [round(0.05 * i, 2) for i in range(1, 20)]
 LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+ROUTING_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+# The realized share of a share alias is over this replica's latest decisions for it: recent
+# enough to show drift, many enough that binomial noise stays about ±3 points at 30 %.
+SHARE_DECISIONS = 200
+# Share aliases come from request model names: the latest ones only, so that a client sending
+# many distinct percentages cannot grow the label set without bound.
+MAX_SHARE_ALIASES = 32
 
 
 class ServeTelemetry(Telemetry):
@@ -44,8 +53,30 @@ class ServeTelemetry(Telemetry):
             "Routing steps tried again after losing a router or embedding replica.",
             tag_keys=("reason",),
         )
+        self.share_realized = Gauge(
+            "routellm_share_realized",
+            "Share of this replica's latest decisions for a share alias (router-<name>-<p>%) that chose the "
+            "most capable candidate.",
+            tag_keys=("router", "alias"),
+        )
+        self.share_target = Gauge(
+            "routellm_share_target",
+            "The share a share alias asks for, as a fraction, beside routellm_share_realized.",
+            tag_keys=("router", "alias"),
+        )
+        self.routing_latency = Histogram(
+            "routellm_routing_seconds",
+            "Duration of the routing step (embedding and ranking) of a routed request.",
+            boundaries=ROUTING_BUCKETS_S,
+            tag_keys=("router",),
+        )
+        self.circuit_open = Gauge(
+            "routellm_circuit_open",
+            "1 while this ingress's circuit to an upstream is open (its requests fall back at once), else 0.",
+            tag_keys=("model",),
+        )
         self.upstream_latency = Histogram(
-            "routellm_upstream_latency_s",
+            "routellm_upstream_latency_seconds",
             "Duration of one upstream attempt (streams: until the first token).",
             boundaries=LATENCY_BUCKETS_S,
             tag_keys=("model", "outcome"),
@@ -67,24 +98,47 @@ class ServeTelemetry(Telemetry):
             "routellm_cost_saved_usd", "Estimated saving against sending every request to the strong model, in USD."
         )
         self._chosen: dict[str, Tally[bool]] = {}
+        self._aliases: OrderedDict[tuple[str, float], deque[bool]] = OrderedDict()
+        self._circuits: Callable[[], Mapping[str, str]] | None = None
         self._refresher: asyncio.Task[None] | None = None
 
-    def decision(self, router: str, target: str, strong: bool, score: float) -> None:
+    def watch_circuits(self, states: Callable[[], Mapping[str, str]]) -> None:
+        """Publishes ``states()`` (model → circuit state) as ``routellm_circuit_open``, now and
+        every :data:`SHARE_REFRESH_S`: a circuit opens and closes with time, not only on calls."""
+        self._circuits = states
+        self._publish()
+
+    def decision(
+        self, router: str, target: str, strong: bool, score: float, strong_percent: float | None, seconds: float
+    ) -> None:
         self.decisions.inc(tags={"router": router, "target": target})
         self.scores.observe(score, tags={"router": router})
+        self.routing_latency.observe(seconds, tags={"router": router})
         self._chosen.setdefault(router, Tally())[strong] += 1
-        self._publish_shares()
-        if self._refresher is None:
-            self._refresher = asyncio.get_running_loop().create_task(self._keep_shares_fresh())
+        if strong_percent is not None:
+            key = (router, strong_percent)
+            self._aliases.setdefault(key, deque(maxlen=SHARE_DECISIONS)).append(strong)
+            self._aliases.move_to_end(key)
+            while len(self._aliases) > MAX_SHARE_ALIASES:
+                self._aliases.popitem(last=False)
+        self._publish()
 
-    def _publish_shares(self) -> None:
+    def _publish(self) -> None:
         for router, chosen in self._chosen.items():
             self.strong_share.set(chosen[True] / chosen.total(), tags={"router": router})
+        for (router, percent), decisions in self._aliases.items():
+            tags = {"router": router, "alias": f"router-{router}-{percent:g}%"}
+            self.share_realized.set(sum(decisions) / len(decisions), tags=tags)
+            self.share_target.set(percent / 100, tags=tags)
+        for model, state in (self._circuits() if self._circuits else {}).items():
+            self.circuit_open.set(1.0 if state == "open" else 0.0, tags={"model": model})
+        if self._refresher is None:
+            self._refresher = asyncio.get_running_loop().create_task(self._keep_fresh())
 
-    async def _keep_shares_fresh(self) -> None:
+    async def _keep_fresh(self) -> None:
         while True:
             await asyncio.sleep(SHARE_REFRESH_S)
-            self._publish_shares()
+            self._publish()
 
     def fallback(self, reason: str, model: str) -> None:
         self.fallbacks.inc(tags={"reason": reason, "model": model})

@@ -12,6 +12,7 @@ single process (its parts are local objects); only the objects passed in differ.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -228,6 +229,7 @@ class RoutingEngine:
         prompt = routed_prompt(messages)[: self.config.limits.router_prompt_chars]
         keys = [c.key for c in self.candidates[alias.router]]
         most_capable = keys[-1]
+        began = time.perf_counter()
         try:
             ranking = await self._rank(alias.router, alias, prompt)
         except (RoutingUnavailable, UpstreamError) as exc:
@@ -240,7 +242,14 @@ class RoutingEngine:
             return Plan(None, *self._order(fixed, first_reason=f"routing_{reason}"))
         target = ranking.order[0]
         target_model = self.config.upstreams[target].model
-        self.telemetry.decision(alias.router, target_model, target == most_capable, ranking.score)
+        self.telemetry.decision(
+            alias.router,
+            target_model,
+            target == most_capable,
+            ranking.score,
+            ranking.strong_percent,
+            time.perf_counter() - began,
+        )
         order, skip_reason = self._order(ranking.order)
         decision = RouteDecision(
             router=alias.router,

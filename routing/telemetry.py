@@ -17,8 +17,12 @@ from routing.upstreams.config import Price
 class Telemetry:
     """Does nothing; the service's subclass turns each event into metrics."""
 
-    def decision(self, router: str, target: str, strong: bool, score: float) -> None:
-        """A router chose ``target`` (the strong model when ``strong``) for a prompt scoring ``score``."""
+    def decision(
+        self, router: str, target: str, strong: bool, score: float, strong_percent: float | None, seconds: float
+    ) -> None:
+        """A router chose ``target`` (its most capable candidate when ``strong``) for a prompt
+        scoring ``score``, asked for ``strong_percent`` % to the most capable (None: a threshold
+        or a budget), ``seconds`` after the routing step began (embedding and ranking)."""
 
     def fallback(self, reason: str, model: str) -> None:
         """A request left its first-choice model (or its routing step) for ``reason`` and was

@@ -54,15 +54,23 @@ def mid(upstreams: dict[str, FakeUpstream]) -> FakeUpstream:
 
 
 @contextmanager
-def serving(args: dict[str, Any]) -> Iterator[str]:
-    """The graph for ``args`` on a new local Ray cluster, as ``serve run`` starts it; its base URL."""
+def serving(args: dict[str, Any], metrics_port: int | None = None) -> Iterator[str]:
+    """The graph for ``args`` on a new local Ray cluster, as ``serve run`` starts it; its base URL.
+    ``metrics_port``: where Ray's metrics endpoint listens (None: Ray's choice)."""
     import ray
     from ray import serve
 
     from bench.cluster import free_port
     from graph import build_app
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+        _metrics_export_port=metrics_port,
+    )
     try:
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
