@@ -15,6 +15,7 @@ that budget.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -123,14 +124,29 @@ class CalibrationTable(BaseModel):
         return self.thresholds[max(within)]
 
 
+def calibration_path(directory: Path, candidates: Sequence[str] | None = None) -> Path:
+    """Where checkpoint ``directory`` keeps its table for ``candidates`` (three or more, cheapest
+    first), beside the one of its pair (``calibration.json``): a checkpoint serves routers of
+    several candidate lists at once, each with its own table."""
+    if not candidates:
+        return directory / CALIBRATION_FILE
+    digest = hashlib.sha256("\n".join(candidates).encode()).hexdigest()[:12]
+    return directory / f"calibration-{len(candidates)}-candidates-{digest}.json"
+
+
+def calibration_files(directory: Path) -> list[Path]:
+    """Every table a checkpoint keeps, its pair's first."""
+    return sorted(directory.glob("calibration*.json"), key=lambda p: (p.name != CALIBRATION_FILE, p.name))
+
+
 def save_calibration(directory: Path, table: CalibrationTable) -> Path:
-    path = directory / CALIBRATION_FILE
+    path = calibration_path(directory, table.candidates)
     path.write_text(table.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return path
 
 
-def load_calibration(directory: Path) -> CalibrationTable | None:
-    path = directory / CALIBRATION_FILE
+def load_calibration(directory: Path, candidates: Sequence[str] | None = None) -> CalibrationTable | None:
+    path = calibration_path(directory, candidates)
     if not path.is_file():
         return None
     try:
@@ -146,19 +162,18 @@ def table_for(
     can serve with, or why there is none: none saved, or one measured for another scoring pair
     (``pair``: the pair a router that scores any two models scores) or other ``candidates`` (more
     than two, cheapest first)."""
-    table = load_calibration(directory)
+    table = load_calibration(directory, candidates)
+    if candidates and table is None:
+        listed = ",".join(candidates)
+        return (
+            f"router '{router}' chooses among {', '.join(candidates)}, and its checkpoint has no calibration "
+            f"table for them: run 'routellm-serve calibrate --router {kind}={directory} --candidates {listed} --save'"
+        )
     hint = f"run 'routellm-serve calibrate --router {kind}={directory} --save'"
     if table is None:
         return f"router '{router}' has no calibration table ({directory / CALIBRATION_FILE}): {hint}"
-    measured = ", ".join(table.candidates) if table.candidates else f"{table.strong_model} against {table.weak_model}"
-    if candidates:
-        if list(candidates) != table.candidates:
-            listed = ",".join(candidates)
-            return (
-                f"router '{router}' chooses among {', '.join(candidates)}, but its calibration table is for "
-                f"{measured}: run 'routellm-serve calibrate --router {kind}={directory} --candidates {listed} --save'"
-            )
-    elif pair is not None and (table.candidates or pair != (table.strong_model, table.weak_model)):
+    if not candidates and pair is not None and pair != (table.strong_model, table.weak_model):
+        measured = f"{table.strong_model} against {table.weak_model}"
         return (
             f"router '{router}' scores {pair[0]} against {pair[1]}, but its calibration table is for {measured}: {hint}"
         )

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, FakeUpstream, fake_pair_args
 
-from routing.calibration import CALIBRATION_FILE, load_calibration
+from routing.calibration import calibration_path, load_calibration
 from routing.commands.prompts import read_prompts
 from routing.config import load_app_config
 from routing.engine import in_process_engine
@@ -27,6 +27,7 @@ from routing.upstreams.config import Price
 
 POOL = ROOT / "data" / "calibration" / "arena-hard.jsonl.gz"
 CHEAP, MID, TOP = "mistral-7b-instruct-v0.1", "gpt-3.5-turbo-0125", "gpt-4-1106-preview"
+OTHER_MID = "mixtral-8x7b-instruct-v0.1"
 PRICES = {"weak": (0.1, 0.2), "mid": (1.0, 2.0), "strong": (10.0, 30.0)}
 
 
@@ -119,7 +120,8 @@ def test_three_candidates_take_a_share_and_a_budget_from_their_own_table(
 ) -> None:
     path, prompts = pool
     checkpoint = calibrated(tmp_path, path, "--candidates", f"{CHEAP},{MID},{TOP}")
-    table = load_calibration(checkpoint)
+    assert load_calibration(checkpoint) == load_calibration(CHECKPOINT_DIR / "mf")  # the pair's table stays
+    table = load_calibration(checkpoint, [CHEAP, MID, TOP])
     assert table is not None and table.candidates == [CHEAP, MID, TOP] and table.costs is not None
     assert [len(shares) for shares in table.costs.shares] == [3] * 101
     engine = in_process_engine(load_app_config(app(strong, weak, checkpoint, candidates=["weak", "mid", "strong"])))
@@ -134,12 +136,20 @@ def test_three_candidates_take_a_share_and_a_budget_from_their_own_table(
     assert 100 * np.mean([t == "big" for t in chosen]) == pytest.approx(50, abs=2)
     assert {"small", "medium", "big"} >= set(chosen)
 
-    # A table for other candidates, or one without costs, says how to make the right one.
-    pair = in_process_engine(load_app_config(app(strong, weak, checkpoint)))
-    with pytest.raises(InvalidRequest, match="but its calibration table is for mistral-7b-instruct-v0.1, gpt-3.5"):
+    # The pair's own table serves the pair; other candidates, or a table without costs, say how to
+    # make the right one.
+    pair = in_process_engine(load_app_config(app(strong, weak, checkpoint, candidates=["weak", "strong"])))
+    with pytest.raises(InvalidRequest, match=f"scores {TOP} against {CHEAP}, but its calibration table is for {TOP}"):
         asyncio.run(pair.route("router-mf-30%", [ChatMessage(role="user", content="hi")]))
-    saved = json.loads((checkpoint / CALIBRATION_FILE).read_text())
-    (checkpoint / CALIBRATION_FILE).write_text(json.dumps({k: v for k, v in saved.items() if k != "costs"}))
+    args = app(strong, weak, checkpoint, candidates=["weak", "mid", "strong"])
+    args["upstreams"]["mid"]["router_model_id"] = OTHER_MID
+    other = in_process_engine(load_app_config(args))
+    with pytest.raises(InvalidRequest, match="its checkpoint has no calibration table for them") as info:
+        asyncio.run(other.route("router-mf-30%", [ChatMessage(role="user", content="hi")]))
+    assert f"--candidates {CHEAP},{OTHER_MID},{TOP} --save" in info.value.message
+    path = calibration_path(checkpoint, [CHEAP, MID, TOP])
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in saved.items() if k != "costs"}))
     engine = in_process_engine(load_app_config(app(strong, weak, checkpoint, candidates=["weak", "mid", "strong"])))
     with pytest.raises(InvalidRequest, match="its calibration table has no costs: run calibrate --save again"):
         asyncio.run(engine.route("router-mf-$0.01", [ChatMessage(role="user", content="hi")]))

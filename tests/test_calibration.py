@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,7 +82,8 @@ def test_calibrate_then_route_by_share(tmp_path: Path, strong: FakeUpstream, wea
     prompts = read_prompts(POOL)[:300]
     pool.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
 
-    routers = {"mf": {"type": "mf", "checkpoint": str(checkpoint)}}
+    # The table's thresholds themselves: share control off (it would take over after 200 requests).
+    routers: dict[str, dict[str, Any]] = {"mf": {"type": "mf", "checkpoint": str(checkpoint), "share_control": "off"}}
     config = load_app_config(fake_pair_args(strong, weak, routers=routers))
     routers["mf"]["default_strong_percent"] = 30
     with pytest.raises(ConfigError, match=r"args\.routers\.mf\.default_strong_percent: .*no calibration table"):

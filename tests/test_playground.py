@@ -206,6 +206,13 @@ def test_answers_show_their_routing_and_the_running_totals(page: Any, strong: Fa
         f"({roles.count('strong')} of 3)"
     )
 
+    # A budget far above the strong model's cost per request: the threshold of a 100 % share.
+    choose(page, "mf", "budget", "1")
+    badge = ask(page, "And of Italy?").find_element("css selector", ".badge")
+    assert badge.find_element("css selector", ".budget").text == "budget $1 per request"
+    assert badge.find_element("css selector", ".threshold").text == f"threshold {table.thresholds[100]:g}"
+    assert badge.get_attribute("data-model") == "big"
+
     # Nothing was asked of anyone but the service: no CDN, no font, no tracker.
     urls = requested_urls(page) + page.execute_script(
         "return performance.getEntriesByType('resource').map((e) => e.name)"

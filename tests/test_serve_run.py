@@ -17,9 +17,13 @@ import yaml
 from conftest import ROOT, FakeUpstream
 
 from bench.cluster import free_port
+from routing.calibration import load_calibration
+from routing.resources import CHECKPOINT_DIR
 
 STARTUP_DEADLINE_S = 240
 PROMPT = "What is the capital of France?"
+# serve_config.three_models.yaml's candidates, by the names the mf checkpoint scores them by.
+EXAMPLE_MODELS = ["meta-llama-3.1-8b-instruct", "gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06"]
 
 
 @contextmanager
@@ -154,6 +158,15 @@ def test_three_candidates_route_by_threshold_and_fall_back_along_them(
             assert list(listed) == ["small", "medium", "big"]
             assert float(listed["small"]) == pytest.approx(as_good["small"], abs=1e-4)
         assert [len(server.requests()) for server in servers.values()] == [1, 1, 1]
+
+        # The shipped checkpoint carries a table for these three: shares and budgets work as shipped.
+        table = load_calibration(CHECKPOINT_DIR / "mf", EXAMPLE_MODELS)
+        assert table is not None and table.costs is not None
+        shared = client.post("/v1/route", json={"model": "router-mf-30%", "messages": messages})
+        assert shared.status_code == 200, shared.text
+        assert shared.json()["threshold"] == pytest.approx(table.threshold(30), abs=1e-6)
+        budgeted = client.post("/v1/route", json={"model": "router-mf-$0.002", "messages": messages})
+        assert budgeted.status_code == 200 and budgeted.json()["budget_usd"] == 0.002, budgeted.text
 
         weak.behave("status", status=500)
         response = chat(client, f"router-mf-{bands['small']:.6f}")

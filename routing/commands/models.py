@@ -3,7 +3,7 @@ router on it may name as candidates (by ``router_model_id``, else by model name)
 
 from __future__ import annotations
 
-from routing.calibration import load_calibration
+from routing.calibration import CALIBRATION_FILE, CalibrationTable, calibration_files, load_calibration
 from routing.commands import Echo
 from routing.resources import MissingResource, checkpoint_path
 from routing.routers.checkpoint import load_manifest
@@ -30,11 +30,20 @@ def models(checkpoint: str, echo: Echo = print) -> list[str]:
     else:
         trained = f" (trained on labels of: {', '.join(manifest.models)})" if manifest.models else ""
         echo(f"scores one pair, the strong and the weak model of its training labels: two candidates{trained}")
-    table = load_calibration(directory)
-    if table is None:
+    tables = [load_calibration(directory)] + [
+        CalibrationTable.model_validate_json(path.read_text(encoding="utf-8"))
+        for path in calibration_files(directory)
+        if path.name != CALIBRATION_FILE
+    ]
+    if tables == [None]:
         echo("calibration: none (routellm-serve calibrate --save writes one)")
-    elif table.strong_model:
-        echo(f"calibration: strong shares for {table.strong_model} against {table.weak_model}, on {table.pool}")
-    else:
-        echo(f"calibration: strong shares on {table.pool}")
+    for table in tables:
+        if table is None:
+            continue
+        if table.candidates:
+            echo(f"calibration: strong shares among {', '.join(table.candidates)}, on {table.pool}")
+        elif table.strong_model:
+            echo(f"calibration: strong shares for {table.strong_model} against {table.weak_model}, on {table.pool}")
+        else:
+            echo(f"calibration: strong shares on {table.pool}")
     return list(manifest.models) if kind.scores_any_model else []

@@ -109,13 +109,15 @@
     return state.settings && state.settings.routers[$("router").value];
   }
 
-  // A strong share needs the router's calibration table; the value box follows the mode.
+  // A strong share or a budget needs the router's calibration table; the value box follows the mode.
   function routerChanged() {
     const router = currentRouter();
-    const percentOption = $("mode").querySelector('option[value="percent"]');
-    percentOption.disabled = !(router && router.calibrated);
-    percentOption.title = percentOption.disabled ? "this router has no calibration table" : "";
-    if (percentOption.disabled) $("mode").value = "threshold";
+    for (const mode of ["percent", "budget"]) {
+      const option = $("mode").querySelector(`option[value="${mode}"]`);
+      option.disabled = !(router && router.calibrated);
+      option.title = option.disabled ? "this router has no calibration table" : "";
+      if (option.disabled && $("mode").value === mode) $("mode").value = "threshold";
+    }
     modeChanged();
   }
 
@@ -126,6 +128,10 @@
       $("value-label").textContent = "Strong share (%)";
       Object.assign(value, { min: 0, max: 100, step: 1 });
       value.value = router && router.default_strong_percent !== null ? router.default_strong_percent : 30;
+    } else if ($("mode").value === "budget") {
+      $("value-label").textContent = "Budget (USD per request)";
+      Object.assign(value, { min: 0, max: "", step: 0.0001 });
+      value.value = 0.001;
     } else {
       $("value-label").textContent = "Threshold";
       Object.assign(value, { min: 0, max: 1, step: 0.01 });
@@ -133,12 +139,14 @@
     }
   }
 
-  // router-<name>-<threshold>, router-<name>-<percent>%, or router-<name> (its default) when empty.
+  // router-<name>-<threshold>, router-<name>-<percent>%, router-<name>-$<usd>, or router-<name>
+  // (its default) when empty.
   function modelAlias() {
     const value = $("value").value.trim();
     const base = ROUTER_PREFIX + $("router").value;
     if (!value) return base;
-    return $("mode").value === "percent" ? `${base}-${value}%` : `${base}-${value}`;
+    const mode = $("mode").value;
+    return mode === "percent" ? `${base}-${value}%` : mode === "budget" ? `${base}-$${value}` : `${base}-${value}`;
   }
 
   // ------------------------------------------------------------------ the chat
@@ -199,6 +207,7 @@
       element.append(span("candidates", `candidates ${listed.join(" · ")}`));
     }
     if (route("strong-percent")) element.append(span("strong-percent", `strong share ${route("strong-percent")}%`));
+    if (route("budget")) element.append(span("budget", `budget $${route("budget")} per request`));
     if (route("fallback")) {
       const chosen = route("target") && route("target") !== model ? ` (${route("target")} was chosen)` : "";
       element.append(span("fallback", `fallback: ${route("fallback")}${chosen}`));

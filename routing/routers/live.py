@@ -26,7 +26,13 @@ from typing import cast
 
 import numpy as np
 
-from routing.calibration import CALIBRATION_FILE, CalibrationError, CalibrationTable, table_for
+from routing.calibration import (
+    CALIBRATION_FILE,
+    CalibrationError,
+    CalibrationTable,
+    calibration_files,
+    table_for,
+)
 from routing.errors import InvalidRequest
 from routing.resources import MissingResource, checkpoint_path
 from routing.routers.checkpoint import MANIFEST_FILE, CheckpointError, Manifest, load_manifest
@@ -157,12 +163,15 @@ def scoring_ids(candidates: Sequence[Candidate]) -> ScoringPair:
 
 
 def checkpoint_id(directory: Path) -> str:
-    """``<directory name>@<hash of its manifest and calibration table>``: names a version without
+    """``<directory name>@<hash of its manifest and calibration tables>``: names a version without
     revealing where it is stored."""
     digest = hashlib.sha256()
     for name in (MANIFEST_FILE, CALIBRATION_FILE):
         path = directory / name
         digest.update(path.read_bytes() if path.is_file() else b"")
+    for path in calibration_files(directory):  # the tables of candidate lists, by name
+        if path.name != CALIBRATION_FILE:
+            digest.update(path.name.encode() + path.read_bytes())
     return f"{directory.name}@{digest.hexdigest()[:12]}"
 
 

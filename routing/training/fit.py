@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from routing.calibration import CALIBRATION_FILE
+from routing.calibration import calibration_files
 from routing.routers.checkpoint import Manifest, TrainingRecord, save, scores_as
 from routing.routers.kind import resolve
 from routing.routers.kinds import KINDS
@@ -38,14 +38,15 @@ def train_checkpoint(
             "training": TrainingRecord(**{**record.model_dump(), "data": read.files, "data_licences": read.licences})
         }
     )
-    # A table left by the checkpoint this one replaces holds thresholds for other scores.
-    calibration = out / CALIBRATION_FILE
-    stale = calibration.is_file() and not scores_as(out, manifest, trained.tensors)
+    # Tables left by the checkpoint this one replaces hold thresholds for other scores.
+    tables = calibration_files(out)
+    stale = bool(tables) and not scores_as(out, manifest, trained.tensors)
     save(out, manifest, trained.tensors)
     if stale:
-        calibration.unlink()
-        log(
-            f"removed {calibration}: its thresholds were measured on the replaced checkpoint's scores; "
-            f"run 'routellm-serve calibrate --router {kind}={out} --save'"
-        )
+        for calibration in tables:
+            calibration.unlink()
+            log(
+                f"removed {calibration}: its thresholds were measured on the replaced checkpoint's scores; "
+                f"run 'routellm-serve calibrate --router {kind}={out} --save'"
+            )
     return manifest
