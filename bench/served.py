@@ -16,7 +16,6 @@ T = TypeVar("T")
 
 STAGE_METRIC = "ray_serve_deployment_processing_latency_ms"
 PROXY_METRIC = "ray_serve_http_request_latency_ms"
-# Counters: the parser names their families without "_total".
 BATCHED_METRIC = "ray_routellm_batched_requests"
 BATCHES_METRIC = "ray_routellm_batches"
 
@@ -69,37 +68,33 @@ Totals = dict[str, tuple[float, float]]
 
 def stage_latency_totals(metrics_url: str) -> Totals:
     """(sum of ms, count) of Serve's request latency, per deployment and for the HTTP proxy."""
-    return _histogram_totals(metrics_url, {STAGE_METRIC: None, PROXY_METRIC: "HTTP proxy"})
+    return _totals(
+        metrics_url,
+        {
+            f"{STAGE_METRIC}_sum": (0, None),
+            f"{STAGE_METRIC}_count": (1, None),
+            f"{PROXY_METRIC}_sum": (0, "HTTP proxy"),
+            f"{PROXY_METRIC}_count": (1, "HTTP proxy"),
+        },
+    )
 
 
 def batch_size_totals(metrics_url: str) -> Totals:
     """(requests, batches) each deployment ran, from the counters: Ray exports a histogram's
     ``_sum`` from its buckets' midpoints, which would put a batch of 1 at 0.5."""
+    return _totals(metrics_url, {f"{BATCHED_METRIC}_total": (0, None), f"{BATCHES_METRIC}_total": (1, None)})
+
+
+def _totals(metrics_url: str, samples: dict[str, tuple[int, str | None]]) -> Totals:
+    """Two columns per deployment (or per the name given), each the sum of the samples that
+    ``samples`` maps to it: sample name → (column, name or None for the sample's deployment)."""
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     text = httpx.get(metrics_url, timeout=10).text
     for family in text_string_to_metric_families(text):
-        column = {BATCHED_METRIC: 0, BATCHES_METRIC: 1}.get(family.name)
-        if column is None:
-            continue
         for sample in family.samples:
-            if sample.name.endswith("_total"):
-                totals[sample.labels.get("deployment", "?")][column] += sample.value
-    return {name: (total[0], total[1]) for name, total in totals.items()}
-
-
-def _histogram_totals(metrics_url: str, metrics: dict[str, str | None]) -> Totals:
-    """Sums and counts of the histograms named in ``metrics``, by deployment (or by the name given)."""
-    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    text = httpx.get(metrics_url, timeout=10).text
-    for family in text_string_to_metric_families(text):
-        if family.name not in metrics:
-            continue
-        for sample in family.samples:
-            name = metrics[family.name] or sample.labels.get("deployment", "?")
-            if sample.name.endswith("_sum"):
-                totals[name][0] += sample.value
-            elif sample.name.endswith("_count"):
-                totals[name][1] += sample.value
+            if sample.name in samples:
+                column, name = samples[sample.name]
+                totals[name or sample.labels.get("deployment", "?")][column] += sample.value
     return {name: (total[0], total[1]) for name, total in totals.items()}
 
 

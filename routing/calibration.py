@@ -147,8 +147,10 @@ def save_calibration(directory: Path, table: CalibrationTable) -> Path:
 
 def load_calibration(directory: Path, candidates: Sequence[str] | None = None) -> CalibrationTable | None:
     path = calibration_path(directory, candidates)
-    if not path.is_file():
-        return None
+    return read_calibration(path) if path.is_file() else None
+
+
+def read_calibration(path: Path) -> CalibrationTable:
     try:
         return CalibrationTable.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (ValidationError, json.JSONDecodeError) as exc:

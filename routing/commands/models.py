@@ -3,7 +3,7 @@ router on it may name as candidates (by ``router_model_id``, else by model name)
 
 from __future__ import annotations
 
-from routing.calibration import CALIBRATION_FILE, CalibrationTable, calibration_files, load_calibration
+from routing.calibration import calibration_files, read_calibration
 from routing.commands import Echo
 from routing.resources import MissingResource, checkpoint_path
 from routing.routers.checkpoint import load_manifest
@@ -30,16 +30,10 @@ def models(checkpoint: str, echo: Echo = print) -> list[str]:
     else:
         trained = f" (trained on labels of: {', '.join(manifest.models)})" if manifest.models else ""
         echo(f"scores one pair, the strong and the weak model of its training labels: two candidates{trained}")
-    tables = [load_calibration(directory)] + [
-        CalibrationTable.model_validate_json(path.read_text(encoding="utf-8"))
-        for path in calibration_files(directory)
-        if path.name != CALIBRATION_FILE
-    ]
-    if tables == [None]:
+    tables = [read_calibration(path) for path in calibration_files(directory)]
+    if not tables:
         echo("calibration: none (routellm-serve calibrate --save writes one)")
     for table in tables:
-        if table is None:
-            continue
         if table.candidates:
             echo(f"calibration: strong shares among {', '.join(table.candidates)}, on {table.pool}")
         elif table.strong_model:
