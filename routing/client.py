@@ -18,7 +18,6 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
-import httpx
 from openai.pagination import AsyncPage, SyncPage
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -35,7 +34,7 @@ class RawResponse(Generic[T]):
     """What ``with_raw_response`` calls return, as the openai client's ``LegacyAPIResponse``:
     the response's headers (the ``x-route-*`` ones) and :meth:`parse` for the result."""
 
-    def __init__(self, http_response: httpx.Response, parsed: T) -> None:
+    def __init__(self, http_response: Any, parsed: T) -> None:
         self.http_response = http_response
         self.headers = http_response.headers
         self.status_code = http_response.status_code

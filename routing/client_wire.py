@@ -8,7 +8,6 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import httpx
 import openai
 from openai import NotGiven, Omit
 from pydantic import BaseModel, ValidationError
@@ -16,12 +15,13 @@ from pydantic import BaseModel, ValidationError
 from routing import protocol
 from routing.errors import ServiceError
 from routing.headers import error_headers
+from routing.openai_compat import HTTP
 from routing.validation import invalid_request
 
 T = TypeVar("T")
 Seconds = float | NotGiven | None
 
-# Errors and raw responses carry an httpx request, as the openai client's do; this one is never sent.
+# Errors and raw responses carry a request of openai's HTTP library, as the client's do; this one is never sent.
 URL = "http://routellm.in-process/v1/chat/completions"
 _INTERNAL = "internal error in the router service"
 # How openai's client picks the exception for a status (``OpenAI._make_status_error``).
@@ -56,8 +56,9 @@ def _jsonable(value: object) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def http_response(status: int, headers: Mapping[str, str], body: Any = None) -> httpx.Response:
-    return httpx.Response(status, headers=headers, json=body, request=httpx.Request("POST", URL))
+def http_response(status: int, headers: Mapping[str, str], body: Any = None) -> Any:
+    """A response of the HTTP library the installed openai client is built on."""
+    return HTTP.Response(status, headers=headers, json=body, request=HTTP.Request("POST", URL))
 
 
 def status_error(exc: ServiceError) -> openai.APIStatusError:
@@ -72,7 +73,7 @@ def status_error(exc: ServiceError) -> openai.APIStatusError:
 
 def stream_error(exc: ServiceError) -> openai.APIError:
     """What the openai client raises for the error event that ends a stream after its first token."""
-    return openai.APIError(exc.message, httpx.Request("POST", URL), body=exc.to_dict())
+    return openai.APIError(exc.message, HTTP.Request("POST", URL), body=exc.to_dict())
 
 
 def seconds_of(timeout: Seconds) -> float | None:
@@ -89,7 +90,7 @@ async def answer(step: Awaitable[T], timeout: float | None, as_error: Callable[[
     try:
         return await asyncio.wait_for(step, timeout)
     except asyncio.TimeoutError:
-        raise openai.APITimeoutError(request=httpx.Request("POST", URL)) from None
+        raise openai.APITimeoutError(request=HTTP.Request("POST", URL)) from None
     except ServiceError as exc:
         raise as_error(exc) from None
     except Exception as exc:  # the service answers 500 and logs; here the cause stays chained

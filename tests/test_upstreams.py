@@ -11,6 +11,9 @@ from routing.upstreams import make_backend
 from routing.upstreams.config import LocalUpstream, OpenAIUpstream
 from routing.upstreams.local import LocalChatBackend, StopTrimmer
 
+# The canary (.ci/canary) runs these on the newest releases: a new openai client shows here first.
+pytestmark = pytest.mark.canary
+
 
 def chat(stream: bool = False, **fields: object) -> ChatCompletionRequest:
     return ChatCompletionRequest.model_validate(
