@@ -21,7 +21,7 @@ from deployments.ingress import Ingress
 from deployments.learner import Learner
 from deployments.llm_client import LLMClient
 from deployments.router import Router
-from routing.config import load_app_config
+from routing.config import llm_deployment, load_app_config, router_deployment
 from routing.learning.store import champion_file
 from routing.preflight import check_routers
 
@@ -32,7 +32,7 @@ def build_app(args: dict[str, Any]) -> Application:
     embedding = Embedding.bind(config.embedding) if config.needs_embeddings else None
     learning = config.learner
     routers = {
-        name: Router.options(name=f"Router-{name}").bind(
+        name: Router.options(name=router_deployment(name)).bind(
             name,
             router,
             config.candidates(name),
@@ -41,6 +41,8 @@ def build_app(args: dict[str, Any]) -> Application:
         )
         for name, router in config.routers.items()
     }
-    llms = {key: LLMClient.options(name=f"LLM-{key}").bind(upstream) for key, upstream in config.upstreams.items()}
+    llms = {
+        key: LLMClient.options(name=llm_deployment(key)).bind(upstream) for key, upstream in config.upstreams.items()
+    }
     learner = Learner.bind(config) if learning else None
     return Ingress.bind(config, embedding, routers, llms, learner)

@@ -1,5 +1,5 @@
 """Benchmarks and the clusters they run; every cluster runs with the service's Serve settings."""
 
-from deployments import serve_env
+from routing import serve_env
 
 serve_env.apply()

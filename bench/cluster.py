@@ -40,17 +40,22 @@ def graph_config(args: dict[str, Any], deployments: list[dict[str, Any]], **http
 
 
 def shipped_config(
-    upstream_base_url: str, routers: tuple[str, ...], embedding: dict[str, Any] | None = None
+    upstream_base_url: str,
+    routers: tuple[str, ...] | None = None,
+    embedding: dict[str, Any] | None = None,
+    file: str = "serve_config.yaml",
 ) -> dict[str, Any]:
-    """``serve_config.yaml`` as shipped, with both models served by the OpenAI-compatible API at
+    """A shipped Serve config (``file``), with both models served by the OpenAI-compatible API at
     ``upstream_base_url`` (LLM-weak then gets LLM-strong's deployment options: both are API
-    clients), only the ``routers`` named, and optionally another ``embedding`` backend."""
-    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    clients), only the ``routers`` named (None: all of them), and optionally another
+    ``embedding`` backend."""
+    config = yaml.safe_load((ROOT / file).read_text())
     application = config["applications"][0]
     args = application["args"]
     args["upstreams"] = {
         key: {"backend": "openai", "model": key, "base_url": upstream_base_url} for key in ("strong", "weak")
     }
+    routers = tuple(args["routers"]) if routers is None else routers
     args["routers"] = {name: args["routers"][name] for name in routers}
     if embedding is not None:
         args["embedding"] = embedding

@@ -1,8 +1,10 @@
-"""Cold start of the shipped service: ``serve run serve_config.yaml`` to its first answered chat
-request, and the memory (PSS) of the whole graph at idle.
+"""Cold start of the shipped service: ``routellm-serve up CONFIG`` to its first answered chat
+request and until every router gives a decision, and the memory (PSS) of the whole graph at idle.
 
-The service starts as a user starts it (a new local Ray cluster, every deployment of
-``serve_config.yaml``, the embedded models); its processes are the ``serve run`` process and
+    python -m bench.coldstart serve_config.yaml serve_config.all_routers.yaml
+
+The service starts as a user starts it (a new local Ray cluster, every deployment of the config,
+the embedded models); its processes are the ``up`` process (which becomes ``serve run``) and
 everything it spawned. PSS counts memory shared between processes (the model files mapped by
 several replicas, Ray's shared libraries) once, split between them, so the sum is the graph's
 real footprint.
@@ -10,9 +12,12 @@ real footprint.
 
 from __future__ import annotations
 
+import argparse
 import os
+import platform
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -60,7 +65,7 @@ def _pss_mib(processes: list[psutil.Process]) -> dict[str, float]:
 
 
 def _first_answer(url: str, deadline: float) -> None:
-    body = {"model": "router-mf-0.5", "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8}
+    body = {"model": "router-mf", "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8}
     while time.monotonic() < deadline:
         try:
             if httpx.post(url + "/v1/chat/completions", json=body, timeout=60).status_code == 200:
@@ -90,14 +95,14 @@ def _every_router_answers(url: str, routers: list[str], deadline: float) -> None
 def measure(config: Path = ROOT / "serve_config.yaml", deadline_s: float = 600, idle_s: float = 20) -> ColdStart:
     port, dashboard = free_port(), free_port()
     shipped = config.read_text()
-    local_config = ROOT / ".bench" / "coldstart_serve_config.yaml"
+    local_config = ROOT / ".bench" / f"coldstart_{config.name}"
     local_config.parent.mkdir(exist_ok=True)
     # The shipped file on a free port, so a service already on 8000 does not answer for it.
     local_config.write_text(shipped.replace("port: 8000", f"port: {port}"))
     env = {**os.environ, "RAY_ADDRESS": "local", "RAY_DASHBOARD_PORT": str(dashboard)}
     started = time.monotonic()
     process = subprocess.Popen(
-        ["serve", "run", str(local_config)],
+        [str(Path(sys.executable).with_name("routellm-serve")), "up", str(local_config)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -141,3 +146,21 @@ def _stop(process: subprocess.Popen) -> None:
             child.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="*", type=Path, default=[ROOT / "serve_config.yaml"])
+    configs = parser.parse_args().configs
+    measured = {config.name: measure(config.resolve()) for config in configs}
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs")
+    print("| config | first answer, s | every router, s | PSS at idle, MiB |")
+    print("|---|---:|---:|---:|")
+    for name, cold in measured.items():
+        print(f"| `{name}` | {cold.first_answer_s:.0f} | {cold.all_routers_s:.0f} | {cold.idle_pss_mib:,.0f} |")
+    for name, cold in measured.items():
+        print(f"{name}, PSS by process, MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in cold.pss_by_process_mib.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ upstream) once per row, each on a fresh private cluster started in a child proce
 row's environment, and measures: ``/v1/route`` (``mf``) and chat through ``random`` and ``mf``,
 requests/s at 32 clients; and the p50 of one client on each. The rows: Serve's defaults; the
 replica's own event loop for user code and for the handle router; gRPC between replicas; the
-service's settings (``deployments/serve_env.py``); and those with direct ingress, the client on
+service's settings (``routing/serve_env.py``); and those with direct ingress, the client on
 the ingress replica's own port.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 from bench.cluster import ROOT, deployed, shipped_config
 from bench.fake_upstream import FakeUpstream
 from bench.load import chat_bodies, run_load, sample_prompts
-from deployments.serve_env import SERVE_ENV
+from routing.serve_env import SERVE_ENV
 
 CLIENTS = 32
 # Serve's own defaults, against which each row changes one thing.

@@ -44,8 +44,8 @@ class PlaygroundModel(BaseModel):
 
 class PlaygroundRouter(BaseModel):
     type: str
-    default_threshold: float
-    default_strong_percent: float | None
+    default_threshold: float | None = Field(description="router-<name>'s fixed threshold, when it has one")
+    default_strong_percent: float | None = Field(description="router-<name>'s share of strong calls, when no threshold")
     calibrated: bool = Field(description="whether 'router-<name>-<percent>%' can be asked")
 
 
@@ -68,7 +68,7 @@ class PlaygroundSettings(BaseModel):
                 name: PlaygroundRouter(
                     type=router.type,
                     default_threshold=engine.defaults[name].default_threshold,
-                    default_strong_percent=engine.defaults[name].default_strong_percent,
+                    default_strong_percent=engine.defaults[name].strong_percent,
                     calibrated=calibrated[name],
                 )
                 for name, router in config.routers.items()

@@ -7,7 +7,7 @@ load the batch size follows the backlog, and a lone call waits for nothing but
 ``batch_wait_timeout_s``.
 
 Ray Serve's ``@serve.batch`` forms the next batch while the current one still runs, from what
-arrives within the wait: with a short wait and a busy model its batches stay small (BENCHMARKS.md
+arrives within the wait: with a short wait and a busy model its batches stay small (docs/benchmarks.md
 has the before and after), and a long wait delays every lone request.
 """
 

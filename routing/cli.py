@@ -1,4 +1,9 @@
-"""``routellm-serve``: build the data, train, evaluate and calibrate routers.
+"""``routellm-serve``: start the service, check its config; build the data, train, evaluate and
+calibrate routers.
+
+    routellm-serve up                       # serve_config.yaml, in the foreground
+    routellm-serve up serve_config.all_routers.yaml
+    routellm-serve check serve_config.yaml  # the config and its checkpoints, without Ray
 
     routellm-serve build-data --shared ../shared/data --out data/train
     routellm-serve build-eval --shared ../shared/data --out data/eval
@@ -68,6 +73,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
+    start = commands.add_parser(
+        "up", help="start the service in the foreground: serve run CONFIG with the service's Ray Serve settings"
+    )
+    start.add_argument("config", nargs="?", type=Path, default=Path("serve_config.yaml"), help="a Serve config file")
+    checking = commands.add_parser("check", help="check a Serve config file and its checkpoints, without Ray")
+    checking.add_argument("config", nargs="?", type=Path, default=Path("serve_config.yaml"), help="a Serve config file")
+
     build = commands.add_parser("build-data", help="convert and decontaminate the training set")
     build.add_argument("--shared", type=Path, required=True, help="the data folder (see data/README.md)")
     build.add_argument("--out", type=Path, default=DEFAULT_TRAIN_DATA)
@@ -117,20 +129,20 @@ def main(argv: list[str] | None = None) -> None:
     assess.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
     assess.add_argument("--out", type=Path, help="folder for results.json, results.md and a PNG per benchmark")
 
-    check = commands.add_parser(
+    validation = commands.add_parser(
         "validate", help="leave-one-source-out APGR of router kinds over the training sources (model selection)"
     )
-    check.add_argument("--data", action="append", help="file, folder or Hugging Face dataset id (repeatable)")
-    check.add_argument(
+    validation.add_argument("--data", action="append", help="file, folder or Hugging Face dataset id (repeatable)")
+    validation.add_argument(
         "--weight", type=_weight, action="append", help="DATA=WEIGHT, as for train (repeatable; default 1)"
     )
-    check.add_argument("--router", action="append", help="a kind with a trainer (repeatable); default: ensemble")
-    check.add_argument(
+    validation.add_argument("--router", action="append", help="a kind with a trainer (repeatable); default: ensemble")
+    validation.add_argument(
         "--set", action="append", dest="settings", help="KIND.OPTION=VALUE for a kind's trainer (repeatable)"
     )
-    check.add_argument("--seed", type=int, default=42)
-    check.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
-    check.add_argument("--out", type=Path, help="folder for validation.json and validation.md")
+    validation.add_argument("--seed", type=int, default=42)
+    validation.add_argument("--embedding-model", help="local directory or hub id; default: all-MiniLM-L6-v2")
+    validation.add_argument("--out", type=Path, help="folder for validation.json and validation.md")
 
     pool = commands.add_parser("build-pool", help="write the Arena-Hard prompts that thresholds are calibrated on")
     pool.add_argument("--shared", type=Path, required=True, help="the data folder (see data/calibration/README.md)")
@@ -240,7 +252,15 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Calls the command's function (imported only when it runs: each pulls in its models)."""
-    if args.command == "build-data":
+    if args.command == "up":
+        from routing.commands.up import up
+
+        up(args.config)
+    elif args.command == "check":
+        from routing.commands.check import check_command
+
+        check_command(args.config)
+    elif args.command == "build-data":
         from routing.commands.build_data import build_data
 
         build_data(args.shared, args.out, args.unlicensed_out)

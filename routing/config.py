@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import Field, PlainSerializer, PlainValidator, SerializationInfo, model_validator
 
@@ -133,7 +133,8 @@ def _default_upstreams() -> dict[str, Upstream]:
 
 
 def _default_routers() -> dict[str, RouterSettings]:
-    shipped = ("random", "sw_ranking", "mf", "bert", "causal_llm", "ensemble")
+    # serve_config.yaml's: the routers that share one embedding model (the classifiers load their own).
+    shipped = ("random", "sw_ranking", "mf", "ensemble")
     return {name: KINDS.get(name).settings() for name in shipped}
 
 
@@ -156,6 +157,19 @@ class RequestLogConfig(Strict):
         description="'module:function' given each record before it is written; it returns the "
         "record to write, or None to leave it out",
     )
+
+
+class GraphDeployment(NamedTuple):
+    role: Literal["ingress", "embedding", "router", "llm", "learner"]
+    key: str | None = None  # the router's name, or the upstream's key
+
+
+def router_deployment(name: str) -> str:
+    return f"Router-{name}"
+
+
+def llm_deployment(key: str) -> str:
+    return f"LLM-{key}"
 
 
 class AppConfig(Strict):
@@ -210,6 +224,17 @@ class AppConfig(Strict):
         """The models router ``router`` chooses among, cheapest first, each with the name that
         router scores it by (:func:`routing.candidates.resolve_candidates`)."""
         return resolve_candidates(self.routers[router], self.upstreams, (self.weak, self.strong))
+
+    def deployments(self) -> dict[str, GraphDeployment]:
+        """The graph's deployments by name (graph.py names them so), each with what it is."""
+        named = {"Ingress": GraphDeployment("ingress")}
+        if self.needs_embeddings:
+            named["Embedding"] = GraphDeployment("embedding")
+        named |= {router_deployment(name): GraphDeployment("router", name) for name in self.routers}
+        named |= {llm_deployment(key): GraphDeployment("llm", key) for key in self.upstreams}
+        if self.learner is not None:
+            named["Learner"] = GraphDeployment("learner")
+        return named
 
     def upstream_by_model(self, model: str) -> str | None:
         for key, upstream in self.upstreams.items():

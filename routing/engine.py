@@ -123,7 +123,7 @@ class RoutingEngine:
         before any is applied (a default share needs a router with a calibration table), so a
         bad update leaves the previous settings in place."""
         defaults = {name: user_config.routers.get(name, own) for name, own in self._configured_defaults().items()}
-        shares = [name for name, d in defaults.items() if d.default_strong_percent is not None]
+        shares = [name for name, d in defaults.items() if d.strong_percent is not None]
         states = await self.router_states(shares, RECONFIGURE_STATE_TIMEOUT_S)
         problems = [
             f"routers.{name}.default_strong_percent: {state if isinstance(state, str) else state.calibration_error}"
@@ -186,7 +186,7 @@ class RoutingEngine:
         if alias.budget_usd is not None:
             return RankQuery(prompt, embedding, budget_usd=alias.budget_usd)
         defaults = self.defaults[name]
-        percent = alias.strong_percent if alias.strong_percent is not None else defaults.default_strong_percent
+        percent = alias.strong_percent if alias.strong_percent is not None else defaults.strong_percent
         if percent is None:
             return RankQuery(prompt, embedding, threshold=defaults.default_threshold)
         return RankQuery(prompt, embedding, strong_percent=percent)

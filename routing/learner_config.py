@@ -44,7 +44,11 @@ class LearnerConfig(Strict):
         default=0.3, gt=0, lt=1, description="share of the uniformly sampled prompts kept as the test slice"
     )
     threshold: float | None = Field(
-        default=None, ge=0, le=1, description="the operating threshold; default: the router's default_threshold"
+        default=None,
+        ge=0,
+        le=1,
+        description="the operating threshold; default: the router's default_threshold, else its "
+        "calibration table's threshold for its default share",
     )
     promotion: Literal["auto", "manual"] = Field(
         default="auto", description="manual: a better challenger waits for 'routellm-serve promote'"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from routing.config import AppConfig
 from routing.resources import MissingResource
 from routing.routers.checkpoint import CheckpointError
+from routing.routers.kind import DEFAULT_STRONG_PERCENT
 from routing.routers.kinds import KINDS
 from routing.routers.live import calibration_of, inspect_checkpoint
 from routing.settings import ConfigError
@@ -22,9 +23,11 @@ def check_routers(config: AppConfig) -> None:
         except (MissingResource, CheckpointError) as exc:
             problems.append(f"{where}: {exc}")
             continue
-        if router.default_strong_percent is not None:
+        if router.strong_percent is not None:
             table = calibration_of(name, KINDS.of(router), inspected)
             if isinstance(table, str):
-                problems.append(f"{where}.default_strong_percent: {table}")
+                unset = "" if router.default_strong_percent is not None else f" (unset: {DEFAULT_STRONG_PERCENT:g} %)"
+                hint = "" if unset == "" else "; or set default_threshold to route by a fixed threshold"
+                problems.append(f"{where}.default_strong_percent{unset}: {table}{hint}")
     if problems:
         raise ConfigError("invalid application config:\n  " + "\n  ".join(problems))

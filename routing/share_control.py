@@ -8,15 +8,15 @@ strong model). A router with share control keeps its recent scores and, once it 
 
 A quantile of past scores sends p % of the next requests only on average: a block of 200 requests
 at 30 % still varies by ±3 points (binomial noise) and more when the traffic's mix shifts. So each
-share asked for also counts what its decisions owe since the window filled (p / 100 per request,
-less one per strong decision), and the share the quantile is taken for is moved by it: owing d
-strong decisions, the next request is routed at p + 100·d / ``payback_requests`` %, paying the
-difference back within about that many requests. The debt is never forgotten (a sliding count of
-decisions would echo each block into the next) and is bounded by ±``payback_requests``, where the
-aimed share is already 0 or 100 %. The shorter the payback, the closer each block holds p %, and
-the more strong decisions go to prompts the score alone would not have sent there
-(``python -m bench.share_control`` measures both); ``payback_requests: null`` routes by the
-quantile alone.
+share asked for also counts what its decisions owe since the replica's first request (p / 100 per
+request, less one per strong decision), those routed by the table included, and the share the
+quantile is taken for is moved by it: owing d strong decisions, the next request is routed at
+p + 100·d / ``payback_requests`` %, paying the difference back within about that many requests.
+The debt is never forgotten (a sliding count of decisions would echo each block into the next)
+and is bounded by ±``payback_requests``, where the aimed share is already 0 or 100 %. The shorter
+the payback, the closer each block holds p %, and the more strong decisions go to prompts the
+score alone would not have sent there (``python -m bench.share_control`` measures both);
+``payback_requests: null`` routes by the quantile alone.
 
 Each Router replica keeps its own window and its own debts. Every replica holds its own realized
 share to the target, so their sum holds it too; their thresholds differ by the sampling error of
@@ -46,8 +46,10 @@ class ShareControl(Strict):
 
     window_requests: int = Field(default=2000, ge=2, description="the recent scores kept, at most")
     window_seconds: float | None = Field(default=None, gt=0, description="also forget scores older than this")
+    # Until then the table's threshold, which on traffic unlike its pool can send nearly all or
+    # none of the requests up, decides; chosen on training sources (python -m bench.share_control).
     min_requests: int = Field(
-        default=200, ge=1, description="scores seen before they replace the calibration table's thresholds"
+        default=20, ge=1, description="scores seen before they replace the calibration table's thresholds"
     )
     payback_requests: float | None = Field(
         default=10, gt=0, description="the requests over which a share's realized shortfall or excess is paid back"
@@ -96,7 +98,8 @@ class LiveShares:
         return float(scores[math.ceil((len(scores) - 1) * (1.0 - aimed / 100) - 1e-9)])
 
     def decided(self, percent: float, strong: bool) -> None:
-        """Counts a request routed at ``percent`` by :meth:`threshold`'s live value."""
+        """Counts a request routed at ``percent``, by the table's threshold while the window fills
+        (what it sent amiss is paid back once the window takes over) or by :meth:`threshold`'s."""
         limit = self.control.payback_requests or 0.0
         owed = self._owed.pop(percent, 0.0) + percent / 100 - strong
         self._owed[percent] = min(max(owed, -limit), limit)

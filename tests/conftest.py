@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bench.fake_upstream import FakeUpstream
-from deployments import serve_env
+from routing import serve_env
 
 # Every cluster the tests start (in this process or in a `serve run` or `ray start` child) runs
 # with the service's Serve settings.

@@ -66,7 +66,9 @@ def test_defaults_are_the_embedded_service() -> None:
     assert isinstance(config.upstreams["weak"], LocalUpstream)
     strong = config.upstreams["strong"]
     assert isinstance(strong, OpenAIUpstream) and not strong.configured
-    assert set(config.routers) == {"random", "sw_ranking", "mf", "bert", "causal_llm", "ensemble"}
+    shipped = serve_config()["applications"][0]["args"]["routers"]
+    assert list(config.routers) == list(shipped) == ["random", "sw_ranking", "mf", "ensemble"]
+    assert all(config.routers[name].strong_percent == 50 for name in shipped)
 
 
 def test_environment_configures_the_strong_model() -> None:
@@ -118,13 +120,22 @@ def test_upstreams_name_the_pair_that_pair_routers_score() -> None:
     }
     config = load_app_config({"upstreams": upstreams})
     assert [c.router_model_id for c in config.candidates("mf")] == ["llama-13b", "gpt-4-0314"]
-    check_routers(config)
+    # No shipped table is for this pair: router-mf's default share needs one, a fixed threshold does not.
+    with pytest.raises(ConfigError) as refused:
+        check_routers(config)
+    assert (
+        "args.routers.mf.default_strong_percent (unset: 50 %): router 'mf' scores gpt-4-0314 against llama-13b, "
+        "but its calibration table is for gpt-4-1106-preview against mixtral-8x7b-instruct-v0.1: run "
+        "'routellm-serve calibrate --router mf="
+    ) in str(refused.value) and "or set default_threshold to route by a fixed threshold" in str(refused.value)
+    routers = {name: {"type": name, "default_threshold": 0.5} for name in ("mf", "sw_ranking")}
+    check_routers(load_app_config({"upstreams": upstreams, "routers": routers}))
     upstreams["weak"]["router_model_id"] = "my-finetune"
     with pytest.raises(ConfigError, match="args.routers.sw_ranking: weak model 'my-finetune' is not one"):
-        check_routers(load_app_config({"upstreams": upstreams}))
+        check_routers(load_app_config({"upstreams": upstreams, "routers": routers}))
 
 
-SERVE_CONFIGS = ["serve_config.yaml", "serve_config.three_models.yaml"]
+SERVE_CONFIGS = ["serve_config.yaml", "serve_config.all_routers.yaml", "serve_config.three_models.yaml"]
 
 
 def serve_config(file: str = "serve_config.yaml") -> dict:
@@ -166,6 +177,18 @@ def test_serve_config_fits_two_cores_and_names_real_deployments(file: str) -> No
     assert (
         sum(o["ray_actor_options"]["num_cpus"] * o["autoscaling_config"]["min_replicas"] for o in options.values()) <= 2
     )
+
+
+def test_all_routers_is_the_default_with_the_two_classifiers() -> None:
+    default, every = serve_config(), serve_config("serve_config.all_routers.yaml")
+    routers = every["applications"][0]["args"]["routers"]
+    added = {name: routers.pop(name) for name in ("bert", "causal_llm")}
+    deployments = every["applications"][0]["deployments"]
+    every["applications"][0]["deployments"] = [
+        d for d in deployments if d["name"] not in {"Router-bert", "Router-causal_llm"}
+    ]
+    assert default == every and [a["type"] for a in added.values()] == ["bert", "causal_llm"]
+    assert list(default["applications"][0]["args"]["routers"]) == ["random", "sw_ranking", "mf", "ensemble"]
 
 
 def test_batching_user_config_is_checked_with_paths() -> None:

@@ -1,7 +1,7 @@
 """The composed graph in Serve's local testing mode: every deployment in one process.
 
 Ray 2.60's local testing mode needs Serve's handle router on a loop of its own, which the
-service's throughput-optimized settings (``deployments/serve_env.py``, on every test cluster) turn
+service's throughput-optimized settings (``routing/serve_env.py``, on every test cluster) turn
 off. So the graph runs here as a developer runs local testing mode: in a child process with
 Serve's defaults.
 """

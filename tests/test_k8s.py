@@ -4,7 +4,7 @@
   the schema describes is an error (the CRD alone lets a misspelling through);
 - its ``serveConfigV2`` by Ray's ``ServeDeploySchema``, by an unknown-key check of our own (Ray's
   schema ignores unknown keys) and by the application's own config; and equal to
-  ``serve_config.gpu.yaml``, which differs from ``serve_config.yaml`` only in placement;
+  ``serve_config.gpu.yaml``, which differs from ``serve_config.all_routers.yaml`` only in placement;
 - every YAML file by yamllint.
 """
 
@@ -23,8 +23,8 @@ import yaml
 from conftest import ROOT, TESTS
 from pydantic import BaseModel
 
-from deployments.serve_env import SERVE_ENV
 from routing.config import load_app_config
+from routing.serve_env import SERVE_ENV
 
 CRD = TESTS / "data" / "kuberay-v1.7.0" / "ray.io_rayservices.yaml"
 K8S = ROOT / "k8s"
@@ -142,8 +142,8 @@ def test_serve_config_v2_is_the_gpu_profile() -> None:
     assert serve_config_v2() == yaml.safe_load((ROOT / "serve_config.gpu.yaml").read_text())
 
 
-def test_the_gpu_profile_differs_from_the_default_only_in_placement() -> None:
-    default = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+def test_the_gpu_profile_differs_from_all_routers_only_in_placement() -> None:
+    default = yaml.safe_load((ROOT / "serve_config.all_routers.yaml").read_text())
     gpu = yaml.safe_load((ROOT / "serve_config.gpu.yaml").read_text())
     placements = {}
     for config in (default, gpu):

@@ -121,8 +121,8 @@ def test_page_settings_and_assets_are_served(service: str) -> None:
         "strong": {"model": "big", "price": STRONG_PRICE},
         "weak": {"model": "small", "price": WEAK_PRICE},
         "routers": {
-            "random": {"type": "random", "default_threshold": 0.5, "default_strong_percent": None, "calibrated": True},
-            "mf": {"type": "mf", "default_threshold": 0.5, "default_strong_percent": None, "calibrated": True},
+            "random": {"type": "random", "default_threshold": None, "default_strong_percent": 50, "calibrated": True},
+            "mf": {"type": "mf", "default_threshold": None, "default_strong_percent": 50, "calibrated": True},
         },
         "auth_required": True,
     }

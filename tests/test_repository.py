@@ -8,14 +8,15 @@ from lockfile import REQUIREMENTS, pins
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from deployments.serve_env import shell_prefix
 
-
-def test_ci_runs_the_readme_test_command() -> None:
+def test_ci_runs_the_readme_test_command_and_the_first_screen_installs_and_starts() -> None:
     readme = (ROOT / "README.md").read_text()
+    first_screen = readme.split("\n## ")[0]
     command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
-    assert command.endswith("pytest") and f"    {command}\n" in readme
-    assert f"export {shell_prefix()} && serve run serve_config.yaml" in readme.split("## Try it")[0]
+    assert command.endswith("pytest") and f"    {command}\n" in first_screen
+    assert "    pip install --no-deps -r requirements/service.txt && pip install --no-deps -e .\n" in first_screen
+    assert "    routellm-serve up\n" in first_screen
+    assert len(readme.splitlines()) <= 250
 
 
 @pytest.mark.parametrize("lock, extra", [("service.txt", None), ("dev.txt", "dev")])

@@ -310,6 +310,31 @@ def test_an_application_without_a_learner_says_so(http) -> None:  # type: ignore
     }
 
 
+def replay(http: httpx.Client, model: str, prompts: list[str]) -> list[dict[str, Any]]:
+    """Each prompt's routing decision, 8 requests in flight as a busy client sends them."""
+
+    def route(prompt: str) -> dict[str, Any]:
+        response = http.post("/v1/route", json={"model": model, "messages": [{"role": "user", "content": prompt}]})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(route, prompts))
+
+
+def test_a_bare_router_alias_sends_its_default_share(http) -> None:  # type: ignore[no-untyped-def]
+    """router-mf means 50 % to the strong model, held on MMLU's questions (not the calibration
+    pool): over the first 1,000 requests and in every block of 200 after the first 200, 50 ± 5 %."""
+    unique = list(dict.fromkeys(read_prompts(ROOT / "data" / "eval" / "mmlu.jsonl.gz")))
+    prompts = [unique[i] for i in np.random.default_rng(0).permutation(len(unique))[:1400]]
+    decisions = replay(http, "router-mf", prompts)
+    strong = np.array([d["target"] == "big" for d in decisions])
+    assert {d["strong_percent"] for d in decisions} == {50}
+    assert abs(100 * strong[:1000].mean() - 50) <= 5, 100 * strong[:1000].mean()
+    blocks = [100 * strong[i : i + 200].mean() for i in range(200, len(prompts) - 199, 200)]
+    assert len(blocks) == 6 and all(abs(b - 50) <= 5 for b in blocks), blocks
+
+
 def test_a_share_holds_on_traffic_unlike_the_calibration_pool(http) -> None:  # type: ignore[no-untyped-def]
     """GSM8K's prompts score higher than the calibration pool's: the table's 30 % threshold sends
     most of them to the strong model. With share control (the default) every block of 200 after
@@ -318,23 +343,14 @@ def test_a_share_holds_on_traffic_unlike_the_calibration_pool(http) -> None:  # 
     table = load_calibration(CHECKPOINT_DIR / "mf")
     assert table is not None and len(prompts) == 1307
 
-    def replay(model: str) -> list[dict[str, Any]]:
-        def route(prompt: str) -> dict[str, Any]:
-            response = http.post("/v1/route", json={"model": model, "messages": [{"role": "user", "content": prompt}]})
-            assert response.status_code == 200, response.text
-            return response.json()
-
-        with ThreadPoolExecutor(8) as pool:
-            return list(pool.map(route, prompts))
-
-    held = replay("router-mf-30%")
+    held = replay(http, "router-mf-30%", prompts)
     strong = np.array([d["target"] == "big" for d in held])
     blocks = [100 * strong[i : i + 200].mean() for i in range(200, len(prompts) - 199, 200)]
     assert len(blocks) == 5 and all(abs(b - 30) <= 2 for b in blocks), blocks
     assert {d["strong_percent"] for d in held} == {30}
     live = {d["threshold"] for d in held[300:]}
     assert len(live) > 1 and min(live) > table.threshold(30)
-    fixed = replay("router-mf_off-30%")
+    fixed = replay(http, "router-mf_off-30%", prompts)
     assert all(d["threshold"] == pytest.approx(table.threshold(30), abs=1e-6) for d in fixed)
     assert 100 * np.mean([d["target"] == "big" for d in fixed]) > 60
     one = {"model": "router-mf-0.42", "messages": [{"role": "user", "content": "x"}]}

@@ -1,11 +1,12 @@
-"""``serve run serve_config.yaml`` as a user runs it: the shipped config, real SmolLM2 generation;
-and the three-model example, over three fake upstreams."""
+"""``routellm-serve up`` as a user runs it: the shipped configs, real SmolLM2 generation; and the
+three-model example, over three fake upstreams."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from conftest import ROOT, FakeUpstream
 from bench.cluster import free_port
 from routing.calibration import load_calibration
 from routing.resources import CHECKPOINT_DIR
+from routing.serve_env import SERVE_ENV
 
 STARTUP_DEADLINE_S = 240
 PROMPT = "What is the capital of France?"
@@ -33,12 +35,12 @@ def serve_run(tmp_path: Path, extra_env: dict[str, str], file: str = "serve_conf
     config["http_options"]["port"] = port
     path = tmp_path / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRONG_", "MID_", "LOCAL_"))}
+    # Neither the upstreams nor the Serve settings come from this process: `up` sets the latter.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRONG_", "MID_", "LOCAL_", *SERVE_ENV))}
     env.update(extra_env, RAY_ADDRESS="local")  # a private cluster, whatever else runs on this machine
     log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        ["serve", "run", str(path)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    up = [str(Path(sys.executable).with_name("routellm-serve")), "up", str(path)]
+    process = subprocess.Popen(up, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
     try:
         deadline = time.monotonic() + STARTUP_DEADLINE_S
@@ -51,6 +53,9 @@ def serve_run(tmp_path: Path, extra_env: dict[str, str], file: str = "serve_conf
                 pass
             assert time.monotonic() < deadline, "service did not start"
             time.sleep(1)
+        # `up` became `serve run` in the same process, with the service's Serve settings.
+        environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+        assert all(f"{key}={value}".encode() in environ for key, value in SERVE_ENV.items())
         yield client
     finally:
         client.close()
@@ -106,7 +111,7 @@ def test_every_shipped_router_routes_through_the_graph(tmp_path: Path, strong: F
     deployment, sends a request to it when the threshold is just below the prompt's score, and to
     the embedded weak model when just above."""
     env = {"STRONG_BASE_URL": strong.base_url, "STRONG_MODEL": "remote-large", "STRONG_API_KEY": "sk-env-key"}
-    with serve_run(tmp_path, env) as client:
+    with serve_run(tmp_path, env, "serve_config.all_routers.yaml") as client:
         listed = [m["id"] for m in client.get("/v1/models").json()["data"]]
         assert sorted(listed) == sorted([f"router-{r}" for r in ROUTERS] + ["remote-large", "smollm2-135m-instruct"])
         for number, router in enumerate(ROUTERS, start=1):

@@ -13,15 +13,15 @@ from routing.share_control import MAX_TRACKED_SHARES, LiveShares, ShareControl
 
 def replay(shares: LiveShares, scores: np.ndarray, percent: float, batch: int = 8) -> np.ndarray:
     """Routes ``scores`` in batches as a router does: each request at the live threshold (the
-    calibration threshold 0.5 while the window is too small), the batch's scores added after it."""
+    calibration threshold 0.5 while the window is too small), every decision counted, the batch's
+    scores added after it."""
     strong = []
     for start in range(0, len(scores), batch):
         chunk = scores[start : start + batch]
         for score in chunk:
             live = shares.threshold(percent)
             strong.append(score >= (0.5 if live is None else live))
-            if live is not None:
-                shares.decided(percent, strong[-1])
+            shares.decided(percent, strong[-1])
         shares.add_scores(chunk)
     return np.array(strong)
 
@@ -31,14 +31,25 @@ def block_shares(strong: np.ndarray, start: int, size: int = 200) -> list[float]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_every_block_after_the_window_fills_holds_the_share(seed: int) -> None:
+def test_the_first_requests_and_every_block_after_them_hold_the_share(seed: int) -> None:
     # Traffic unlike the calibration pool: a threshold of 0.5 would send about 84 % to strong.
     scores = np.random.default_rng(seed).beta(5, 2, size=2000)
     assert 100 * np.mean(scores >= 0.5) > 80
-    strong = replay(LiveShares(ShareControl(window_requests=2000, min_requests=200)), scores, 30)
-    assert 100 * strong[:200].mean() > 80  # the table's threshold until 200 scores are seen
+    strong = replay(LiveShares(ShareControl()), scores, 30)
+    assert list(strong[:20]) == list(scores[:20] >= 0.5)  # the table's threshold until 20 scores are seen
+    assert 100 * strong[:1000].mean() == pytest.approx(30, abs=1)  # what the table sent amiss is paid back
     for share in block_shares(strong, 200):
         assert share == pytest.approx(30, abs=2)
+
+
+def test_what_the_table_sent_amiss_is_paid_back_once_the_window_takes_over() -> None:
+    scores = np.random.default_rng(3).beta(5, 2, size=400)
+    shares = LiveShares(ShareControl(min_requests=100))
+    by_table = replay(shares, scores[:100], 30)
+    assert by_table.sum() > 70  # far more than 30 of the first 100 went up
+    assert shares._owed[30.0] == -10  # the debt is bounded: the aimed share is 0 % until it is paid
+    live = replay(shares, scores[100:], 30)
+    assert live[:8].sum() == 0 and 100 * live[100:].mean() == pytest.approx(30, abs=3)
 
 
 def test_a_quantile_alone_misses_blocks_that_the_payback_holds() -> None:

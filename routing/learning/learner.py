@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from pydantic import BaseModel
 
@@ -38,6 +39,8 @@ from routing.learning.sampling import LogCounter, choose, recent_prompts, routed
 from routing.learning.store import Evaluation, Interval, LearnerStore, RoundRecord
 from routing.request_log import read_request_log
 from routing.routers.kinds import KINDS
+from routing.routers.live import calibration_of, inspect_checkpoint
+from routing.settings import ConfigError
 
 logger = logging.getLogger(__name__)
 DAY_S = 86_400
@@ -90,9 +93,7 @@ class Learner:
         self.store = LearnerStore(self.config.directory, self.name, self.router_config.checkpoint)
         self.request_log = Path(app.request_log.directory)
         self.counter = LogCounter(self.request_log, self.name)
-        self.threshold = (
-            self.config.threshold if self.config.threshold is not None else self.router_config.default_threshold
-        )
+        self.threshold = self._operating_threshold()
         rounds = list(self.store.rounds.read())
         self.round_number = rounds[-1].round if rounds else 0
         # Requests logged before a (re)start count as new: they have not been looked at since.
@@ -100,6 +101,20 @@ class Learner:
         self._last_round_at = rounds[-1].started if rounds else time.time()
         self._embedder: Embedder | None = None
         self._counts: _Counts | None = None
+
+    def _operating_threshold(self) -> float:
+        """learner.threshold, else the router's default threshold, else its calibration table's
+        threshold for its default share (the checkpoint in the config: it has one, preflight checks)."""
+        if self.config.threshold is not None:
+            return self.config.threshold
+        router = self.router_config
+        if router.default_threshold is not None:
+            return router.default_threshold
+        inspected = inspect_checkpoint(router, self.candidates, self.app.embedding.model_id)
+        table = calibration_of(self.name, self.kind, inspected)
+        if isinstance(table, str):
+            raise ConfigError(f"args.learner.threshold: none set, and {table}")
+        return table.threshold(cast(float, router.strong_percent))
 
     # ------------------------------------------------------------ when
 

@@ -127,7 +127,7 @@
     if ($("mode").value === "percent") {
       $("value-label").textContent = "Strong share (%)";
       Object.assign(value, { min: 0, max: 100, step: 1 });
-      value.value = router && router.default_strong_percent !== null ? router.default_strong_percent : 30;
+      value.value = router && router.default_strong_percent !== null ? router.default_strong_percent : 50;
     } else if ($("mode").value === "budget") {
       $("value-label").textContent = "Budget (USD per request)";
       Object.assign(value, { min: 0, max: "", step: 0.0001 });
@@ -135,7 +135,7 @@
     } else {
       $("value-label").textContent = "Threshold";
       Object.assign(value, { min: 0, max: 1, step: 0.01 });
-      value.value = router ? router.default_threshold : 0.5;
+      value.value = router && router.default_threshold !== null ? router.default_threshold : 0.5;
     }
   }
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, get_args
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from routing.resources import checkpoint_path
@@ -56,14 +56,38 @@ class AnyPairRouter(Router, Protocol):
         ...
 
 
-class RouterDefaults(Strict):
-    """What ``router-<name>`` without a threshold uses. Also the shape of the Ingress's
-    ``user_config`` per router, which changes it on a running service."""
+# What router-<name> sends to the most capable candidate when its config sets no default.
+DEFAULT_STRONG_PERCENT = 50.0
 
-    default_threshold: Threshold = 0.5
+
+class RouterDefaults(Strict):
+    """What ``router-<name>`` without a threshold uses: a share of requests to the most capable
+    candidate, held on live traffic by share control (the calibration table's threshold for it
+    until enough traffic is seen), unless a threshold is set instead. A threshold means something
+    different for every router (its scores are spread differently), a share the same for all.
+    Also the shape of the Ingress's ``user_config`` per router, which changes it on a running
+    service."""
+
     default_strong_percent: StrongPercent | None = Field(
-        default=None, description="when set, the calibrated threshold for this share of strong calls instead"
+        default=None,
+        description=f"the share of requests to the most capable candidate (default {DEFAULT_STRONG_PERCENT:g})",
     )
+    default_threshold: Threshold | None = Field(
+        default=None, description="a fixed threshold instead of a share: a score at or above it is sent up"
+    )
+
+    @model_validator(mode="after")
+    def _one_default(self) -> RouterDefaults:
+        if self.default_strong_percent is not None and self.default_threshold is not None:
+            raise ValueError("set default_strong_percent or default_threshold, not both")
+        return self
+
+    @property
+    def strong_percent(self) -> float | None:
+        """The default share, or None where a fixed threshold is the default."""
+        if self.default_threshold is not None:
+            return None
+        return self.default_strong_percent if self.default_strong_percent is not None else DEFAULT_STRONG_PERCENT
 
 
 class RouterSettings(RouterDefaults):

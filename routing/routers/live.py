@@ -251,10 +251,10 @@ class LiveRouter:
         rankings = []
         for query, row in zip(queries, scores, strict=True):
             percent = query.strong_percent
-            live = shares.threshold(percent) if shares is not None and percent is not None else None
-            ranking = self._ranking(version, query, row, live)
-            if live is not None and isinstance(ranking, Ranking):
-                cast(LiveShares, shares).decided(cast(float, percent), ranking.order[0] == top)
+            counted = shares if percent is not None else None
+            ranking = self._ranking(version, query, row, counted.threshold(percent) if counted else None)
+            if counted is not None and isinstance(ranking, Ranking):
+                counted.decided(cast(float, percent), ranking.order[0] == top)
             rankings.append(ranking)
         if shares is not None:
             shares.add_scores(scores.min(axis=1))

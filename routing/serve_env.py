@@ -1,7 +1,7 @@
 """The Ray Serve settings this service runs with. Ray's processes read them from the environment
-when they start, so they are set wherever Ray starts: the shell of ``serve run`` (README), every
-pod of the RayService (``k8s/serve-env.yaml``), and the clusters of the tests and benchmarks
-(:func:`apply`). BENCHMARKS.md has the effect of each, measured on its own."""
+when they start, so they are set wherever Ray starts: by ``routellm-serve up``, on every pod of
+the RayService (``k8s/serve-env.yaml``), and in the clusters of the tests and benchmarks
+(:func:`apply`). docs/benchmarks.md has the effect of each, measured on its own."""
 
 from __future__ import annotations
 
@@ -26,8 +26,3 @@ def apply(environ: MutableMapping[str, str] = os.environ) -> None:
     """Sets each setting that ``environ`` does not set already (an operator's own choice wins)."""
     for key, value in SERVE_ENV.items():
         environ.setdefault(key, value)
-
-
-def shell_prefix() -> str:
-    """The settings as a shell command's prefix, as the README's ``serve run`` commands give them."""
-    return " ".join(f"{key}={value}" for key, value in SERVE_ENV.items())
