@@ -9,9 +9,11 @@ strong model). A router with share control keeps its recent scores and, once it 
 A quantile of past scores sends p % of the next requests only on average: a block of 200 requests
 at 30 % still varies by ±3 points (binomial noise) and more when the traffic's mix shifts. So each
 share asked for also counts what its decisions owe since the replica's first request (p / 100 per
-request, less one per strong decision), those routed by the table included, and the share the
-quantile is taken for is moved by it: owing d strong decisions, the next request is routed at
-p + 100·d / ``payback_requests`` %, paying the difference back within about that many requests.
+request, less one per strong decision), and the share the threshold is taken for is moved by it:
+owing d strong decisions, the next request is routed at p + 100·d / ``payback_requests`` %,
+paying the difference back within about that many requests. While the window fills, that share's
+threshold is the calibration table's, so what the table sends amiss on this traffic is paid back
+from the first requests, and a replica that starts mid-traffic holds the share from its first.
 The debt is never forgotten (a sliding count of decisions would echo each block into the next)
 and is bounded by ±``payback_requests``, where the aimed share is already 0 or 100 %. The shorter
 the payback, the closer each block holds p %, and the more strong decisions go to prompts the
@@ -46,8 +48,8 @@ class ShareControl(Strict):
 
     window_requests: int = Field(default=2000, ge=2, description="the recent scores kept, at most")
     window_seconds: float | None = Field(default=None, gt=0, description="also forget scores older than this")
-    # Until then the table's threshold, which on traffic unlike its pool can send nearly all or
-    # none of the requests up, decides; chosen on training sources (python -m bench.share_control).
+    # Until then the table's threshold for the aimed share decides; any of 20 to 100 held every
+    # training source's blocks within 2 points (python -m bench.share_control), 20 the soonest.
     min_requests: int = Field(
         default=20, ge=1, description="scores seen before they replace the calibration table's thresholds"
     )
@@ -83,23 +85,29 @@ class LiveShares:
         self._sorted: np.ndarray | None = None
         self._owed: OrderedDict[float, float] = OrderedDict()
 
+    def aimed(self, percent: float) -> float:
+        """The share the next request for ``percent`` is routed at: ``percent``, moved by what its
+        decisions owe (at the window's quantile for it, or the table's threshold for it while the
+        window fills, so that what the table sends amiss is paid back from the first requests)."""
+        payback = self.control.payback_requests
+        if payback is None:
+            return percent
+        return min(max(percent + 100 * self._owed.get(percent, 0.0) / payback, 0.0), 100.0)
+
     def threshold(self, percent: float) -> float | None:
         """The threshold that holds ``percent`` % on the traffic seen; None while too few scores
-        have been seen (the calibration table's applies)."""
+        have been seen (the calibration table's threshold for :meth:`aimed` applies)."""
         scores = self._window()
         if len(scores) < self.control.min_requests:
             return None
-        payback = self.control.payback_requests
-        owed = self._owed.get(percent, 0.0)
-        aimed = percent if payback is None else min(max(percent + 100 * owed / payback, 0.0), 100.0)
+        aimed = self.aimed(percent)
         if aimed <= 0.0:
             return 1.0
         # The "higher" quantile: at least ``aimed`` % of the window scores at or above it.
         return float(scores[math.ceil((len(scores) - 1) * (1.0 - aimed / 100) - 1e-9)])
 
     def decided(self, percent: float, strong: bool) -> None:
-        """Counts a request routed at ``percent``, by the table's threshold while the window fills
-        (what it sent amiss is paid back once the window takes over) or by :meth:`threshold`'s."""
+        """Counts a request routed at ``percent`` (by the table or by the window)."""
         limit = self.control.payback_requests or 0.0
         owed = self._owed.pop(percent, 0.0) + percent / 100 - strong
         self._owed[percent] = min(max(owed, -limit), limit)

@@ -120,3 +120,11 @@ def test_a_file_that_is_not_a_serve_config_is_named(tmp_path: Path, text: str, e
     path.write_text(text)
     with pytest.raises(ConfigError, match=f"(?s){re.escape(str(path))}: .*{expected}"):
         check(path)
+
+
+def test_up_refuses_a_bad_config_before_starting_ray(tmp_path: Path) -> None:
+    config = shipped()
+    config["applications"][0]["args"]["routers"]["mf"]["checkpont"] = "builtin:mf"
+    result = routellm_serve("up", str(written(tmp_path, config)))
+    assert result.returncode == 2 and "args.routers.mf.checkpont: unknown key 'checkpont'" in result.stderr
+    assert "serve run" not in result.stdout

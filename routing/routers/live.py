@@ -251,28 +251,37 @@ class LiveRouter:
         rankings = []
         for query, row in zip(queries, scores, strict=True):
             percent = query.strong_percent
-            counted = shares if percent is not None else None
-            ranking = self._ranking(version, query, row, counted.threshold(percent) if counted else None)
-            if counted is not None and isinstance(ranking, Ranking):
-                counted.decided(cast(float, percent), ranking.order[0] == top)
+            if shares is None or percent is None:
+                rankings.append(self._ranking(version, query, row))
+                continue
+            ranking = self._ranking(version, query, row, shares.threshold(percent), shares.aimed(percent))
+            if isinstance(ranking, Ranking):
+                shares.decided(percent, ranking.order[0] == top)
             rankings.append(ranking)
         if shares is not None:
             shares.add_scores(scores.min(axis=1))
         return rankings
 
     def _ranking(
-        self, version: _Version, query: RankQuery, beaten: np.ndarray, live: float | None = None
+        self,
+        version: _Version,
+        query: RankQuery,
+        beaten: np.ndarray,
+        live: float | None = None,
+        aimed: float | None = None,
     ) -> Ranking | InvalidRequest:
         """``beaten[i]``: P(the most capable candidate wins over candidate i), cheapest first.
         The cheapest candidate with ``beaten[i] < threshold`` (predicted to answer at least as
         well as the most capable one with probability above 1 − threshold) is tried first, then
-        the more capable ones in turn, then the cheaper ones; none: the most capable first."""
+        the more capable ones in turn, then the cheaper ones; none: the most capable first.
+        ``live``: share control's threshold; ``aimed``: the share it routes a share query at,
+        which the table's threshold is taken for until ``live`` is known."""
         threshold = query.threshold if live is None else live
         if threshold is None:
             if isinstance(version.table, str):
                 return InvalidRequest(version.table, param="model", code="no_calibration")
             if query.strong_percent is not None:
-                threshold = version.table.threshold(query.strong_percent)
+                threshold = version.table.threshold(query.strong_percent if aimed is None else aimed)
             else:
                 assert query.budget_usd is not None
                 found = self._budget_threshold(version.table, query.budget_usd)
