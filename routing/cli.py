@@ -177,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     listing.add_argument("checkpoint", help="builtin:<name> or a checkpoint directory")
 
     label = commands.add_parser("label", help="grade the strong and weak models' answers with an LLM judge")
-    label.add_argument("--config", type=Path, required=True, help="YAML: upstreams, strong, weak, judge (README)")
+    label.add_argument(
+        "--config", type=Path, required=True, help="YAML: upstreams, strong, weak, judge (docs/own-traffic.md)"
+    )
     label.add_argument(
         "--prompts", type=Path, required=True, help="JSONL/CSV/Parquet with a prompt column, or a request-log directory"
     )

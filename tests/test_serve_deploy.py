@@ -270,7 +270,9 @@ def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
     Router replica killed, with requests flowing from the first label to after its replacement
     answers, none failing."""
     requests_dir, labels, new = tmp_path / "requests", tmp_path / "labels", tmp_path / "mf-new"
-    args = fake_pair_args(strong, weak, routers={"mf": {"type": "mf"}}, request_log={"directory": str(requests_dir)})
+    # Share control off: a share's threshold is then the table's, which shows which table is in use.
+    routers = {"mf": {"type": "mf", "share_control": "off"}}
+    args = fake_pair_args(strong, weak, routers=routers, request_log={"directory": str(requests_dir)})
     config = serve_config(cluster, args, None)
     deploy(cluster, config, tmp_path)
     wait_until(lambda: app_status(cluster) == "RUNNING", "the application")

@@ -322,19 +322,6 @@ def replay(http: httpx.Client, model: str, prompts: list[str]) -> list[dict[str,
         return list(pool.map(route, prompts))
 
 
-def test_a_bare_router_alias_sends_its_default_share(http) -> None:  # type: ignore[no-untyped-def]
-    """router-mf means 50 % to the strong model, held on MMLU's questions (not the calibration
-    pool): over the first 1,000 requests and in every block of 200 after the first 200, 50 ± 5 %."""
-    unique = list(dict.fromkeys(read_prompts(ROOT / "data" / "eval" / "mmlu.jsonl.gz")))
-    prompts = [unique[i] for i in np.random.default_rng(0).permutation(len(unique))[:1400]]
-    decisions = replay(http, "router-mf", prompts)
-    strong = np.array([d["target"] == "big" for d in decisions])
-    assert {d["strong_percent"] for d in decisions} == {50}
-    assert abs(100 * strong[:1000].mean() - 50) <= 5, 100 * strong[:1000].mean()
-    blocks = [100 * strong[i : i + 200].mean() for i in range(200, len(prompts) - 199, 200)]
-    assert len(blocks) == 6 and all(abs(b - 50) <= 5 for b in blocks), blocks
-
-
 def test_a_share_holds_on_traffic_unlike_the_calibration_pool(http) -> None:  # type: ignore[no-untyped-def]
     """GSM8K's prompts score higher than the calibration pool's: the table's 30 % threshold sends
     most of them to the strong model. With share control (the default) every block of 200 after
@@ -355,3 +342,16 @@ def test_a_share_holds_on_traffic_unlike_the_calibration_pool(http) -> None:  # 
     assert 100 * np.mean([d["target"] == "big" for d in fixed]) > 60
     one = {"model": "router-mf-0.42", "messages": [{"role": "user", "content": "x"}]}
     assert http.post("/v1/route", json=one).json()["threshold"] == pytest.approx(0.42)
+
+
+def test_a_bare_router_alias_sends_its_default_share(http) -> None:  # type: ignore[no-untyped-def]
+    """router-mf means 50 % to the strong model, held on MMLU's questions (not the calibration
+    pool): over the first 1,000 requests and in every block of 200 after the first 200, 50 ± 5 %."""
+    unique = list(dict.fromkeys(read_prompts(ROOT / "data" / "eval" / "mmlu.jsonl.gz")))
+    prompts = [unique[i] for i in np.random.default_rng(0).permutation(len(unique))[:1400]]
+    decisions = replay(http, "router-mf", prompts)
+    strong = np.array([d["target"] == "big" for d in decisions])
+    assert {d["strong_percent"] for d in decisions} == {50}
+    assert abs(100 * strong[:1000].mean() - 50) <= 5, 100 * strong[:1000].mean()
+    blocks = [100 * strong[i : i + 200].mean() for i in range(200, len(prompts) - 199, 200)]
+    assert len(blocks) == 6 and all(abs(b - 50) <= 5 for b in blocks), blocks
