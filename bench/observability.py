@@ -33,7 +33,7 @@ from bench.fake_upstream import FakeUpstream
 from observability.build import PANELS, RATE, alert_groups
 
 PROMETHEUS_CONFIG = ROOT / "observability" / "prometheus.yml"
-# The labels the shipped scrape configs drop (observability/prometheus.yml, k8s/podmonitor.yaml).
+# The labels the shipped scrape configs drop (observability/prometheus.yml, k8s/monitoring/podmonitor.yaml).
 DROPPED_LABELS = re.compile(r'(?:Component|NodeAddress|SessionName|Version|WorkerId|otel_scope_\w+)="[^"]*",?')
 SIGNAL = re.compile(r"^\((?P<signal>.*)\)\s*(?:>|>=|<|<=|==|!=)\s*[0-9.]+$", re.DOTALL)
 

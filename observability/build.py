@@ -3,8 +3,8 @@
     python observability/build.py
 
 writes ``observability/dashboard.json`` (import it into Grafana, with a Prometheus data source),
-``k8s/grafana-dashboard.yaml`` (the same dashboard as a ConfigMap for Grafana's dashboard
-sidecar) and ``k8s/prometheusrule.yaml`` (``observability/alerts.yml`` as a PrometheusRule for
+``k8s/monitoring/grafana-dashboard.yaml`` (the same dashboard as a ConfigMap for Grafana's dashboard
+sidecar) and ``k8s/monitoring/prometheusrule.yaml`` (``observability/alerts.yml`` as a PrometheusRule for
 the Prometheus Operator). The panels are listed here once; tests query each against a real
 Prometheus scraping a real cluster.
 """
@@ -22,8 +22,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DASHBOARD = HERE / "dashboard.json"
 ALERTS = HERE / "alerts.yml"
-DASHBOARD_CONFIGMAP = ROOT / "k8s" / "grafana-dashboard.yaml"
-PROMETHEUS_RULE = ROOT / "k8s" / "prometheusrule.yaml"
+DASHBOARD_CONFIGMAP = ROOT / "k8s" / "monitoring" / "grafana-dashboard.yaml"
+PROMETHEUS_RULE = ROOT / "k8s" / "monitoring" / "prometheusrule.yaml"
 RATE = "[5m]"
 
 
@@ -165,7 +165,11 @@ def prometheus_rule() -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": "routellm", "labels": {"app.kubernetes.io/name": "routellm-serve"}},
+        # release: the label a default kube-prometheus-stack (Helm release of that name) selects rules by.
+        "metadata": {
+            "name": "routellm",
+            "labels": {"app.kubernetes.io/name": "routellm-serve", "release": "kube-prometheus-stack"},
+        },
         "spec": {"groups": alert_groups()},
     }
 

@@ -1,6 +1,6 @@
 """The Ray Serve settings this service runs with. Ray's processes read them from the environment
 when they start, so they are set wherever Ray starts: by ``routellm-serve up``, on every pod of
-the RayService (``k8s/serve-env.yaml``), and in the clusters of the tests and benchmarks
+the RayService (``k8s/base/serve-env.yaml``), and in the clusters of the tests and benchmarks
 (:func:`apply`). docs/benchmarks.md has the effect of each, measured on its own."""
 
 from __future__ import annotations
