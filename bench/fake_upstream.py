@@ -1,8 +1,9 @@
 """A small OpenAI-compatible server standing in for an upstream LLM API in tests.
 
-Run as its own process: ``python bench/fake_upstream.py --name strong [--port N]``. It binds a
-free port (or N) on 127.0.0.1 and prints ``PORT <n>`` on its first line. :class:`FakeUpstream`
-starts one and steers it over HTTP:
+Run as its own process: ``python bench/fake_upstream.py --name strong [--port N] [--api-key K]``.
+It binds a free port (or N) on 127.0.0.1 and prints ``PORT <n>`` on its first line; with an API
+key, every ``/v1/`` request without ``Authorization: Bearer K`` is answered 401 as OpenAI answers
+a wrong key. :class:`FakeUpstream` starts one and steers it over HTTP:
 
 - ``POST /_control`` with ``{"mode": ..., ...}``: ``ok`` (default), ``status`` (answer with
   ``status``, and a ``Retry-After: <retry_after>`` header when given), ``hang`` (never answer),
@@ -48,8 +49,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 class FakeUpstream:
     """A running fake upstream process, steered over HTTP."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, api_key: str | None = None) -> None:
         self.name = name
+        self.api_key = api_key
         self.port = 0
         self._spawn()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -57,8 +59,9 @@ class FakeUpstream:
         self.client = httpx.Client(base_url=self.url, timeout=10)
 
     def _spawn(self) -> None:
+        key = ["--api-key", self.api_key] if self.api_key else []
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--name", self.name, "--port", str(self.port)],
+            [sys.executable, str(Path(__file__).resolve()), "--name", self.name, "--port", str(self.port), *key],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -102,9 +105,21 @@ class FakeUpstream:
             self.process.wait()
 
 
-def create_app(name: str) -> FastAPI:
+def create_app(name: str, api_key: str | None = None) -> FastAPI:
     app = FastAPI()
     state: dict[str, Any] = {"behaviour": {"mode": "ok"}, "requests": [], "count": 0}
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Any) -> Response:
+        given = request.headers.get("authorization")
+        if api_key and request.url.path.startswith("/v1/") and given != f"Bearer {api_key}":
+            error = {
+                "message": "Incorrect API key provided.",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+            return JSONResponse({"error": {**error, "param": None}}, status_code=401)
+        return await call_next(request)
 
     @app.post("/_control")
     async def control(request: Request) -> dict[str, Any]:
@@ -299,6 +314,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", required=True)
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    parser.add_argument("--api-key", default=None, help="the one key /v1/ accepts (default: any)")
     args = parser.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -308,7 +324,7 @@ def main() -> None:
     sock.bind(("127.0.0.1", args.port))
     sock.listen(4096)  # connections queue from now on, before the server loop starts
     print(f"PORT {sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(create_app(args.name), log_level="critical", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(create_app(args.name, args.api_key), log_level="critical", timeout_graceful_shutdown=1)
     asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
     sys.exit(0)
 

@@ -33,7 +33,7 @@ from bench.fake_upstream import FakeUpstream
 from observability.build import PANELS, RATE, alert_groups
 
 PROMETHEUS_CONFIG = ROOT / "observability" / "prometheus.yml"
-# The labels the shipped scrape configs drop (observability/prometheus.yml, k8s/monitoring/podmonitor.yaml).
+# The labels the shipped scrape configs drop (observability/prometheus.yml, k8s/monitoring/base/podmonitor.yaml).
 DROPPED_LABELS = re.compile(r'(?:Component|NodeAddress|SessionName|Version|WorkerId|otel_scope_\w+)="[^"]*",?')
 SIGNAL = re.compile(r"^\((?P<signal>.*)\)\s*(?:>|>=|<|<=|==|!=)\s*[0-9.]+$", re.DOTALL)
 
@@ -167,11 +167,11 @@ def app_args(strong: FakeUpstream, weak: FakeUpstream, judge: FakeUpstream, stat
 MODELS = ("router-mf-30%", "router-mf-0.5", "router-random-0.5")
 
 
-def send(url: str, requests: int, clients: int = 4, tag: str = "q") -> None:
-    """``requests`` chat requests spread over :data:`MODELS`, and one malformed request."""
+def send(url: str, requests: int, clients: int = 4, tag: str = "q", models: tuple[str, ...] = MODELS) -> None:
+    """``requests`` chat requests spread over ``models``, and one malformed request."""
 
     def one(i: int) -> None:
-        body = {"model": MODELS[i % len(MODELS)], "messages": [{"role": "user", "content": f"{tag} {i}: explain"}]}
+        body = {"model": models[i % len(models)], "messages": [{"role": "user", "content": f"{tag} {i}: explain"}]}
         httpx.post(url + "/v1/chat/completions", json=body, timeout=30)
 
     with httpx.Client() as client:

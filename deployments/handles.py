@@ -118,6 +118,9 @@ class HandleBackend:
     async def ready(self) -> None:
         await _call(self.handle.ready.remote(), self._lost)
 
+    async def rejected_key(self) -> str | None:
+        return await _call(self.handle.rejected_key.remote(), self._lost)
+
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         return await _call(self.handle.complete.remote(request), self._lost)
 

@@ -31,6 +31,9 @@ logger = logging.getLogger("ray.serve")
 # stage that takes longer does not keep the service from answering.
 ROUTER_STAGE_WAIT_S = 120.0
 LEARNER_STATUS_WAIT_S = 5.0
+# How long each upstream has to answer the key check (its model list); one slower than this is
+# not reported, its calls will say what is wrong.
+KEY_CHECK_WAIT_S = 10.0
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=256)
@@ -66,6 +69,9 @@ class Ingress:
                 "taking requests before %s answered: routing falls back by fallback.on_routing_error until then",
                 ", ".join(missing),
             )
+        await self._check_upstream_keys()
+        if self.state.api_keys.problem:
+            logger.error("not ready: %s", self.state.api_keys.problem)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         app = openai_app(self.engine, self.state)
@@ -88,11 +94,22 @@ class Ingress:
 
     async def check_health(self) -> None:
         """Re-reads the API keys, so that a rotated Secret file takes effect without a restart.
-        A file caught mid-rotation (gone or empty) keeps the keys in force until the next check."""
+        A file caught mid-rotation (gone or empty) keeps the keys in force until the next check.
+        Asks again the upstreams that refused their keys, until they accept them (an LLM client
+        restarted with a new Secret)."""
         try:
             self.state.api_keys = ApiKeys.load(self.engine.config.auth, os.environ)
         except (OSError, ValueError) as exc:
             logger.warning("API keys not reloaded, the previous ones stay in force: %s", exc)
+        if self.state.rejected_keys:
+            await self._check_upstream_keys()
+
+    async def _check_upstream_keys(self) -> None:
+        rejected = await self.engine.rejected_keys(KEY_CHECK_WAIT_S)
+        for model, why in rejected.items():
+            if model not in self.state.rejected_keys:
+                logger.error("upstream '%s' refuses its API key, its requests fall back: %s", model, why)
+        self.state.rejected_keys = rejected
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve calls this with the deployment's ``user_config`` at start and on every

@@ -23,6 +23,10 @@ class LLMClient:
         """Answers once the replica runs and its client can take requests: what readiness waits for."""
         await self.backend.ready()
 
+    async def rejected_key(self) -> str | None:
+        """Why the upstream refuses this replica's key, if it does (the key never leaves it)."""
+        return await self.backend.rejected_key()
+
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         return await self.backend.complete(request)
 

@@ -99,7 +99,13 @@ class ServeTelemetry(Telemetry):
         )
         self._chosen: dict[str, Tally[bool]] = {}
         self._aliases: OrderedDict[tuple[str, float], deque[bool]] = OrderedDict()
+        self.key_rejected = Gauge(
+            "routellm_upstream_key_rejected",
+            "1 while an upstream refuses its API key (401 or 403 when the ingress last asked), else 0.",
+            tag_keys=("model",),
+        )
         self._circuits: Callable[[], Mapping[str, str]] | None = None
+        self._rejected: dict[str, bool] = {}
         self._refresher: asyncio.Task[None] | None = None
 
     def watch_circuits(self, states: Callable[[], Mapping[str, str]]) -> None:
@@ -132,6 +138,8 @@ class ServeTelemetry(Telemetry):
             self.share_target.set(percent / 100, tags=tags)
         for model, state in (self._circuits() if self._circuits else {}).items():
             self.circuit_open.set(1.0 if state == "open" else 0.0, tags={"model": model})
+        for model, rejected in self._rejected.items():
+            self.key_rejected.set(1.0 if rejected else 0.0, tags={"model": model})
         if self._refresher is None:
             self._refresher = asyncio.get_running_loop().create_task(self._keep_fresh())
 
@@ -139,6 +147,10 @@ class ServeTelemetry(Telemetry):
         while True:
             await asyncio.sleep(SHARE_REFRESH_S)
             self._publish()
+
+    def rejected_keys(self, rejected: Mapping[str, bool]) -> None:
+        self._rejected = dict(rejected)
+        self._publish()
 
     def fallback(self, reason: str, model: str) -> None:
         self.fallbacks.inc(tags={"reason": reason, "model": model})

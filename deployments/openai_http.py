@@ -38,12 +38,14 @@ READY_TIMEOUT_S = 5.0
 @dataclass
 class IngressState:
     """What changes on a running ingress without a restart: the API keys in force (re-read at
-    each health check), why the last ``user_config`` was refused, if it was, and whether every
-    part of the request path has answered (then it stays ready: a replica lost later is Serve's
-    to restart and the fallbacks' to cover)."""
+    each health check), why the last ``user_config`` was refused, if it was, the upstreams that
+    refuse their own keys (model → why), and whether every part of the request path has
+    answered (then it stays ready: a replica lost later is Serve's to restart and the
+    fallbacks' to cover)."""
 
     api_keys: ApiKeys
     user_config_error: str | None = None
+    rejected_keys: dict[str, str] = field(default_factory=dict)
     ready: bool = False
     _probe: asyncio.Task[list[str]] | None = field(default=None, repr=False)
 
@@ -129,14 +131,23 @@ async def route_response(engine: RoutingEngine, body: ChatCompletionRequest) -> 
 
 async def health_body(engine: RoutingEngine, state: IngressState) -> dict[str, Any]:
     """``ready`` once a probe prompt got a routing decision from every router and every
-    upstream's client answered, ``live`` (with what it waits for) before; the upstreams and
-    their circuits, as this ingress sees them."""
+    upstream's client answered, and no client key is a published one; ``live`` (with what it
+    waits for or why it refuses) before; the upstreams (an upstream refusing its key says so)
+    and their circuits, as this ingress sees them."""
     waiting = await state.unready(engine)
+    auth_error = state.api_keys.problem
     config = engine.config
+
+    def upstream(model: str, configured: bool) -> str:
+        if model in state.rejected_keys:
+            return f"key rejected: {state.rejected_keys[model]}"
+        return "configured" if configured else "unconfigured"
+
     body: dict[str, Any] = {
-        "status": "ready" if state.ready else "live",
+        "status": "ready" if state.ready and auth_error is None else "live",
         **({"waiting_for": waiting} if waiting else {}),
-        "upstreams": {u.model: "configured" if u.configured else "unconfigured" for u in config.upstreams.values()},
+        **({"auth_error": auth_error} if auth_error else {}),
+        "upstreams": {u.model: upstream(u.model, u.configured) for u in config.upstreams.values()},
         "circuits": {u.model: u.breaker.state for u in engine.upstreams.values()},
     }
     if state.user_config_error:

@@ -3,15 +3,16 @@
     python observability/build.py
 
 writes ``observability/dashboard.json`` (import it into Grafana, with a Prometheus data source),
-``k8s/monitoring/grafana-dashboard.yaml`` (the same dashboard as a ConfigMap for Grafana's dashboard
-sidecar) and ``k8s/monitoring/prometheusrule.yaml`` (``observability/alerts.yml`` as a PrometheusRule for
-the Prometheus Operator). The panels are listed here once; tests query each against a real
-Prometheus scraping a real cluster.
+``k8s/monitoring/base/grafana-dashboard.yaml`` (the same dashboard as a ConfigMap for Grafana's
+dashboard sidecar) and ``k8s/monitoring/<profile>/prometheusrule.yaml`` (``observability/alerts.yml``
+as a PrometheusRule for the Prometheus Operator, with the profile's bounds). The panels are listed
+here once; tests query each against a real Prometheus scraping a real cluster.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DASHBOARD = HERE / "dashboard.json"
 ALERTS = HERE / "alerts.yml"
-DASHBOARD_CONFIGMAP = ROOT / "k8s" / "monitoring" / "grafana-dashboard.yaml"
-PROMETHEUS_RULE = ROOT / "k8s" / "monitoring" / "prometheusrule.yaml"
+MONITORING = ROOT / "k8s" / "monitoring"
+DASHBOARD_CONFIGMAP = MONITORING / "base" / "grafana-dashboard.yaml"
+# Each profile's alert bounds where they differ from observability/alerts.yml's, which are the cpu
+# profile's (a local run is on CPU too): on GPU workers the routing step takes milliseconds, on
+# CPU workers hundreds of them under load (docs/observability/routing_p99.md).
+PROFILE_BOUNDS: dict[str, dict[str, float]] = {"cpu": {}, "gpu": {"RouteLLMRoutingOverheadHigh": 0.1}}
+BOUND = re.compile(r"(?P<comparison>>=|<=|==|!=|>|<)\s*[0-9.]+\s*$")
 RATE = "[5m]"
 
 
@@ -145,8 +151,19 @@ def dashboard() -> dict[str, Any]:
     }
 
 
-def alert_groups() -> list[dict[str, Any]]:
-    return yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+def alert_groups(profile: str = "cpu") -> list[dict[str, Any]]:
+    """The alert rules, with ``profile``'s bounds."""
+    groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+    bounds = PROFILE_BOUNDS[profile]
+    for group in groups:
+        for rule in group["rules"]:
+            if rule["alert"] in bounds:
+                rule["expr"] = BOUND.sub(rf"\g<comparison> {bounds[rule['alert']]:g}", rule["expr"].rstrip())
+    return groups
+
+
+def prometheus_rule_file(profile: str) -> Path:
+    return MONITORING / profile / "prometheusrule.yaml"
 
 
 def dashboard_configmap() -> dict[str, Any]:
@@ -161,7 +178,7 @@ def dashboard_configmap() -> dict[str, Any]:
     }
 
 
-def prometheus_rule() -> dict[str, Any]:
+def prometheus_rule(profile: str) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -170,7 +187,7 @@ def prometheus_rule() -> dict[str, Any]:
             "name": "routellm",
             "labels": {"app.kubernetes.io/name": "routellm-serve", "release": "kube-prometheus-stack"},
         },
-        "spec": {"groups": alert_groups()},
+        "spec": {"groups": alert_groups(profile)},
     }
 
 
@@ -200,11 +217,12 @@ def main() -> None:
         manifest(dashboard_configmap(), "The router's Grafana dashboard, for Grafana's dashboard sidecar.", True),
         encoding="utf-8",
     )
-    PROMETHEUS_RULE.write_text(
-        manifest(prometheus_rule(), "The router's alert rules (observability/alerts.yml) for the Prometheus Operator."),
-        encoding="utf-8",
-    )
-    print(f"wrote {DASHBOARD}, {DASHBOARD_CONFIGMAP} and {PROMETHEUS_RULE}")
+    written = [DASHBOARD, DASHBOARD_CONFIGMAP]
+    for profile in PROFILE_BOUNDS:
+        comment = f"The router's alert rules (observability/alerts.yml) with the {profile} profile's bounds."
+        prometheus_rule_file(profile).write_text(manifest(prometheus_rule(profile), comment), encoding="utf-8")
+        written.append(prometheus_rule_file(profile))
+    print("wrote " + ", ".join(str(path) for path in written))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Keys come from an environment variable (comma-separated) and/or a file with one key per line
 (e.g. a mounted Kubernetes Secret; blank lines and ``#`` comments are skipped). They are read
 by the ingress replica when it starts and are never logged, put in a config dump or a metric.
-With no key configured the service is open.
+With no key configured the service is open. A key this repository has published (a template's
+placeholder) is never accepted, and keeps the service from answering ready until it is replaced.
 """
 
 from __future__ import annotations
@@ -15,31 +16,48 @@ from pathlib import Path
 from routing.config import AuthConfig
 from routing.errors import Unauthorized
 
+# Placeholders this repository's manifests and docs have published: anyone may know them.
+PUBLISHED_KEYS = frozenset({"replace-with-a-client-key", "replace-with-the-strong-model-api-key", "sk-..."})
+
 
 class ApiKeys:
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, keys: list[str], published_in: list[str] | None = None) -> None:
         self._keys = [key.encode() for key in keys]
+        self.published_in = published_in or []
 
     @classmethod
     def load(cls, config: AuthConfig, env: Mapping[str, str]) -> ApiKeys:
-        keys = []
+        found: list[tuple[str, str]] = []  # (where it was read, key)
         if config.api_keys_env:
-            keys += [k.strip() for k in env.get(config.api_keys_env, "").split(",")]
+            where = f"auth.api_keys_env ({config.api_keys_env})"
+            found += [(where, k.strip()) for k in env.get(config.api_keys_env, "").split(",")]
         if config.api_keys_file:
             path = Path(config.api_keys_file)
             if not path.is_file():
                 raise FileNotFoundError(f"auth.api_keys_file: no file {path}")
-            keys += [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-        keys = [k for k in keys if k and not k.startswith("#")]
-        if not keys and (config.api_keys_env or config.api_keys_file):
+            where = f"auth.api_keys_file ({path})"
+            found += [(where, line.strip()) for line in path.read_text(encoding="utf-8").splitlines()]
+        found = [(where, k) for where, k in found if k and not k.startswith("#")]
+        if not found and (config.api_keys_env or config.api_keys_file):
             # Auth was asked for: starting open because a variable is unset would be a silent hole.
             where = " or ".join(f for f in (config.api_keys_env, config.api_keys_file) if f)
             raise ValueError(f"auth is configured but {where} holds no API key")
-        return cls(keys)
+        published = sorted({where for where, key in found if key in PUBLISHED_KEYS})
+        return cls([key for _, key in found], published)
 
     @property
     def enabled(self) -> bool:
         return bool(self._keys)
+
+    @property
+    def problem(self) -> str | None:
+        """Why the service must not answer ready: a source holds a published placeholder."""
+        if not self.published_in:
+            return None
+        return (
+            f"{' and '.join(self.published_in)} holds a key published in routellm-serve's repository, "
+            "which anyone may know and which is refused: replace it with a key of your own"
+        )
 
     def check(self, authorization: str | None) -> None:
         """Raises :class:`Unauthorized` unless the header carries a configured key."""
@@ -57,3 +75,7 @@ class ApiKeys:
             matched |= hmac.compare_digest(given, key)
         if not matched:
             raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
+        if given.decode(errors="replace") in PUBLISHED_KEYS:
+            raise Unauthorized(
+                "This API key is published and refused; the service needs a key of its own.", code="invalid_api_key"
+            )

@@ -179,6 +179,22 @@ class RoutingEngine:
         results = await asyncio.gather(*(answers(check) for check in checks.values()))
         return [part for part, ok in zip(checks, results, strict=True) if not ok]
 
+    async def rejected_keys(self, timeout_s: float) -> dict[str, str]:
+        """The upstreams that refuse their key (model → why), each asked once within ``timeout_s``;
+        one that does not answer in time is not counted: its calls will say more."""
+
+        async def ask(upstream: ResilientUpstream) -> str | None:
+            try:
+                return await asyncio.wait_for(upstream.backend.rejected_key(), timeout_s)
+            except Exception:  # a replica still starting or lost: nothing known about the key
+                return None
+
+        upstreams = list(self.upstreams.values())
+        answers = await asyncio.gather(*(ask(upstream) for upstream in upstreams))
+        rejected = {u.backend.model: why for u, why in zip(upstreams, answers, strict=True) if why}
+        self.telemetry.rejected_keys({u.backend.model: u.backend.model in rejected for u in upstreams})
+        return rejected
+
     def query(self, name: str, alias: RouterAlias, prompt: str, embedding: np.ndarray | None) -> RankQuery:
         """What to ask router ``name`` for an alias: its threshold, strong share or budget, or the defaults."""
         if alias.threshold is not None:

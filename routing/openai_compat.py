@@ -42,7 +42,7 @@ def upstream_error(exc: Exception, model: str) -> UpstreamError:
     if isinstance(exc, openai.APITimeoutError):
         return UpstreamTimeout(f"model '{model}' timed out", model=model)
     if isinstance(exc, openai.APIStatusError):
-        detail = _error_message(exc)
+        detail = error_detail(exc)
         status = exc.status_code
         if status in CLIENT_FAULT_STATUSES:
             return UpstreamRejected(
@@ -75,7 +75,8 @@ def _retry_after(response: Any) -> float | None:
     return seconds if seconds is not None and 0 <= seconds < 86400 else None
 
 
-def _error_message(exc: openai.APIStatusError) -> str:
+def error_detail(exc: openai.APIStatusError) -> str:
+    """What the upstream's error body says, as OpenAI's error JSON carries it (at most 500 characters)."""
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)

@@ -37,6 +37,9 @@ class Telemetry:
     def upstream_retry(self, model: str, reason: str) -> None:
         """A failed attempt is about to be repeated on the same upstream."""
 
+    def rejected_keys(self, rejected: Mapping[str, bool]) -> None:
+        """Whether each upstream (by model) refused its key when last asked."""
+
     def usage(self, model: str, prompt_tokens: int, completion_tokens: int, cost: Cost | None) -> None:
         """An upstream reported token usage; ``cost`` is known when both models have prices."""
 

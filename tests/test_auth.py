@@ -41,3 +41,14 @@ def test_no_keys_configured_means_open_but_configured_and_empty_is_an_error(tmp_
         ApiKeys.load(AuthConfig(api_keys_env="KEYS"), {"KEYS": " , "})
     with pytest.raises(FileNotFoundError, match="api_keys_file"):
         ApiKeys.load(AuthConfig(api_keys_file=str(tmp_path / "absent")), {})
+
+
+def test_a_published_key_is_refused_and_named_by_its_source() -> None:
+    keys = ApiKeys.load(AuthConfig(api_keys_env="KEYS"), {"KEYS": "sk-mine, replace-with-a-client-key"})
+    assert keys.enabled and keys.problem is not None and "auth.api_keys_env (KEYS)" in keys.problem
+    assert "replace-with-a-client-key" not in keys.problem
+    keys.check("Bearer sk-mine")
+    with pytest.raises(Unauthorized) as info:
+        keys.check("Bearer replace-with-a-client-key")
+    assert info.value.status_code == 401 and info.value.code == "invalid_api_key"
+    assert ApiKeys.load(AuthConfig(api_keys_env="KEYS"), {"KEYS": "sk-mine"}).problem is None

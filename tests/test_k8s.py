@@ -269,14 +269,27 @@ def test_the_cpu_profile_fits_three_4_cpu_16_gib_nodes() -> None:
     assert at_minimum <= cpus(worker["resources"]["requests"]["cpu"]) * group["minReplicas"]
 
 
-def test_the_monitoring_objects_carry_the_label_kube_prometheus_stack_selects() -> None:
-    docs = rendered("monitoring")
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_the_monitoring_objects_carry_the_label_kube_prometheus_stack_selects(profile: str) -> None:
+    docs = rendered(f"monitoring/{profile}")
     operated = [doc for doc in docs if doc["kind"] in {"PodMonitor", "PrometheusRule"}]
     assert len(operated) == 2 and all(
         doc["metadata"]["labels"]["release"] == "kube-prometheus-stack" for doc in operated
     )
     (dashboard,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_the_routing_alert_bound_is_the_profiles() -> None:
+    def bound(profile: str) -> float:
+        (rule,) = [doc for doc in rendered(f"monitoring/{profile}") if doc["kind"] == "PrometheusRule"]
+        (alert,) = [
+            r for g in rule["spec"]["groups"] for r in g["rules"] if r["alert"] == "RouteLLMRoutingOverheadHigh"
+        ]
+        return float(alert["expr"].rsplit(">", 1)[1])
+
+    # GPU workers route in milliseconds; CPU workers at a p99 of hundreds of them under load.
+    assert bound("gpu") == 0.1 and bound("cpu") == 1.0
 
 
 def test_every_yaml_file_passes_yamllint() -> None:

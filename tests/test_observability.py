@@ -45,7 +45,8 @@ def test_the_rules_pass_promtool_and_each_alert_fires_on_trouble_only() -> None:
 def test_the_k8s_manifests_carry_the_dashboard_and_the_rules() -> None:
     configmap = yaml.safe_load(build.DASHBOARD_CONFIGMAP.read_text())
     assert configmap == build.dashboard_configmap()
-    assert yaml.safe_load(build.PROMETHEUS_RULE.read_text()) == build.prometheus_rule()
+    for profile in build.PROFILE_BOUNDS:
+        assert yaml.safe_load(build.prometheus_rule_file(profile).read_text()) == build.prometheus_rule(profile)
     assert build.DASHBOARD.read_text() == configmap["data"]["routellm.json"]
 
 
@@ -58,31 +59,42 @@ def test_every_alert_is_a_signal_against_a_number() -> None:
         "RouteLLMRoutingOverheadHigh",
         "RouteLLMUpstreamErrorRateHigh",
         "RouteLLMLearnerBudgetExhausted",
+        "RouteLLMUpstreamKeyRejected",
     }
     assert signals["RouteLLMCircuitOpen"] == "max by (model) (ray_routellm_circuit_open)"
+
+
+SENT = ("router-mf-30%", "router-mf-0.5")
 
 
 @pytest.fixture(scope="module")
 def scraped(
     upstreams: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str, str]]:
-    """(service URL, Prometheus URL, metrics URL) after traffic with a failing spell of the strong model."""
+    """(service URL, Prometheus URL, metrics URL) after traffic with a failing spell of the strong
+    model; a third upstream, 'spare', refuses the key the service holds for it (it takes the random
+    router's place on the two CPUs: no router sends to it)."""
     strong, weak, judge = upstreams["strong"], upstreams["weak"], FakeUpstream("judge")
+    spare = FakeUpstream("spare", api_key="sk-not-the-services")
     state = tmp_path_factory.mktemp("observability")
+    args = obs.app_args(strong, weak, judge, state)
+    del args["routers"]["random"]
+    args["upstreams"]["spare"] = {"backend": "openai", "model": "spare", "base_url": spare.base_url}
     port = obs.free_port()
     try:
         with (
-            serving(obs.app_args(strong, weak, judge, state), metrics_port=port) as url,
+            serving(args, metrics_port=port) as url,
             obs.prometheus(port, state / "prometheus") as prometheus,
         ):
-            obs.send(url, 30)
+            obs.send(url, 30, models=SENT)
             strong.behave("status", status=500)
-            obs.send(url, 30, tag="failing")
+            obs.send(url, 30, tag="failing", models=SENT)
             strong.behave("ok")
-            obs.send(url, 15, tag="recovered")
+            obs.send(url, 15, tag="recovered", models=SENT)
             yield url, prometheus, f"http://127.0.0.1:{port}/metrics"
     finally:
         judge.stop()
+        spare.stop()
         strong.behave("ok")
 
 
@@ -104,9 +116,24 @@ def test_prometheus_answers_every_panel_and_every_alert_signal(scraped: tuple[st
     counts = answered(prometheus, queries)
     assert all(counts.values()), {name: n for name, n in counts.items() if not n}
     opened = obs.query(prometheus, "max_over_time(max by (model) (ray_routellm_circuit_open)[10m:1s])")
-    assert {r["metric"]["model"]: float(r["value"][1]) for r in opened} == {"big": 1.0, "small": 0.0}
+    assert {r["metric"]["model"]: float(r["value"][1]) for r in opened} == {"big": 1.0, "small": 0.0, "spare": 0.0}
+    refused = obs.query(prometheus, "max by (model) (ray_routellm_upstream_key_rejected)")
+    assert {r["metric"]["model"]: float(r["value"][1]) for r in refused} == {"big": 0.0, "small": 0.0, "spare": 1.0}
     labels = obs.query(prometheus, "ray_routellm_decisions_total")[0]["metric"]
     assert "WorkerId" not in labels and {"application", "deployment", "router", "target"} <= set(labels)
+
+
+@pytest.mark.cluster
+@needs_prometheus
+def test_health_names_the_upstream_that_refuses_its_key(scraped: tuple[str, str, str]) -> None:
+    url, _, _ = scraped
+    health = httpx.get(url + "/health", timeout=30).json()
+    assert health["status"] == "ready"  # the spare's requests would fall back; the service still serves
+    assert health["upstreams"] == {
+        "big": "configured",
+        "small": "configured",
+        "spare": "key rejected: HTTP 401: Incorrect API key provided.",
+    }
 
 
 @pytest.mark.cluster

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import openai
+
 from routing.errors import UpstreamError, UpstreamUnconfigured
-from routing.openai_compat import async_client, upstream_error
+from routing.openai_compat import async_client, error_detail, upstream_error
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from routing.upstreams.base import ChatBackend
 from routing.upstreams.config import OpenAIUpstream
@@ -23,6 +25,17 @@ class OpenAIChatBackend(ChatBackend):
     async def aclose(self) -> None:
         """Closes the connections to the upstream; the backend is not used afterwards."""
         await self.client.close()
+
+    async def rejected_key(self) -> str | None:
+        if not self.config.configured:
+            return None
+        try:
+            await self.client.models.list()
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            return f"HTTP {exc.status_code}: {error_detail(exc)}"
+        except Exception:  # unreachable, or no model list: not the key, as far as can be told
+            return None
+        return None
 
     def check_health(self) -> None:
         if self.client.is_closed():
