@@ -109,17 +109,14 @@ def create_app(name: str, api_key: str | None = None) -> FastAPI:
     app = FastAPI()
     state: dict[str, Any] = {"behaviour": {"mode": "ok"}, "requests": [], "count": 0}
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next: Any) -> Response:
-        given = request.headers.get("authorization")
-        if api_key and request.url.path.startswith("/v1/") and given != f"Bearer {api_key}":
-            error = {
-                "message": "Incorrect API key provided.",
-                "type": "invalid_request_error",
-                "code": "invalid_api_key",
-            }
-            return JSONResponse({"error": {**error, "param": None}}, status_code=401)
-        return await call_next(request)
+    if api_key:  # only then: the middleware would change how a stream cut on purpose ends
+
+        @app.middleware("http")
+        async def authenticate(request: Request, call_next: Any) -> Response:
+            if request.url.path.startswith("/v1/") and request.headers.get("authorization") != f"Bearer {api_key}":
+                error = {"message": "Incorrect API key provided.", "type": "invalid_request_error"}
+                return JSONResponse({"error": {**error, "param": None, "code": "invalid_api_key"}}, status_code=401)
+            return await call_next(request)
 
     @app.post("/_control")
     async def control(request: Request) -> dict[str, Any]:
