@@ -22,8 +22,8 @@ from deployments.learner import Learner
 from deployments.llm_client import LLMClient
 from deployments.router import Router
 from routing.config import llm_deployment, load_app_config, router_deployment
-from routing.learning.store import champion_file
-from routing.preflight import check_routers
+from routing.offline.learning.store import champion_file
+from routing.serving.preflight import check_routers
 
 
 def build_app(args: dict[str, Any]) -> Application:

@@ -18,7 +18,7 @@ from routing.config import LocalEmbedding
 from routing.embeddings.local import LocalEmbedder
 from routing.routers.kind import Candidate
 from routing.routers.kinds import MFRouterConfig, SWRankingRouterConfig
-from routing.routers.live import LiveRouter, RankQuery
+from routing.serving.live_router import LiveRouter, RankQuery
 
 # Cheapest first, from the shipped checkpoints' models; the two-candidate case is the paper's pair.
 LADDER = [

@@ -26,8 +26,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from bench.cluster import deployed, shipped_config
-from routing.commands.prompts import read_prompts
-from routing.data.files import data_files
+from routing.offline.commands.prompts import read_prompts
+from routing.offline.data.files import data_files
 from routing.routers.kind import DEFAULT_STRONG_PERCENT
 
 CONFIG = "serve_config.all_routers.yaml"

@@ -278,7 +278,7 @@ def _answer(name: str, count: int, body: dict[str, Any], behaviour: dict[str, An
 
 def _oracle(message: str, winners: dict[str, str], default: str) -> str:
     """The verdict of a judge that knows who wins each question, read from the default judge
-    prompts of ``routing.labelling.judge``."""
+    prompts of ``routing.judge_settings``."""
     question = _between(message, "[Question]\n", "\n\n[")
     winner = winners.get(question, default)
     if "[Assistant A's answer]" in message:

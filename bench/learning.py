@@ -30,9 +30,9 @@ import numpy as np
 
 from bench.cluster import free_port
 from bench.fake_upstream import FakeUpstream
-from routing.evaluation.benchmark import Benchmark, read_benchmark
-from routing.evaluation.metrics import apgr, optimal_curve, random_baseline
-from routing.learning.challenge import measure
+from routing.offline.evaluation.benchmark import Benchmark, read_benchmark
+from routing.offline.evaluation.metrics import apgr, optimal_curve, random_baseline
+from routing.offline.learning.challenge import measure
 from routing.resources import DEFAULT_STRONG, DEFAULT_WEAK
 
 EVAL = Path("data/eval")

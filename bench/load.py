@@ -62,8 +62,8 @@ class LoadResult(BaseModel):
 def sample_prompts(count: int = 512, seed: int = 0) -> list[str]:
     """A seeded sample of the shipped training prompts (chat questions and long documents alike):
     the same requests for every server and for the in-process limit."""
-    from routing.data.convert import to_battles
-    from routing.data.files import read_preference_data
+    from routing.offline.data.convert import to_battles
+    from routing.offline.data.files import read_preference_data
 
     root = Path(__file__).resolve().parent.parent
     prompts = sorted({battle.prompt for battle in to_battles(read_preference_data(root / "data" / "train"))})

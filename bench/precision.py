@@ -21,8 +21,8 @@ import torch
 
 from routing.config import LocalEmbedding
 from routing.embeddings.local import LocalEmbedder
-from routing.evaluation.benchmark import read_benchmark
 from routing.inference import native_low_precision
+from routing.offline.evaluation.benchmark import read_benchmark
 from routing.resources import checkpoint_path
 from routing.routers.classifier import ClassifierRouter
 from routing.routers.mf import MFRouter

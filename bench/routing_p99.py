@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
 from bench.cluster import ROOT, deployed, shipped_config
-from routing.commands.prompts import read_prompts
+from routing.offline.commands.prompts import read_prompts
 
 PROMPTS = ROOT / "data" / "eval" / "mmlu.jsonl.gz"
 NOBODY = "http://127.0.0.1:9/v1"  # the discard port: /v1/route never calls an upstream

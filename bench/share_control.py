@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from bench.cluster import ROOT
-from routing.commands.prompts import read_prompts
 from routing.config import LocalEmbedding
 from routing.embeddings.local import LocalEmbedder
+from routing.offline.commands.prompts import read_prompts
 from routing.routers.kind import DEFAULT_STRONG_PERCENT, Candidate
 from routing.routers.kinds import KINDS
-from routing.routers.live import LiveRouter, Ranking, RankQuery
-from routing.share_control import ShareControl
+from routing.routers.share_settings import ShareControl
+from routing.serving.live_router import LiveRouter, Ranking, RankQuery
 
 BATCH = 8
 BLOCK = 200

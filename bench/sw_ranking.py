@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from routing.config import LocalEmbedding
-from routing.data.convert import to_battles
-from routing.data.files import read_preference_data
-from routing.data.schema import Battle
 from routing.embeddings.local import LocalEmbedder
+from routing.offline.data.convert import to_battles
+from routing.offline.data.files import read_preference_data
+from routing.offline.data.schema import Battle
 from routing.resources import checkpoint_path
 from routing.routers.sw_ranking import SWRankingRouter
 

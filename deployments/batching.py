@@ -10,8 +10,8 @@ from typing import Any, Generic, TypeVar
 
 from ray.serve import metrics
 
-from routing.batching import AdaptiveBatcher
 from routing.config import BatchingConfig, load_batching_config
+from routing.serving.batching import AdaptiveBatcher
 from routing.settings import ConfigError
 
 Item = TypeVar("Item")

@@ -24,11 +24,11 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from routing.batching import AdaptiveBatcher
 from routing.config import BatchingConfig
 from routing.errors import InvalidRequest, RoutingUnavailable, ServiceError, ServiceUnavailable, UpstreamError
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
-from routing.routers.live import Ranking, RankQuery, RouterState
+from routing.serving.batching import AdaptiveBatcher
+from routing.serving.live_router import Ranking, RankQuery, RouterState
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from routing.batching import AdaptiveBatcher
+from routing.serving.batching import AdaptiveBatcher
 
 HEALTH_PROBE = "health check"
 # Well inside Serve's default health_check_timeout_s (30 s), so a slow probe is reported as ours.

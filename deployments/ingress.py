@@ -20,10 +20,10 @@ from deployments.handles import HandleBackend, HandleEmbedder, HandleRanker
 from deployments.metrics import ServeTelemetry
 from deployments.openai_http import IngressState, chat_response, error_response, openai_app, route_response
 from deployments.playground import add_playground
-from routing.auth import ApiKeys
 from routing.config import AppConfig, load_user_config
-from routing.engine import RoutingEngine
 from routing.protocol import ChatCompletionRequest
+from routing.serving.auth import ApiKeys
+from routing.serving.engine import RoutingEngine
 from routing.settings import ConfigError
 
 logger = logging.getLogger("ray.serve")

@@ -1,5 +1,5 @@
 """The learner on the cluster: one replica, no HTTP route, its own small CPU share at a low
-priority, running :class:`~routing.learning.learner.Learner` rounds as they fall due.
+priority, running :class:`~routing.offline.learning.learner.Learner` rounds as they fall due.
 
 A round runs in a thread of this replica's process, never on a serving replica; the Router
 replicas learn of a promotion from ``champion.json`` in the learner's directory.
@@ -17,8 +17,8 @@ from ray import serve
 from ray.serve.metrics import Counter, Gauge
 
 from routing.config import AppConfig
-from routing.learning.learner import Learner as LearningRounds
-from routing.learning.learner import LearnerStatus
+from routing.offline.learning.learner import Learner as LearningRounds
+from routing.offline.learning.learner import LearnerStatus
 
 logger = logging.getLogger("ray.serve")
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 
-from routing.telemetry import Cost, Telemetry
+from routing.serving.telemetry import Cost, Telemetry
 
 # Ray drops a gauge series that has not been set for two export intervals (20 s by default), so
 # the gauges are set again this often even when no request comes.

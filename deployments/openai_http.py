@@ -23,12 +23,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from routing.auth import ApiKeys
-from routing.engine import Outcome, RoutingEngine
 from routing.errors import PayloadTooLarge, ServiceError, Unauthorized
-from routing.headers import error_headers, route_headers
 from routing.protocol import ChatCompletionChunk, ChatCompletionRequest, ErrorBody, ErrorResponse
-from routing.validation import invalid_request
+from routing.serving.auth import ApiKeys
+from routing.serving.engine import Outcome, RoutingEngine
+from routing.serving.headers import error_headers, route_headers
+from routing.serving.validation import invalid_request
 
 logger = logging.getLogger("ray.serve")
 ROUTER_STATE_TIMEOUT_S = 2.0

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from deployments.openai_http import IngressState
-from routing.engine import RoutingEngine
+from routing.serving.engine import RoutingEngine
 from routing.upstreams.config import Price
 
 ASSETS = {

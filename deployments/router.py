@@ -13,11 +13,11 @@ from deployments.batching import DEFAULT, Batched
 from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S, needs_probe
 from routing.config import load_router_user_config
 from routing.errors import InvalidRequest
-from routing.learning.store import read_champion
+from routing.offline.learning.store import read_champion
 from routing.resources import MissingResource
 from routing.routers.checkpoint import CheckpointError
 from routing.routers.kind import Candidate, RouterSettings
-from routing.routers.live import LiveRouter, Ranking, RankQuery, RouterState
+from routing.serving.live_router import LiveRouter, Ranking, RankQuery, RouterState
 from routing.settings import ConfigError
 
 logger = logging.getLogger("ray.serve")

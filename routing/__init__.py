@@ -1,4 +1,7 @@
-"""RouteLLM-style LLM routing: config, wire format, routers, embeddings, upstreams, the request path.
+"""RouteLLM-style LLM routing, in layers: :mod:`routing.offline` (data, training, evaluation,
+labelling, learning, the commands) above :mod:`routing.serving` (the request path) above the
+model layer (:mod:`routing.routers`, :mod:`routing.upstreams`, :mod:`routing.embeddings`) and
+the modules here that all of them share (config, protocol, errors, settings).
 
 No Ray imports: the Serve deployments in ``deployments/`` wrap what is here.
 """

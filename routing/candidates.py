@@ -1,7 +1,7 @@
 """The models a router chooses among: which upstreams, in which order, scored by which names.
 
 A router's candidates are listed cheapest first and the most capable last. Two candidates are
-the weak and strong pair of the paper; more are routed by the rule in :mod:`routing.routers.live`
+the weak and strong pair of the paper; more are routed by the rule in :mod:`routing.serving.live_router`
 (the cheapest candidate predicted to answer as well as the most capable one), which only kinds
 that score any pair of their checkpoint's models can follow.
 """

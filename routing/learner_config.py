@@ -1,5 +1,5 @@
 """The ``learner:`` section of the application config: a router that keeps learning its own
-traffic. Off unless configured; see :mod:`routing.learning.learner` for what a round does."""
+traffic. Off unless configured; see :mod:`routing.offline.learning.learner` for what a round does."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from routing.labelling.config import Grading, JudgeUpstream
-from routing.labelling.judge import JudgePrompts
+from routing.judge_settings import Grading, JudgePrompts, JudgeUpstream
 from routing.settings import Strict
 
 Sampling = Literal["active", "uniform"]

@@ -28,7 +28,7 @@ def async_client(
 ) -> openai.AsyncOpenAI:
     # The key is read here, in the process that uses it, and never leaves it.
     api_key = os.environ.get(api_key_env, "") if api_key_env else ""
-    # Retries are the caller's (routing.resilience), which also knows when to switch models.
+    # Retries are the caller's (routing.serving.resilience), which also knows when to switch models.
     return openai.AsyncOpenAI(
         base_url=base_url,
         api_key=api_key or "unused",

@@ -9,7 +9,7 @@ from typing import Any
 from bench.fake_upstream import FakeUpstream
 from routing.config import RequestLogConfig
 from routing.protocol import ChatMessage, RouteDecision
-from routing.request_log import RequestLog
+from routing.serving.request_log import RequestLog
 
 HARD = ["integrate this function by parts", "prove the theorem about primes", "solve the differential equation"]
 EASY = ["say hello to my friend", "name a nice colour", "suggest a greeting for a card"]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from routing.auth import ApiKeys
 from routing.config import AuthConfig
 from routing.errors import Unauthorized
+from routing.serving.auth import ApiKeys
 
 
 def test_keys_from_a_variable_and_a_secret_file(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from routing.batching import AdaptiveBatcher
 from routing.config import BatchingConfig
+from routing.serving.batching import AdaptiveBatcher
 
 
 class Model:

@@ -15,14 +15,14 @@ import pytest
 from conftest import ROOT, FakeUpstream, fake_pair_args
 
 from routing.calibration import calibration_path, load_calibration
-from routing.commands.prompts import read_prompts
 from routing.config import load_app_config
-from routing.engine import in_process_engine
 from routing.errors import InvalidRequest
-from routing.headers import route_headers
 from routing.model_names import RouterAlias, parse_router_alias
+from routing.offline.commands.prompts import read_prompts
 from routing.protocol import ChatCompletionRequest, ChatMessage
 from routing.resources import CHECKPOINT_DIR
+from routing.serving.engine import in_process_engine
+from routing.serving.headers import route_headers
 from routing.upstreams.config import Price
 
 POOL = ROOT / "data" / "calibration" / "arena-hard.jsonl.gz"
@@ -67,7 +67,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
 
 
 def calibrated(tmp_path: Path, pool: Path, *options: str) -> Path:
-    from routing.cli import main as cli
+    from routing.offline.cli import main as cli
 
     checkpoint = tmp_path / "mf"
     shutil.copytree(CHECKPOINT_DIR / "mf", checkpoint)
@@ -167,7 +167,7 @@ def test_a_budget_needs_every_candidates_price(
 
 
 def test_calibrate_names_bad_candidate_options(capsys: pytest.CaptureFixture[str]) -> None:
-    from routing.cli import main as cli
+    from routing.offline.cli import main as cli
 
     for options, message in (
         (["--router", "mf", "--candidates", f"{CHEAP},{TOP}"], "--candidates: name three or more models"),

@@ -14,15 +14,15 @@ import pytest
 from conftest import ROOT, FakeUpstream, fake_pair_args
 
 from routing.calibration import CALIBRATION_FILE, CalibrationTable, load_calibration
-from routing.commands.prompts import read_prompts
 from routing.config import IngressRouterSettings, IngressUserConfig, load_app_config, load_user_config
-from routing.engine import in_process_engine
 from routing.errors import InvalidRequest
 from routing.model_names import RouterAlias, parse_router_alias
-from routing.preflight import check_routers
+from routing.offline.commands.prompts import read_prompts
 from routing.protocol import ChatMessage
 from routing.resources import CHECKPOINT_DIR
 from routing.routers.checkpoint import CheckpointError
+from routing.serving.engine import in_process_engine
+from routing.serving.preflight import check_routers
 from routing.settings import ConfigError
 
 POOL = ROOT / "data" / "calibration" / "arena-hard.jsonl.gz"
@@ -73,7 +73,7 @@ def test_every_shipped_checkpoint_has_a_table_from_the_arena_hard_pool(kind: str
 def test_calibrate_then_route_by_share(tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream) -> None:
     """The command's table, saved with a checkpoint, makes ``router-mf-30%`` send 30 % (± 2
     points) of the pool to the strong model through the whole request path."""
-    from routing.cli import main as cli
+    from routing.offline.cli import main as cli
 
     checkpoint = tmp_path / "mf"
     shutil.copytree(CHECKPOINT_DIR / "mf", checkpoint)

@@ -14,8 +14,8 @@ from routing.resources import checkpoint_path
 from routing.routers.checkpoint import CheckpointError, load_manifest, save
 from routing.routers.kind import Candidate
 from routing.routers.kinds import MFRouterConfig, SWRankingRouterConfig, load_router
-from routing.routers.live import LiveRouter, Ranking, RankQuery
 from routing.routers.mf import DIRECTION_FORM
+from routing.serving.live_router import LiveRouter, Ranking, RankQuery
 
 CHEAP, MID, TOP = "mistral-7b-instruct-v0.1", "gpt-3.5-turbo-0125", "gpt-4-1106-preview"
 EMBEDDING_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -111,7 +111,7 @@ def test_a_strong_share_needs_a_table_for_the_candidates() -> None:
 
 
 def test_the_cli_lists_the_models_a_checkpoint_can_score(capsys: pytest.CaptureFixture[str]) -> None:
-    from routing.cli import main as cli
+    from routing.offline.cli import main as cli
 
     cli(["models", "builtin:mf"])
     out = capsys.readouterr().out.splitlines()

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from routing.commands.check import check
+from routing.offline.commands.check import check
 from routing.settings import ConfigError
 from tests.toy_kind import make_checkpoint
 
@@ -105,7 +105,7 @@ def test_a_swapped_checkpoint_in_a_router_user_config_is_inspected(tmp_path: Pat
 
 
 def test_checking_starts_no_ray() -> None:
-    code = "import sys; from pathlib import Path; from routing.commands.check import check; "
+    code = "import sys; from pathlib import Path; from routing.offline.commands.check import check; "
     code += "check(Path('serve_config.yaml')); assert 'ray' not in sys.modules, 'ray imported'"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -20,8 +20,8 @@ from conftest import FakeUpstream, fake_pair_args
 from openai.pagination import AsyncPage, SyncPage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from routing.client import AsyncRouterClient, RouterClient
-from routing.request_log import read_request_log
+from routing.serving.client import AsyncRouterClient, RouterClient
+from routing.serving.request_log import read_request_log
 from routing.settings import ConfigError
 
 # The canary (.ci/canary) runs these on the newest releases: a new openai client shows here first.

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from routing.config import AppConfig, load_app_config, load_batching_config
-from routing.preflight import check_routers
+from routing.serving.preflight import check_routers
 from routing.settings import ConfigError
 from routing.upstreams.config import LocalUpstream, OpenAIUpstream
 

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from routing.data.convert import canonical_model_name, golden_to_battles, scores_to_battles, to_battles
-from routing.data.files import DataFileError, read_preference_data, read_preference_file, write_jsonl
-from routing.data.schema import Battle, GoldenLabel, JudgeScore
+from routing.offline.data.convert import golden_to_battles, scores_to_battles, to_battles
+from routing.offline.data.files import DataFileError, read_preference_data, read_preference_file, write_jsonl
+from routing.offline.data.schema import Battle, GoldenLabel, JudgeScore
+from routing.routers.model_aliases import canonical_model_name
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:

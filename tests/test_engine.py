@@ -9,9 +9,9 @@ import pytest
 from conftest import FakeUpstream, fake_pair_args
 
 from routing.config import load_app_config
-from routing.engine import RoutingEngine, in_process_engine
 from routing.errors import ModelNotFound, UpstreamUnconfigured
 from routing.protocol import ChatCompletionRequest
+from routing.serving.engine import RoutingEngine, in_process_engine
 
 PROMPT = "Explain the difference between a process and a thread."
 

@@ -11,18 +11,18 @@ import pytest
 from safetensors.torch import load_file
 from test_routers import CHAT, HELD_OUT, IS_MATHS, MATHS, auc, planted_battles
 
-from routing.cli import main as cli
 from routing.config import LocalEmbedding
-from routing.data.convert import canonical_model_name
-from routing.data.files import write_jsonl
-from routing.data.outcomes import outcome_tables
-from routing.data.schema import Battle, GoldenLabel, JudgeScore
 from routing.embeddings.local import LocalEmbedder
-from routing.evaluation.report import LENGTH_BASELINE
-from routing.evaluation.validation import EmbeddingCache, leave_one_source_out, stand_in
 from routing.features import FEATURE_NAMES, prompt_features
+from routing.offline.cli import main as cli
+from routing.offline.data.files import write_jsonl
+from routing.offline.data.outcomes import outcome_tables
+from routing.offline.data.schema import Battle, GoldenLabel, JudgeScore
+from routing.offline.evaluation.report import LENGTH_BASELINE
+from routing.offline.evaluation.validation import EmbeddingCache, leave_one_source_out, stand_in
+from routing.offline.training.data import read_training_data
 from routing.routers.kinds import EnsembleRouterConfig, load_router
-from routing.training.data import read_training_data
+from routing.routers.model_aliases import canonical_model_name
 
 MODELS = {"frontier": 0.95, "big": 0.8, "mid": 0.5, "small": 0.15, "tiny": 0.05}
 

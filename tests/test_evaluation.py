@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routing.data.files import DataFileError
-from routing.evaluation.benchmark import read_benchmark
-from routing.evaluation.in_domain import (
+from routing.offline.data.files import DataFileError
+from routing.offline.evaluation.benchmark import read_benchmark
+from routing.offline.evaluation.in_domain import (
     STRONG_WINS,
     TIE,
     WEAK_WINS,
@@ -19,7 +19,7 @@ from routing.evaluation.in_domain import (
     mf_fit_and_score,
     outcomes,
 )
-from routing.evaluation.metrics import (
+from routing.offline.evaluation.metrics import (
     Curve,
     apgr,
     auc,
@@ -30,7 +30,7 @@ from routing.evaluation.metrics import (
     ten_point_apgr,
     threshold_grid,
 )
-from routing.evaluation.report import LENGTH_BASELINE
+from routing.offline.evaluation.report import LENGTH_BASELINE
 
 # Bends up: 80 % of the gain at 50 % strong calls.
 BENT = Curve.of([(0, 0.0), (50, 0.8), (100, 1.0)])
@@ -145,7 +145,7 @@ def test_shipped_benchmarks_give_the_papers_baselines(name: str, items: int, wea
 def test_evaluate_command_on_a_user_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Any CSV in the documented format, any two model columns, no code: a table, JSON and a plot
     per setting. The novice fails a third of the maths items: the in-domain setting learns that."""
-    from routing.cli import main as cli
+    from routing.offline.cli import main as cli
 
     rows = ["id,prompt,expert,novice"]
     for n in range(40):
@@ -210,9 +210,9 @@ def test_in_domain_refits_learn_a_planted_direction_and_survive_one_sided_folds(
 
 
 def test_labels_become_one_benchmark_per_kind(tmp_path: Path) -> None:
-    from routing.data.files import write_jsonl
-    from routing.data.schema import Battle, JudgeScore
-    from routing.evaluation.labels import labels_benchmarks
+    from routing.offline.data.files import write_jsonl
+    from routing.offline.data.schema import Battle, JudgeScore
+    from routing.offline.evaluation.labels import labels_benchmarks
 
     def battle(prompt: str, winner: str, a: str = "Org/Big", b: str = "small") -> Battle:
         return Battle(prompt=prompt, model_a=a, model_b=b, winner=winner)  # type: ignore[arg-type]

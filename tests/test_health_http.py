@@ -13,9 +13,9 @@ import pytest
 from conftest import FakeUpstream, fake_pair_args
 
 from deployments.openai_http import IngressState, openai_app
-from routing.auth import ApiKeys
 from routing.config import AuthConfig, load_app_config
-from routing.engine import in_process_engine
+from routing.serving.auth import ApiKeys
+from routing.serving.engine import in_process_engine
 
 BURST = 3
 

@@ -30,7 +30,7 @@ import yaml
 from conftest import ROOT, TESTS
 from pydantic import BaseModel
 
-from routing.commands.check import check
+from routing.offline.commands.check import check
 from routing.serve_env import SERVE_ENV
 
 CRD = TESTS / "data" / "kuberay-v1.7.0" / "ray.io_rayservices.yaml"

@@ -17,10 +17,11 @@ import pytest
 import yaml
 from conftest import ROOT, FakeUpstream
 
-from routing.data.files import read_preference_data
-from routing.data.schema import Battle, JudgeScore
-from routing.labelling.config import load_label_config
-from routing.labelling.judge import JudgePrompts, pairwise_outcome, read_choice, read_rating
+from routing.judge_settings import JudgePrompts
+from routing.offline.data.files import read_preference_data
+from routing.offline.data.schema import Battle, JudgeScore
+from routing.offline.labelling.config import load_label_config
+from routing.offline.labelling.judge import pairwise_outcome, read_choice, read_rating
 from routing.settings import ConfigError
 
 PROMPTS = [f"Question {i}: how would you explain {topic}?" for i, topic in enumerate(["tides", "rust", "tax"] * 8)]
@@ -79,7 +80,7 @@ def label_config(
 
 
 def label(config: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "routing.cli", "label", "--config", str(config), "--out", str(out)]
+    command = [sys.executable, "-m", "routing.offline.cli", "label", "--config", str(config), "--out", str(out)]
     command += ["--prompts", str(config.parent / "prompts.jsonl"), *extra]
     return subprocess.Popen(
         command,

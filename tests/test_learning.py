@@ -16,12 +16,12 @@ import yaml
 from conftest import ROOT, FakeUpstream
 from learning_setup import learner_args, log_requests, questions, winners
 
-from routing.cli import main as cli
 from routing.config import load_app_config
-from routing.labelling.run import Prompt
-from routing.learning.learner import Learner
-from routing.learning.sampling import Logged, choose, in_test_slice
-from routing.learning.store import LearnerStore, read_champion
+from routing.offline.cli import main as cli
+from routing.offline.labelling.run import Prompt
+from routing.offline.learning.learner import Learner
+from routing.offline.learning.sampling import Logged, choose, in_test_slice
+from routing.offline.learning.store import LearnerStore, read_champion
 from routing.settings import ConfigError
 
 
@@ -115,7 +115,7 @@ def test_a_learner_killed_mid_round_continues_from_its_journal(
     config.write_text(yaml.safe_dump(args))
 
     def learn_once() -> subprocess.Popen[str]:
-        command = [sys.executable, "-m", "routing.cli", "learn", "--config", str(config), "--once"]
+        command = [sys.executable, "-m", "routing.offline.cli", "learn", "--config", str(config), "--once"]
         env = os.environ | {"PYTHONPATH": str(ROOT)}
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

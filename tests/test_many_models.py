@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routing.data.files import DataFileError
-from routing.evaluation.many_models import (
+from routing.offline.data.files import DataFileError
+from routing.offline.evaluation.many_models import (
     aiq,
     cheapest_at,
     choose,
@@ -102,7 +102,7 @@ def test_the_command_routes_hard_prompts_up_and_reports_curve_aiq_and_plot(
 ) -> None:
     """Only the dear model solves the maths prompts, every model the small talk: routed by
     prompt, the router reaches the dear model's quality at a fraction of its cost."""
-    from routing.cli import main as cli
+    from routing.offline.cli import main as cli
 
     rows = []
     for n in range(40):
@@ -130,7 +130,7 @@ def test_the_command_routes_hard_prompts_up_and_reports_curve_aiq_and_plot(
 
 
 def test_the_command_names_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
-    from routing.cli import main as cli
+    from routing.offline.cli import main as cli
 
     with pytest.raises(SystemExit):
         cli(["evaluate", "--models", "a,b"])
@@ -138,8 +138,8 @@ def test_the_command_names_bad_options(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_all_models_route_among_the_cost_quality_frontier() -> None:
-    from routing.commands.evaluate_models import frontier
-    from routing.evaluation.many_models import ModelTable
+    from routing.offline.commands.evaluate_models import frontier
+    from routing.offline.evaluation.many_models import ModelTable
 
     quality = np.array([[0.5, 0.4, 0.7, 0.6, 0.9, 0.1]])
     table = ModelTable(["p"], list("abcdef"), quality, np.arange(6.0)[None, :], "test")

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from routing.engine import routed_prompt
 from routing.errors import InvalidRequest
 from routing.model_names import RouterAlias, parse_router_alias
 from routing.protocol import ChatCompletionRequest, ChatMessage
+from routing.serving.engine import routed_prompt
 
 
 @pytest.mark.parametrize(

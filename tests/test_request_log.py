@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from conftest import FakeUpstream, fake_pair_args
 
-from routing.commands.prompts import read_prompts
 from routing.config import load_app_config
-from routing.data.files import DataFileError
-from routing.engine import RoutingEngine, in_process_engine
+from routing.offline.commands.prompts import read_prompts
+from routing.offline.data.files import DataFileError
 from routing.protocol import ChatCompletionRequest
-from routing.request_log import RequestRecord, read_request_log
+from routing.serving.engine import RoutingEngine, in_process_engine
+from routing.serving.request_log import RequestRecord, read_request_log
 from routing.settings import ConfigError
 
 
@@ -159,7 +159,7 @@ def test_bad_request_log_settings_name_the_field(strong: FakeUpstream, weak: Fak
 def test_calibrate_reads_the_routed_turns_of_a_request_log(
     strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from routing.cli import main as cli
+    from routing.offline.cli import main as cli
 
     engine = engine_logging(strong, weak, tmp_path / "log")
     questions = [f"question number {n} about {topic}" for n, topic in enumerate(["maths", "poems", "code"] * 7)]
@@ -206,7 +206,7 @@ def test_a_failing_disk_costs_the_record_never_the_answer(
             assert completion.choices[0].message.content == f"strong answer #{n + 1}"
         await engine.aclose()
 
-    with caplog.at_level(logging.WARNING, logger="routing.request_log"):
+    with caplog.at_level(logging.WARNING, logger="routing.serving.request_log"):
         asyncio.run(scenario())
     assert "No space left on device" in caplog.text
 
@@ -214,7 +214,7 @@ def test_a_failing_disk_costs_the_record_never_the_answer(
 CRASHING_SERVICE = """
 import asyncio, json, os, signal, sys
 from routing.config import load_app_config
-from routing.engine import in_process_engine
+from routing.serving.engine import in_process_engine
 from routing.protocol import ChatCompletionRequest
 
 engine = in_process_engine(load_app_config(json.loads(sys.argv[1])).resolve_env({}))

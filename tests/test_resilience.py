@@ -15,10 +15,10 @@ import pytest
 from conftest import FakeUpstream, fake_pair_args
 
 from routing.config import load_app_config
-from routing.engine import Outcome, RoutingEngine, in_process_engine
 from routing.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from routing.protocol import ChatCompletionRequest
-from routing.telemetry import cost_of
+from routing.serving.engine import Outcome, RoutingEngine, in_process_engine
+from routing.serving.telemetry import cost_of
 
 FAST = {
     "timeouts": {"first_token_s": 1.0, "total_s": 2.0},

@@ -11,13 +11,13 @@ import openai
 import pytest
 from conftest import ROOT, FakeUpstream, fake_pair_args, serving
 
-from routing.commands.calibrate import calibrate
-from routing.commands.evaluate import evaluate
 from routing.config import load_app_config
-from routing.evaluation.report import LENGTH_BASELINE
+from routing.offline.commands.calibrate import calibrate
+from routing.offline.commands.evaluate import evaluate
+from routing.offline.evaluation.report import LENGTH_BASELINE
 from routing.routers.kind import Registry, RouterKind, RouterSettings, resolve
 from routing.routers.kinds import KINDS
-from routing.routers.live import checkpoint_id
+from routing.serving.live_router import checkpoint_id
 from routing.settings import ConfigError
 from tests.toy_kind import TOY, make_checkpoint
 

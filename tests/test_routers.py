@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from routing.cli import main as cli
 from routing.config import LocalEmbedding
-from routing.data.files import write_jsonl
-from routing.data.schema import Battle
 from routing.embeddings.local import LocalEmbedder
+from routing.offline.cli import main as cli
+from routing.offline.data.files import write_jsonl
+from routing.offline.data.schema import Battle
+from routing.offline.training import classifier, mf, sw_ranking
+from routing.offline.training.common import Trained
 from routing.resources import CHECKPOINT_DIR, checkpoint_path
 from routing.routers.checkpoint import CheckpointError, load_manifest, save
 from routing.routers.classifier import ClassifierRouter
@@ -28,8 +30,6 @@ from routing.routers.kinds import (
 )
 from routing.routers.mf import MFRouter, load_model
 from routing.routers.sw_ranking import SWRankingRouter
-from routing.training import classifier, mf, sw_ranking
-from routing.training.common import Trained
 
 MATHS = [
     "Compute the definite integral of x^{n} sin(x) from 0 to {n}.",

@@ -21,8 +21,8 @@ from conftest import ROOT, FakeUpstream, fake_pair_args
 
 from bench.cluster import free_port, graph_config
 from routing.calibration import load_calibration
-from routing.request_log import read_request_log
 from routing.resources import CHECKPOINT_DIR
+from routing.serving.request_log import read_request_log
 
 pytestmark = pytest.mark.cluster
 
@@ -296,7 +296,7 @@ def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
 def label_logged_prompts(
     tmp_path: Path, requests_dir: Path, labels: Path, strong: FakeUpstream, weak: FakeUpstream
 ) -> None:
-    from routing.cli import main as cli
+    from routing.offline.cli import main as cli
 
     judge = FakeUpstream("judge")
     try:
@@ -324,7 +324,7 @@ def label_logged_prompts(
 def retrain_and_compare(tmp_path: Path, requests_dir: Path, labels: Path, new: Path) -> None:
     """mf retrained on the new labels mixed with shipped data, weighted up, and calibrated on the
     log; then new against current on the held-out labels."""
-    from routing.cli import main as cli
+    from routing.offline.cli import main as cli
 
     shipped = str(ROOT / "data" / "train" / "vicuna-bench.battles.jsonl.gz")
     cli(["train", "mf", "--data", shipped, "--data", str(labels / "train"), "--weight", f"{labels / 'train'}=3",
@@ -343,8 +343,8 @@ def swap_in(cluster: dict[str, str], config: dict, tmp_path: Path, new: Path) ->
     Returns the new checkpoint's score of the probe prompt."""
     from routing.config import LocalEmbedding
     from routing.embeddings.local import LocalEmbedder
-    from routing.routers.live import checkpoint_id
     from routing.routers.mf import MFRouter
+    from routing.serving.live_router import checkpoint_id
 
     probe = "Question 0: prove a lemma"
     old_score = route_score(cluster, probe)
@@ -380,7 +380,7 @@ def killed_router_comes_back_on(cluster: dict[str, str], new: Path, expected: fl
     """A Router replica lost after the swap is replaced by one serving the checkpoint in force."""
     import ray
 
-    from routing.routers.live import checkpoint_id
+    from routing.serving.live_router import checkpoint_id
 
     (killed,) = router_actors()
     ray.kill(ray.get_actor(router_actor_name(killed), namespace="serve"), no_restart=True)

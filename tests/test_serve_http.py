@@ -16,10 +16,10 @@ import pytest
 from conftest import ROOT, FakeUpstream, fake_pair_args, serving
 
 from routing.calibration import load_calibration
-from routing.client import RouterClient
-from routing.commands.prompts import read_prompts
-from routing.request_log import read_request_log
+from routing.offline.commands.prompts import read_prompts
 from routing.resources import CHECKPOINT_DIR
+from routing.serving.client import RouterClient
+from routing.serving.request_log import read_request_log
 
 pytestmark = pytest.mark.cluster
 

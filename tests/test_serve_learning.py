@@ -16,9 +16,9 @@ import pytest
 from conftest import FakeUpstream
 from learning_setup import learner_args, questions, winners
 
-from routing.cli import main as cli
-from routing.labelling.run import distinct_prompts
-from routing.learning.sampling import in_test_slice
+from routing.offline.cli import main as cli
+from routing.offline.labelling.run import distinct_prompts
+from routing.offline.learning.sampling import in_test_slice
 
 pytestmark = pytest.mark.cluster
 

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from routing.config import load_app_config
+from routing.routers.share_settings import ShareControl
+from routing.serving.share_control import MAX_TRACKED_SHARES, LiveShares
 from routing.settings import ConfigError
-from routing.share_control import MAX_TRACKED_SHARES, LiveShares, ShareControl
 
 
 def uniform_pool(share: float) -> float:

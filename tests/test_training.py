@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 from test_routers import planted_battles
 
 from routing.calibration import CALIBRATION_FILE, CalibrationTable, save_calibration
-from routing.cli import main as cli
-from routing.data.files import write_jsonl
 from routing.inference import native_low_precision
-from routing.training.classifier import _batches, _length_grouped
+from routing.offline.cli import main as cli
+from routing.offline.data.files import write_jsonl
+from routing.offline.training.classifier import _batches, _length_grouped
 
 
 def _padded(batches: list, lengths: list[int]) -> int:

@@ -23,8 +23,8 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from routing.resources import checkpoint_path
+from routing.routers.share_settings import ShareControl, ShareControlSetting
 from routing.settings import Strict, StrongPercent, Threshold
-from routing.share_control import ShareControl, ShareControlSetting
 from routing.upstreams.config import Price
 
 # The strong and weak models to score, by their names in the training data; None: the checkpoint's default.
@@ -135,7 +135,7 @@ class RouterKind:
     - ``in_domain``: ``(router, prompts, embeddings, outcomes) -> (scores, FitAndScore)``, the
       refit of ``evaluate``'s in-domain setting; without one a kind is evaluated out of domain only;
     - ``refit``: ``(RefitJob) -> None``, the learner's challenger from the champion and the own
-      labels (:mod:`routing.learning.refit`); without one the learner retrains with ``trainer``;
+      labels (:mod:`routing.offline.learning.refit`); without one the learner retrains with ``trainer``;
     - ``baseline``: ``evaluate`` draws it over many seeds as the random baseline instead.
     """
 

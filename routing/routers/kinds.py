@@ -1,8 +1,8 @@
 """The router kinds of the paper, registered in :data:`KINDS`; ``register`` adds another.
 
 Each entry is a config model here and, by name, the modules that do the work: the router in
-``routing/routers/``, its trainer in ``routing/training/``, its in-domain refit in
-``routing/evaluation/in_domain.py``. A kind defined outside this package registers itself when
+``routing/routers/``, its trainer in ``routing/offline/training/``, its in-domain refit in
+``routing/offline/evaluation/in_domain.py``. A kind defined outside this package registers itself when
 its module is imported; a process that unpickles one of its configs imports that module too.
 """
 
@@ -87,7 +87,7 @@ register(
         config=RandomRouterConfig,
         load="routing.routers.random:router_for",
         needs_embeddings=False,
-        trainer="routing.training.random:train_router",
+        trainer="routing.offline.training.random:train_router",
         baseline=True,
     )
 )
@@ -98,8 +98,8 @@ register(
         load="routing.routers.sw_ranking:router_for",
         needs_embeddings=True,
         scores_any_model=True,
-        trainer="routing.training.sw_ranking:train_router",
-        in_domain="routing.evaluation.in_domain:sw_ranking_setting",
+        trainer="routing.offline.training.sw_ranking:train_router",
+        in_domain="routing.offline.evaluation.in_domain:sw_ranking_setting",
     )
 )
 register(
@@ -109,9 +109,9 @@ register(
         load="routing.routers.mf:router_for",
         needs_embeddings=True,
         scores_any_model=True,
-        trainer="routing.training.mf:train_router",
-        in_domain="routing.evaluation.in_domain:mf_setting",
-        refit="routing.learning.refit:refit_mf",
+        trainer="routing.offline.training.mf:train_router",
+        in_domain="routing.offline.evaluation.in_domain:mf_setting",
+        refit="routing.offline.learning.refit:refit_mf",
     )
 )
 register(
@@ -120,8 +120,8 @@ register(
         config=EnsembleRouterConfig,
         load="routing.routers.ensemble:router_for",
         needs_embeddings=True,
-        trainer="routing.training.ensemble:train_router",
-        in_domain="routing.evaluation.in_domain:ensemble_setting",
+        trainer="routing.offline.training.ensemble:train_router",
+        in_domain="routing.offline.evaluation.in_domain:ensemble_setting",
     )
 )
 register(
@@ -130,8 +130,8 @@ register(
         config=BertRouterConfig,
         load="routing.routers.classifier:router_for",
         needs_embeddings=False,
-        trainer="routing.training.classifier:train_router",
-        in_domain="routing.evaluation.in_domain:classifier_setting",
+        trainer="routing.offline.training.classifier:train_router",
+        in_domain="routing.offline.evaluation.in_domain:classifier_setting",
     )
 )
 register(
@@ -140,8 +140,8 @@ register(
         config=CausalLLMRouterConfig,
         load="routing.routers.classifier:router_for",
         needs_embeddings=False,
-        trainer="routing.training.classifier:train_router",
-        in_domain="routing.evaluation.in_domain:classifier_setting",
+        trainer="routing.offline.training.classifier:train_router",
+        in_domain="routing.offline.evaluation.in_domain:classifier_setting",
     )
 )
 

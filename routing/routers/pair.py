@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from routing.data.convert import canonical_model_name
 from routing.routers.checkpoint import CheckpointError, Manifest
+from routing.routers.model_aliases import canonical_model_name
 
 
 def scoring_pair(manifest: Manifest, strong: str | None, weak: str | None) -> tuple[str, str]:

@@ -1,0 +1,43 @@
+"""``routellm-serve up``: the service in the foreground, as ``serve run CONFIG`` runs it, in an
+environment that holds the Ray Serve settings it is tuned for (:mod:`routing.serve_env`; a value
+already set wins). The config is checked first, as ``routellm-serve check`` does, so a mistake
+is named before Ray starts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from routing import serve_env
+from routing.offline.commands import Echo
+from routing.offline.commands.check import check, describe, read_serve_config
+
+
+def serve_executable() -> str:
+    """Ray's ``serve`` command of this environment (beside its Python), else the one on PATH."""
+    here = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = shutil.which("serve", path=here)
+    if found is None:
+        raise ValueError("Ray Serve's 'serve' command is not installed here (pip install 'ray[serve]')")
+    return found
+
+
+def up(config: Path, echo: Echo = print) -> NoReturn:
+    for app in check(config):
+        for line in describe(app):
+            echo(line)
+    env = dict(os.environ)
+    serve_env.apply(env)
+    serve = serve_executable()
+    http = read_serve_config(config).get("http_options") or {}
+    settings = " ".join(f"{key}={env[key]}" for key in serve_env.SERVE_ENV)
+    echo(f"{settings} serve run {config}")
+    echo(
+        f"answers on http://{http.get('host', '127.0.0.1')}:{http.get('port', 8000)} once GET /health says "
+        "ready; Ctrl-C stops it"
+    )
+    sys.stdout.flush()
+    os.execve(serve, [serve, "run", str(config)], env)

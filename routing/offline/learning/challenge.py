@@ -1,0 +1,151 @@
+"""A round's challenger: the champion refit on the own labels (or the kind retrained on them
+and any configured data), given a strong-share table measured on recent traffic, and measured
+against the champion on the test slice, with a bootstrap interval of each APGR."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from routing.calibration import CalibrationTable, save_calibration
+from routing.embeddings import Embedder
+from routing.offline.evaluation.benchmark import Benchmark
+from routing.offline.evaluation.metrics import apgr, router_curve
+from routing.offline.learning.refit import RefitJob
+from routing.offline.learning.store import Interval
+from routing.offline.training.common import Log
+from routing.offline.training.data import read_training_data
+from routing.offline.training.fit import train_checkpoint
+from routing.resources import checkpoint_path
+from routing.routers.checkpoint import load_manifest
+from routing.routers.kind import Candidate, RouterSettings, resolve
+from routing.routers.kinds import KINDS
+from routing.routers.pair import scoring_pair
+from routing.serving.live_router import LiveRouter, scoring_ids
+
+EMBED_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A checkpoint, loaded as a Router replica loads it."""
+
+    router: LiveRouter
+
+    @classmethod
+    def load(
+        cls, name: str, config: RouterSettings, checkpoint: str, candidates: Sequence[Candidate], embedding_id: str
+    ) -> Contender:
+        return cls(LiveRouter(name, config.model_copy(update={"checkpoint": checkpoint}), candidates, embedding_id))
+
+    def scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        return np.asarray(self.router.model.score(prompts, embeddings), dtype=float)
+
+
+def embed_all(embedder: Embedder | None, texts: list[str]) -> np.ndarray | None:
+    if embedder is None or not texts:
+        return None
+
+    async def batches() -> np.ndarray:
+        parts = [await embedder.embed(texts[i : i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
+        return np.concatenate(parts)
+
+    return asyncio.run(batches())
+
+
+def label_names(candidates: Sequence[Candidate]) -> tuple[str, str]:
+    """The names the strong (most capable) and weak (cheapest) candidates' labels carry: what the
+    router scores them by."""
+    strong_id, weak_id = scoring_ids(candidates)
+    return strong_id or candidates[-1].model, weak_id or candidates[0].model
+
+
+def train_challenger(
+    config: RouterSettings,
+    candidates: Sequence[Candidate],
+    out: Path,
+    labels: Path,
+    data: Sequence[str],
+    label_weight: float,
+    options: dict,
+    seed: int,
+    log: Log,
+) -> None:
+    """The router's kind trained on ``labels`` (and ``data``), scoring the candidates' pair."""
+    kind = KINDS.of(config)
+    strong, weak = label_names(candidates)
+    # The two trainer families name the pair differently: the routers that score any pair take
+    # its default, the classifiers the models whose battles are labels.
+    pair = (
+        {"strong": strong, "weak": weak}
+        if kind.scores_any_model
+        else {"strong_models": [strong], "weak_models": [weak]}
+    )
+    refs = [*data, str(labels)]
+    weights = {str(labels): label_weight} if data else {}
+    train_checkpoint(kind.name, out, refs, weights, seed, {**pair, **options}, log)
+
+
+def refit_challenger(
+    champion: Contender, checkpoint: str, labels: Path, embedder: Embedder | None, out: Path, seed: int, log: Log
+) -> None:
+    """The champion's kind's refit (:mod:`routing.offline.learning.refit`) on the battles of ``labels``."""
+    strong, weak = label_names(champion.router.candidates)
+    battles = read_training_data([str(labels)], {}, log).battles
+    job = RefitJob(
+        champion=champion.router.model,
+        champion_checkpoint=checkpoint,
+        strong=strong,
+        weak=weak,
+        battles=battles,
+        embed=(lambda texts: embed_all(embedder, texts)) if embedder is not None else None,  # type: ignore[arg-type,return-value]
+        out=out,
+        seed=seed,
+    )
+    assert champion.router.kind.refit is not None
+    resolve(champion.router.kind.refit)(job)
+
+
+def calibrate_on(contender: Contender, kind: str, prompts: list[str], embeddings: np.ndarray | None, out: Path) -> None:
+    """Saves ``contender``'s strong-share table, measured on ``prompts``, into checkpoint ``out``."""
+    scores = contender.scores(prompts, embeddings)
+    pair = _table_pair(contender)
+    save_calibration(out, CalibrationTable.from_scores(kind, f"{len(prompts)} recent logged prompts", scores, pair))
+
+
+def _table_pair(contender: Contender) -> tuple[str | None, str | None]:
+    """The pair a table of a router that scores any two models is measured for."""
+    router = contender.router
+    if not router.kind.scores_any_model:
+        return None, None
+    return scoring_pair(load_manifest(checkpoint_path(router.checkpoint)), *scoring_ids(router.candidates))
+
+
+def measure(
+    scores: np.ndarray, benchmark: Benchmark, strong: str, weak: str, threshold: float, resamples: int, seed: int
+) -> Interval:
+    """APGR of ``scores`` on ``benchmark`` with a 95 % bootstrap interval (items resampled), and
+    the share of its prompts sent to the strong model at ``threshold``."""
+    strong_q, weak_q = benchmark.quality[strong], benchmark.quality[weak]
+    point = _apgr(scores, strong_q, weak_q)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(scores), len(scores))
+        value = _apgr(scores[rows], strong_q[rows], weak_q[rows])
+        if value is not None:
+            draws.append(value)
+    low, high = (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))) if draws else (None, None)
+    return Interval(apgr=point, low=low, high=high, strong_share=float(np.mean(scores >= threshold)))
+
+
+def _apgr(scores: np.ndarray, strong_q: np.ndarray, weak_q: np.ndarray) -> float | None:
+    strong, weak = float(np.mean(strong_q)), float(np.mean(weak_q))
+    if strong <= weak:  # no gap to recover: APGR measures nothing here
+        return None
+    curve, _ = router_curve(scores, strong_q, weak_q)
+    return float(apgr(curve, weak, strong))

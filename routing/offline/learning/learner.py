@@ -1,0 +1,377 @@
+"""The learner: rounds of sample → label → retrain → evaluate → promote, from the request log.
+
+A round is due once ``every_requests`` new requests are logged, or ``interval_s`` after the last
+round when any are. It resumes what an interrupted round left (prompts sampled but not labelled,
+a half-built version), never spends past the day's budget, and costs only itself when anything
+fails: the serving replicas read nothing but ``champion.json``, rewritten whole on a promotion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+from pydantic import BaseModel
+
+from routing.config import AppConfig
+from routing.embeddings import Embedder, make_embedder
+from routing.offline.evaluation.benchmark import Benchmark
+from routing.offline.evaluation.labels import labels_benchmarks
+from routing.offline.labelling.budget import Budget
+from routing.offline.labelling.config import LabelConfig
+from routing.offline.labelling.run import Labeller, Prompt
+from routing.offline.learning.challenge import (
+    Contender,
+    calibrate_on,
+    embed_all,
+    label_names,
+    measure,
+    refit_challenger,
+    train_challenger,
+)
+from routing.offline.learning.refit import RefitError
+from routing.offline.learning.sampling import LogCounter, choose, recent_prompts, routed_prompts
+from routing.offline.learning.store import Evaluation, Interval, LearnerStore, RoundRecord
+from routing.routers.kinds import KINDS
+from routing.serving.live_router import calibration_of, inspect_checkpoint
+from routing.serving.request_log import read_request_log
+from routing.settings import ConfigError
+
+logger = logging.getLogger(__name__)
+DAY_S = 86_400
+NOTHING = Interval(apgr=None, low=None, high=None, strong_share=0.0)
+
+
+class LearnerStatus(BaseModel):
+    """What the learner has done, for its metrics and ``GET /health/learner``."""
+
+    router: str
+    rounds: int
+    train_labels: int
+    test_labels: int
+    spent_today_usd: float
+    budget_usd_per_day: float
+    champion_version: int
+    champion_since: float
+    promotions: int
+    rollbacks: int
+    last_round: RoundRecord | None
+    last_evaluation: Evaluation | None
+
+
+@dataclass(frozen=True)
+class _Counts:
+    day: float
+    train: int
+    test: int
+    spent_usd: float
+
+
+@dataclass
+class _Labelled:
+    sampled: int
+    labelled: int
+    spent_usd: float
+    spent_today_usd: float
+
+
+class Learner:
+    def __init__(self, app: AppConfig, log: Callable[[str], None] = logger.info) -> None:
+        assert app.learner is not None and app.request_log is not None
+        self.app = app
+        self.config = app.learner
+        self.log = log
+        self.name = self.config.router
+        self.router_config = app.routers[self.name]
+        self.kind = KINDS.of(self.router_config)
+        self.candidates = app.candidates(self.name)
+        self.store = LearnerStore(self.config.directory, self.name, self.router_config.checkpoint)
+        self.request_log = Path(app.request_log.directory)
+        self.counter = LogCounter(self.request_log, self.name)
+        self.threshold = self._operating_threshold()
+        rounds = list(self.store.rounds.read())
+        self.round_number = rounds[-1].round if rounds else 0
+        # Requests logged before a (re)start count as new: they have not been looked at since.
+        self._logged_at_last_round = 0
+        self._last_round_at = rounds[-1].started if rounds else time.time()
+        self._embedder: Embedder | None = None
+        self._counts: _Counts | None = None
+
+    def _operating_threshold(self) -> float:
+        """learner.threshold, else the router's default threshold, else its calibration table's
+        threshold for its default share (the checkpoint in the config: it has one, preflight checks)."""
+        if self.config.threshold is not None:
+            return self.config.threshold
+        router = self.router_config
+        if router.default_threshold is not None:
+            return router.default_threshold
+        inspected = inspect_checkpoint(router, self.candidates, self.app.embedding.model_id)
+        table = calibration_of(self.name, self.kind, inspected)
+        if isinstance(table, str):
+            raise ConfigError(f"args.learner.threshold: none set, and {table}")
+        return table.threshold(cast(float, router.strong_percent))
+
+    # ------------------------------------------------------------ when
+
+    def due(self, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        new = self.counter.count() - self._logged_at_last_round
+        return new >= self.config.every_requests or (new > 0 and now - self._last_round_at >= self.config.interval_s)
+
+    # ------------------------------------------------------------ a round
+
+    def run_round(self) -> RoundRecord:
+        """One round, start to end; a failure ends it with the reason recorded."""
+        started = time.time()
+        self._logged_at_last_round = self.counter.count()
+        self._last_round_at = started
+        self.round_number += 1
+        labelled = _Labelled(0, 0, 0.0, 0.0)
+        challenger: int | None = None
+        promoted = False
+        try:
+            with self.store.locked():
+                labelled = self._label()
+                outcome, challenger, promoted = self._challenge()
+        except Exception as exc:  # the round is lost, never the service: the next one starts afresh
+            logger.exception("learner round %d failed", self.round_number)
+            outcome = f"failed: {type(exc).__name__}: {exc}"
+        record = RoundRecord(
+            round=self.round_number,
+            started=started,
+            seconds=round(time.time() - started, 3),
+            sampled=labelled.sampled,
+            labelled=labelled.labelled,
+            spent_usd=round(labelled.spent_usd, 6),
+            spent_today_usd=round(labelled.spent_today_usd, 6),
+            challenger=challenger,
+            promoted=promoted,
+            outcome=outcome,
+        )
+        self._counts = None
+        try:
+            self.store.rounds.append(record)
+            self.store.rounds.close()
+        except OSError:
+            logger.exception("learner round %d not recorded", self.round_number)
+        self.log(
+            f"learner round {record.round} ({self.name}): sampled {record.sampled}, labelled {record.labelled}, "
+            f"spent ${record.spent_usd:.4f} (today ${record.spent_today_usd:.4f} of "
+            f"${self.config.budget_usd_per_day:g}), {record.outcome}, in {record.seconds:.1f} s"
+        )
+        return record
+
+    def _labeller(self, budget: Budget | None) -> Labeller:
+        strong, weak = label_names(self.candidates)
+        upstreams = self.app.upstreams
+        label_config = LabelConfig(
+            upstreams={
+                "strong": upstreams[self.candidates[-1].key].model_copy(update={"router_model_id": strong}),
+                "weak": upstreams[self.candidates[0].key].model_copy(update={"router_model_id": weak}),
+            },
+            judge=self.config.judge,
+            grading=[self.config.grading],
+            prompts=self.config.judge_prompts,
+            concurrency=self.config.concurrency,
+            answer_max_tokens=self.config.answer_max_tokens,
+            judge_max_tokens=self.config.judge_max_tokens,
+            test_fraction=0.0,
+        )
+        return Labeller(label_config, self.store.labels, budget)
+
+    def _label(self) -> _Labelled:
+        sampled = {s.prompt_id: s for s in self.store.sampled.read()}
+        labeller = self._labeller(None)
+        unfinished = [s for s in sampled.values() if not labeller.done(Prompt(s.prompt_id, s.text))]
+        wanted = max(self.config.labels_per_round - len(unfinished), 0)
+        candidates = [
+            c for c in routed_prompts(read_request_log(self.request_log), self.name) if c.prompt.id not in sampled
+        ]
+        config = self.config
+        new = choose(candidates, wanted, config.sampling, config.active_share, config.test_fraction, self.round_number)
+        for entry in new:
+            self.store.sampled.append(entry)
+            sampled[entry.prompt_id] = entry
+        self.store.sampled.close()
+
+        day_start = time.time() // DAY_S * DAY_S
+        spent_before = labeller.spent_usd(since=day_start)
+        # The journal read above knows today's spend: the same labeller then spends within the rest.
+        labeller.budget = Budget(config.budget_usd_per_day, spent_before)
+        todo = [Prompt(s.prompt_id, s.text) for s in [*unfinished, *new]]
+        done_before = sum(labeller.done(p) for p in todo)
+        failures = asyncio.run(labeller.run(todo, lambda: None))
+        prompts = [Prompt(s.prompt_id, s.text) for s in sampled.values()]
+        labeller.write(prompts, lambda p: sampled[p.id].split)
+        if failures:
+            self.log(f"learner: {len(failures)} prompts not labelled this round ({sorted(set(failures.values()))[0]})")
+        spent_today = labeller.spent_usd(since=day_start)
+        labelled = sum(labeller.done(p) for p in todo) - done_before
+        return _Labelled(len(new), labelled, spent_today - spent_before, spent_today)
+
+    def _challenge(self) -> tuple[str, int | None, bool]:
+        train_dir, test_dir = self.store.labels / "train", self.store.labels / "test"
+        if not train_dir.is_dir():
+            return "no training labels yet", None, False
+        strong, weak = label_names(self.candidates)
+        newest = self.store.versions()[-1].evaluation
+        counts = (_count_labelled(train_dir, strong, weak), _count_labelled(test_dir, strong, weak))
+        if newest is not None and (newest.train_labels, newest.test_labels) == counts:
+            return "no new labels: no challenger", None, False
+        number, partial = self.store.partial_version()
+        champion = self.store.champion()
+        serving = self._contender(champion.checkpoint)
+        log = _training_log
+        if self.config.method == "refit":
+            try:
+                refit_challenger(
+                    serving, champion.checkpoint, train_dir, self.embedder, partial, self.round_number, log
+                )
+            except RefitError as exc:
+                return f"no challenger: {exc}", None, False
+        else:
+            config = self.config
+            train_challenger(
+                self.router_config, self.candidates, partial, train_dir, config.data, config.label_weight,
+                config.train, self.round_number, log,
+            )  # fmt: skip
+        challenger = self._contender(str(partial))
+        recent = recent_prompts(self.request_log, self.name, self.config.calibration_prompts)
+        if self.kind.calibrated and recent:
+            calibrate_on(challenger, self.kind.name, recent, embed_all(self.embedder, recent), partial)
+        evaluation = self._evaluate(champion.version, serving, challenger, counts[0], test_dir)
+        promote = evaluation.promoted and self.config.promotion == "auto"
+        self.store.commit_version(number, partial, evaluation.model_copy(update={"promoted": promote}))
+        if promote:
+            self.store.set_champion(number, "promotion")
+        self.store.prune(self.config.keep_versions)
+        return evaluation.reason, number, promote
+
+    def _contender(self, checkpoint: str) -> Contender:
+        return Contender.load(self.name, self.router_config, checkpoint, self.candidates, self.app.embedding.model_id)
+
+    @property
+    def embedder(self) -> Embedder | None:
+        if self.kind.needs_embeddings and self._embedder is None:
+            self._embedder = make_embedder(self.app.embedding)
+        return self._embedder
+
+    def _evaluate(
+        self, champion_version: int, champion: Contender, challenger: Contender, train_labels: int, test_dir: Path
+    ) -> Evaluation:
+        strong, weak = label_names(self.candidates)
+        test = _test_benchmark(test_dir, strong, weak, self.config.grading)
+        config = self.config
+        if test is None or len(test.prompts) < 2:
+            return _evaluation(self, train_labels, 0, champion_version, NOTHING, NOTHING, False, "no test labels yet")
+        embeddings = embed_all(self.embedder, test.prompts)
+        seed = self.round_number
+        ours = measure(
+            champion.scores(test.prompts, embeddings), test, strong, weak, self.threshold, config.bootstrap, seed
+        )
+        theirs = measure(
+            challenger.scores(test.prompts, embeddings), test, strong, weak, self.threshold, config.bootstrap, seed
+        )
+        size = len(test.prompts)
+        if size < config.min_test_labels:
+            promoted, reason = False, f"{size} test labels, {config.min_test_labels} needed to promote"
+        elif ours.apgr is None or theirs.apgr is None:
+            promoted, reason = False, "on the test labels the strong model is not the better one: no APGR"
+        elif theirs.apgr - ours.apgr >= config.margin:
+            promoted = True
+            verb = "promoted" if config.promotion == "auto" else "better: awaits 'routellm-serve promote'"
+            reason = f"{verb}: APGR {theirs.apgr:.3f} against {ours.apgr:.3f} on {size} test labels"
+        else:
+            promoted = False
+            reason = f"kept the champion: APGR {theirs.apgr:.3f} against {ours.apgr:.3f} (margin {config.margin:g})"
+        return _evaluation(self, train_labels, size, champion_version, ours, theirs, promoted, reason)
+
+    # ------------------------------------------------------------ what it has done
+
+    def _counted(self) -> _Counts:
+        """The label counts and the day's spend, read from the labels and the journal once per
+        round (they change only in rounds), not at every look at the status."""
+        day = time.time() // DAY_S * DAY_S
+        if self._counts is None or self._counts.day != day:
+            strong, weak = label_names(self.candidates)
+            self._counts = _Counts(
+                day=day,
+                train=_count_labelled(self.store.labels / "train", strong, weak),
+                test=_count_labelled(self.store.labels / "test", strong, weak),
+                spent_usd=self._labeller(None).spent_usd(since=day),
+            )
+        return self._counts
+
+    def status(self) -> LearnerStatus:
+        rounds = list(self.store.rounds.read())
+        history = list(self.store.history.read())
+        champion = self.store.champion()
+        evaluations = [v.evaluation for v in self.store.versions() if v.evaluation is not None]
+        counts = self._counted()
+        return LearnerStatus(
+            router=self.name,
+            rounds=len(rounds),
+            train_labels=counts.train,
+            test_labels=counts.test,
+            spent_today_usd=round(counts.spent_usd, 6),
+            budget_usd_per_day=self.config.budget_usd_per_day,
+            champion_version=champion.version,
+            champion_since=champion.since,
+            promotions=sum(h.by != "rollback" for h in history),
+            rollbacks=sum(h.by == "rollback" for h in history),
+            last_round=rounds[-1] if rounds else None,
+            last_evaluation=max(evaluations, key=lambda e: e.time) if evaluations else None,
+        )
+
+
+def _training_log(line: str) -> None:
+    logger.debug("learner training: %s", line)
+
+
+def _evaluation(
+    learner: Learner,
+    train_labels: int,
+    test_labels: int,
+    champion_version: int,
+    ours: Interval,
+    theirs: Interval,
+    promoted: bool,
+    reason: str,
+) -> Evaluation:
+    return Evaluation(
+        round=learner.round_number,
+        time=time.time(),
+        train_labels=train_labels,
+        test_labels=test_labels,
+        threshold=learner.threshold,
+        champion_version=champion_version,
+        champion=ours,
+        challenger=theirs,
+        promoted=promoted,
+        reason=reason,
+    )
+
+
+def _test_benchmark(directory: Path, strong: str, weak: str, grading: str) -> Benchmark | None:
+    if not directory.is_dir():
+        return None
+    suffix = "-pairwise" if grading == "pairwise" else "-graded"
+    try:
+        found = labels_benchmarks(directory, strong, weak)
+    except ValueError:
+        return None
+    return next((b for b in found if b.name.endswith(suffix)), None)
+
+
+def _count_labelled(directory: Path, strong: str, weak: str) -> int:
+    if not directory.is_dir():
+        return 0
+    try:
+        return max(len(b.prompts) for b in labels_benchmarks(directory, strong, weak))
+    except ValueError:
+        return 0

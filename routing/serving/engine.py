@@ -1,0 +1,416 @@
+"""The request path, independent of how its parts are hosted.
+
+    model name ─► router? ─► embed last user turn ─► router: order its candidates ─► first choice
+                    │                     (the cheapest predicted as good as the most capable)│
+                    └─ no: the upstream of that name ──────────────────────────────────► upstream
+                                                                              (fallback: the next)
+
+The same engine runs behind the Ray Serve ingress (its parts are DeploymentHandles) and in a
+single process (its parts are local objects); only the objects passed in differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from routing.config import AppConfig, IngressUserConfig
+from routing.embeddings import Embedder, make_embedder
+from routing.errors import InvalidRequest, ModelNotFound, RoutingUnavailable, ServiceError, UpstreamError
+from routing.model_names import ROUTER_PREFIX, RouterAlias, parse_router_alias
+from routing.protocol import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatMessage,
+    ModelCard,
+    ModelList,
+    RouteDecision,
+    Usage,
+)
+from routing.routers.kind import RouterDefaults
+from routing.routers.kinds import KINDS
+from routing.serving.live_router import LiveRouter, Ranking, RankQuery, RouterState
+from routing.serving.request_log import RequestLog
+from routing.serving.resilience import ResilientUpstream, close_stream
+from routing.serving.telemetry import NO_TELEMETRY, Telemetry, cost_of
+from routing.settings import ConfigError
+from routing.upstreams import ChatBackend, close_connections, make_backend
+
+T = TypeVar("T")
+READINESS_PROBE = "readiness check"
+# How long a defaults update waits for a router's state; at start a Router replica may still be loading.
+RECONFIGURE_STATE_TIMEOUT_S = 30.0
+
+
+class Ranker(Protocol):
+    """A router as the engine asks it: the order of its candidates for a prompt, and its state."""
+
+    async def rank(self, query: RankQuery) -> Ranking: ...
+
+    async def state(self) -> RouterState: ...
+
+
+class LocalRanker:
+    """A router in this process, as a :class:`Ranker`."""
+
+    def __init__(self, router: LiveRouter) -> None:
+        self.router = router
+
+    async def rank(self, query: RankQuery) -> Ranking:
+        (ranking,) = self.router.rank([query])
+        if isinstance(ranking, InvalidRequest):
+            raise ranking
+        return ranking
+
+    async def state(self) -> RouterState:
+        return self.router.state
+
+
+def routed_prompt(messages: Sequence[ChatMessage]) -> str:
+    """The text routers score: the last user turn."""
+    for message in reversed(messages):
+        if message.role == "user":
+            return message.text()
+    raise InvalidRequest("a routed request needs at least one 'user' message", param="messages")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Upstreams to try in order, the reason for leaving the first choice, and the decision behind it."""
+
+    decision: RouteDecision | None
+    order: tuple[str, ...]
+    skip_reason: str | None = None
+
+
+@dataclass
+class Outcome:
+    decision: RouteDecision | None
+    model: str
+    fallback: str | None
+    key: str
+
+
+class RoutingEngine:
+    def __init__(
+        self,
+        config: AppConfig,
+        embedder: Embedder | None,
+        rankers: Mapping[str, Ranker],
+        backends: Mapping[str, ChatBackend],
+        telemetry: Telemetry = NO_TELEMETRY,
+    ) -> None:
+        self.config = config
+        self.embedder = embedder
+        self.rankers = rankers
+        self.telemetry = telemetry
+        self.upstreams = {
+            key: ResilientUpstream(backend, config.upstreams[key], telemetry) for key, backend in backends.items()
+        }
+        self.candidates = {name: config.candidates(name) for name in config.routers}
+        self.reads_embeddings = {name for name, router in config.routers.items() if KINDS.of(router).needs_embeddings}
+        self.request_log = RequestLog(config.request_log) if config.request_log else None
+        self.defaults = self._configured_defaults()
+
+    async def reconfigure(self, user_config: IngressUserConfig) -> None:
+        """Router defaults from the config file, overridden by ``user_config``; checked whole
+        before any is applied (a default share needs a router with a calibration table), so a
+        bad update leaves the previous settings in place."""
+        defaults = {name: user_config.routers.get(name, own) for name, own in self._configured_defaults().items()}
+        shares = [name for name, d in defaults.items() if d.strong_percent is not None]
+        states = await self.router_states(shares, RECONFIGURE_STATE_TIMEOUT_S)
+        problems = [
+            f"routers.{name}.default_strong_percent: {state if isinstance(state, str) else state.calibration_error}"
+            for name, state in states.items()
+            if isinstance(state, str) or not state.calibrated
+        ]
+        if problems:
+            raise ConfigError("invalid router defaults:\n  " + "\n  ".join(problems))
+        self.defaults = defaults
+
+    def _configured_defaults(self) -> dict[str, RouterDefaults]:
+        return {
+            name: RouterDefaults(**router.model_dump(include=set(RouterDefaults.model_fields)))
+            for name, router in self.config.routers.items()
+        }
+
+    async def router_states(
+        self, names: Sequence[str] | None = None, timeout_s: float = 5.0
+    ) -> dict[str, RouterState | str]:
+        """Each router's state as it reports it, or why it did not within ``timeout_s``."""
+
+        async def ask(name: str) -> RouterState | str:
+            try:
+                return await asyncio.wait_for(self.rankers[name].state(), timeout_s)
+            except asyncio.TimeoutError:
+                return f"router '{name}' did not answer within {timeout_s:g} s"
+            except ServiceError as exc:
+                return f"router '{name}' did not answer: {exc.message}"
+
+        chosen = list(self.config.routers if names is None else names)
+        return dict(zip(chosen, await asyncio.gather(*(ask(name) for name in chosen)), strict=True))
+
+    async def unready(self, timeout_s: float) -> list[str]:
+        """The parts of the request path that do not answer within ``timeout_s``: each router's
+        routing step on a probe prompt (its embedding and its scoring, as a request gets them) and
+        each upstream's client (not the upstream itself, whose failures a request falls back from)."""
+        checks: dict[str, Awaitable[object]] = {
+            f"router '{name}'": self._rank_once(name, RouterAlias(name, threshold=0.5), READINESS_PROBE)
+            for name in self.config.routers
+        }
+        checks |= {
+            f"the client of model '{self.config.upstreams[key].model}'": upstream.backend.ready()
+            for key, upstream in self.upstreams.items()
+        }
+
+        async def answers(check: Awaitable[object]) -> bool:
+            try:
+                await asyncio.wait_for(check, timeout_s)
+            except Exception:  # a part still loading, timed out or lost: not ready yet
+                return False
+            return True
+
+        results = await asyncio.gather(*(answers(check) for check in checks.values()))
+        return [part for part, ok in zip(checks, results, strict=True) if not ok]
+
+    async def rejected_keys(self, timeout_s: float) -> dict[str, str]:
+        """The upstreams that refuse their key (model → why), each asked once within ``timeout_s``;
+        one that does not answer in time is not counted: its calls will say more."""
+
+        async def ask(upstream: ResilientUpstream) -> str | None:
+            try:
+                return await asyncio.wait_for(upstream.backend.rejected_key(), timeout_s)
+            except Exception:  # a replica still starting or lost: nothing known about the key
+                return None
+
+        upstreams = list(self.upstreams.values())
+        answers = await asyncio.gather(*(ask(upstream) for upstream in upstreams))
+        rejected = {u.backend.model: why for u, why in zip(upstreams, answers, strict=True) if why}
+        self.telemetry.rejected_keys({u.backend.model: u.backend.model in rejected for u in upstreams})
+        return rejected
+
+    def query(self, name: str, alias: RouterAlias, prompt: str, embedding: np.ndarray | None) -> RankQuery:
+        """What to ask router ``name`` for an alias: its threshold, strong share or budget, or the defaults."""
+        if alias.threshold is not None:
+            return RankQuery(prompt, embedding, threshold=alias.threshold)
+        if alias.budget_usd is not None:
+            return RankQuery(prompt, embedding, budget_usd=alias.budget_usd)
+        defaults = self.defaults[name]
+        percent = alias.strong_percent if alias.strong_percent is not None else defaults.strong_percent
+        if percent is None:
+            return RankQuery(prompt, embedding, threshold=defaults.default_threshold)
+        return RankQuery(prompt, embedding, strong_percent=percent)
+
+    def models(self) -> ModelList:
+        cards = [ModelCard(id=f"{ROUTER_PREFIX}{name}", owned_by="router") for name in self.config.routers]
+        cards += [ModelCard(id=u.model, owned_by=u.backend) for u in self.config.upstreams.values()]
+        return ModelList(data=cards)
+
+    def check_limits(self, messages: Sequence[ChatMessage]) -> None:
+        limits = self.config.limits
+        if len(messages) > limits.max_messages:
+            raise InvalidRequest(
+                f"{len(messages)} messages is more than this service takes ({limits.max_messages})",
+                param="messages",
+                code="too_many_messages",
+            )
+        chars = sum(len(m.text()) for m in messages)
+        if chars > limits.max_prompt_chars:
+            raise InvalidRequest(
+                f"the messages hold {chars} characters of text, more than this service takes "
+                f"({limits.max_prompt_chars})",
+                param="messages",
+                code="context_length_exceeded",
+            )
+
+    async def plan(self, model: str, messages: Sequence[ChatMessage]) -> Plan:
+        self.check_limits(messages)
+        alias = parse_router_alias(model)
+        if alias is None:
+            key = self.config.upstream_by_model(model)
+            if key is None:
+                known = ", ".join(card.id for card in self.models().data)
+                raise ModelNotFound(f"model '{model}' does not exist; available: {known}", param="model")
+            return Plan(decision=None, order=(key,))
+        if alias.router not in self.config.routers:
+            raise ModelNotFound(
+                f"router '{alias.router}' does not exist; available: {', '.join(self.config.routers)}", param="model"
+            )
+        prompt = routed_prompt(messages)[: self.config.limits.router_prompt_chars]
+        keys = [c.key for c in self.candidates[alias.router]]
+        most_capable = keys[-1]
+        began = time.perf_counter()
+        try:
+            ranking = await self._rank(alias.router, alias, prompt)
+        except (RoutingUnavailable, UpstreamError) as exc:
+            # The router cannot score; the request is still answered, by the configured model.
+            choice = self.config.fallback.on_routing_error
+            if choice == "error":
+                raise
+            reason = exc.reason if isinstance(exc, UpstreamError) else exc.code
+            fixed = keys[::-1] if choice == "strong" else keys
+            return Plan(None, *self._order(fixed, first_reason=f"routing_{reason}"))
+        target = ranking.order[0]
+        target_model = self.config.upstreams[target].model
+        self.telemetry.decision(
+            alias.router,
+            target_model,
+            target == most_capable,
+            ranking.score,
+            ranking.strong_percent,
+            time.perf_counter() - began,
+        )
+        order, skip_reason = self._order(ranking.order)
+        decision = RouteDecision(
+            router=alias.router,
+            score=ranking.score,
+            threshold=ranking.threshold,
+            strong_percent=ranking.strong_percent,
+            budget_usd=alias.budget_usd,
+            target=target_model,
+            fallback=skip_reason,
+            checkpoint=ranking.state.checkpoint,
+            candidates={self.config.upstreams[key].model: round(p, 6) for key, p in ranking.candidates},
+        )
+        return Plan(decision, order, skip_reason)
+
+    def _order(self, ranked: Sequence[str], first_reason: str | None = None) -> tuple[tuple[str, ...], str | None]:
+        """The upstreams to try for a routed request, first choice first, and why the first
+        choice is skipped, if it is: an unconfigured one is left out (or is the only one, when
+        the policy says error), and the others follow the first only when the policy lets a
+        failed request fall back."""
+        upstreams, policy = self.config.upstreams, self.config.fallback
+        target = ranked[0]
+        configured = tuple(key for key in ranked if upstreams[key].configured)
+        falls_back = policy.on_upstream_error == "other_model"
+        if upstreams[target].configured:
+            return (configured if falls_back else (target,)), first_reason
+        if policy.on_unconfigured != "other_model" or not configured:
+            return (target,), first_reason
+        return (configured if falls_back else configured[:1]), first_reason or "upstream_unconfigured"
+
+    async def _rank(self, router: str, alias: RouterAlias, prompt: str) -> Ranking:
+        """Embeds the prompt and ranks the router's candidates for it within the routing time
+        limit; a replica lost on the way gets the step tried once more."""
+        timeout = self.config.fallback.routing_timeout_s
+        try:
+            return await asyncio.wait_for(self._rank_retrying(router, alias, prompt), timeout)
+        except asyncio.TimeoutError:
+            raise RoutingUnavailable(f"no routing decision within {timeout:g} s", code="timeout") from None
+
+    async def _rank_retrying(self, router: str, alias: RouterAlias, prompt: str) -> Ranking:
+        try:
+            return await self._rank_once(router, alias, prompt)
+        except RoutingUnavailable as exc:
+            self.telemetry.routing_retry(exc.code or "replica_unavailable")
+            return await self._rank_once(router, alias, prompt)
+
+    async def _rank_once(self, router: str, alias: RouterAlias, prompt: str) -> Ranking:
+        embedding = None
+        if router in self.reads_embeddings:
+            if self.embedder is None:
+                raise RuntimeError("an embedding router is configured without an embedder")
+            embedding = (await self.embedder.embed([prompt]))[0]
+        return await self.rankers[router].rank(self.query(router, alias, prompt, embedding))
+
+    async def route(self, model: str, messages: Sequence[ChatMessage]) -> RouteDecision:
+        plan = await self.plan(model, messages)
+        if plan.decision is not None:
+            return plan.decision
+        if plan.skip_reason:  # a router that could not score
+            raise RoutingUnavailable(f"the router could not score the prompt ({plan.skip_reason})")
+        raise InvalidRequest(f"'{model}' is not a router alias: use 'router-<router>-<threshold>'", param="model")
+
+    async def complete(self, request: ChatCompletionRequest) -> tuple[Outcome, ChatCompletion]:
+        plan = await self.plan(request.model, request.messages)
+        outcome, completion = await self._first_success(plan, lambda key: self.upstreams[key].complete(request))
+        await self._answered(request, outcome, completion.usage)
+        return outcome, completion
+
+    async def stream(self, request: ChatCompletionRequest) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
+        """Opens the stream and waits for its first token: until then a failure may still fall back,
+        after it the answer is committed to this upstream."""
+        plan = await self.plan(request.model, request.messages)
+        outcome, chunks = await self._first_success(plan, lambda key: self.upstreams[key].open_stream(request))
+        return outcome, self._watch_usage(request, outcome, chunks)
+
+    async def _first_success(self, plan: Plan, attempt: Callable[[str], Awaitable[T]]) -> tuple[Outcome, T]:
+        """Tries the plan's upstreams in order; if all fail, the first choice's error is raised,
+        naming every failure."""
+        reason, errors = plan.skip_reason, []
+        for key in plan.order:
+            try:
+                result = await attempt(key)
+            except UpstreamError as exc:
+                errors.append(exc)
+                reason = exc.reason
+                continue
+            if reason:
+                self.telemetry.fallback(reason, self.config.upstreams[key].model)
+            return Outcome(plan.decision, self.config.upstreams[key].model, reason, key), result
+        assert errors, "a plan always names at least one upstream"
+        first = errors[0]
+        if len(errors) > 1:
+            first.message += "; the fallback failed too: " + "; ".join(e.message for e in errors[1:])
+            first.args = (first.message,)
+        raise first
+
+    async def _answered(self, request: ChatCompletionRequest, outcome: Outcome, usage: Usage | None) -> None:
+        """Records an answer: its usage and cost in telemetry, and the request log's line, which
+        is written (off the event loop) before the answer goes out."""
+        cost = None
+        if usage is not None:
+            cost = cost_of(self.config, outcome.key, usage.prompt_tokens, usage.completion_tokens)
+            self.telemetry.usage(outcome.model, usage.prompt_tokens, usage.completion_tokens, cost)
+        if self.request_log is None:
+            return
+        written = self.request_log.record(
+            request.model,
+            request.messages,
+            request.stream,
+            outcome.decision,
+            outcome.model,
+            outcome.fallback,
+            usage,
+            cost.usd if cost else None,
+        )
+        await asyncio.wrap_future(written)
+
+    async def aclose(self) -> None:
+        """Closes what the engine holds open: upstream and embedding connections, the request log."""
+        await close_connections(*(u.backend for u in self.upstreams.values()), self.embedder)
+        if self.request_log is not None:
+            await asyncio.to_thread(self.request_log.close)
+
+    async def _watch_usage(
+        self, request: ChatCompletionRequest, outcome: Outcome, chunks: AsyncIterator[ChatCompletionChunk]
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        usage = None
+        try:
+            async for chunk in chunks:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                yield chunk
+        finally:
+            await close_stream(chunks)
+            await self._answered(request, outcome, usage)
+
+
+def in_process_engine(config: AppConfig) -> RoutingEngine:
+    """The whole request path in this process: no Ray, same behaviour as the service."""
+    routers = {
+        name: LocalRanker(LiveRouter(name, router, config.candidates(name), config.embedding.model_id))
+        for name, router in config.routers.items()
+    }
+    return RoutingEngine(
+        config,
+        make_embedder(config.embedding) if config.needs_embeddings else None,
+        routers,
+        {key: make_backend(upstream) for key, upstream in config.upstreams.items()},
+    )

@@ -1,0 +1,312 @@
+"""One configured router in service: the model of its live checkpoint and that checkpoint's
+calibration table, held together and swapped together, and the one question the request path
+asks it: in which order to try its candidates for a prompt.
+
+The candidates are listed cheapest first, the most capable last. At threshold t the first
+choice is the cheapest candidate whose predicted probability of answering at least as well as
+the most capable one is above 1 − t (t = 0: always the most capable; t = 1: the cheapest). With
+two candidates that is the paper's rule, strong when P(strong wins) ≥ t::
+
+    P(as good as the most capable)   cheapest ── mid ── most capable
+        t = 0.2 (need > 0.8)            0.55      0.85       1       → mid, then most capable, then cheapest
+        t = 0.5 (need > 0.5)            0.55      0.85       1       → cheapest, then mid, then most capable
+
+Every answer says which checkpoint gave it (:class:`RouterState`), so a caller never needs to
+be told of a swap and never pairs a new model with an old table: a batch is scored, and its
+strong shares turned into thresholds, by the one version it started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+
+from routing.calibration import (
+    CALIBRATION_FILE,
+    CalibrationError,
+    CalibrationTable,
+    calibration_files,
+    table_for,
+)
+from routing.errors import InvalidRequest
+from routing.resources import MissingResource, checkpoint_path
+from routing.routers.checkpoint import MANIFEST_FILE, CheckpointError, Manifest, load_manifest
+from routing.routers.kind import (
+    AnyPairRouter,
+    Candidate,
+    ModelPair,
+    PairsScorer,
+    Router,
+    RouterKind,
+    RouterSettings,
+    ScoringPair,
+)
+from routing.routers.kinds import KINDS
+from routing.routers.pair import ladder_models, scoring_pair
+from routing.routers.share_settings import ShareControl
+from routing.serving.share_control import LiveShares
+
+
+@dataclass(frozen=True)
+class RankQuery:
+    """A prompt to rank the candidates for, at a threshold, a calibrated strong share or a budget
+    (USD per request, on the calibration pool's mean)."""
+
+    prompt: str
+    embedding: np.ndarray | None = None
+    threshold: float | None = None
+    strong_percent: float | None = None
+    budget_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        if sum(x is not None for x in (self.threshold, self.strong_percent, self.budget_usd)) != 1:
+            raise ValueError("a query asks for exactly one of a threshold, a strong share and a budget")
+
+
+@dataclass(frozen=True)
+class RouterState:
+    """What a router serves with: its checkpoint (``<directory>@<content hash>``), why that
+    checkpoint cannot turn strong shares into thresholds (None: it can), and why the last swap
+    was refused (None: it was not)."""
+
+    checkpoint: str
+    calibration_error: str | None = None
+    swap_error: str | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.calibration_error is None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The candidates' upstream keys, first choice first, and how the router came to them:
+    ``score`` is the lowest P(the most capable candidate wins) over the cheaper ones, so the
+    most capable is chosen exactly when ``score >= threshold``; ``candidates`` holds each
+    candidate's predicted probability of answering at least as well as the most capable one,
+    cheapest first."""
+
+    order: tuple[str, ...]
+    score: float
+    threshold: float
+    strong_percent: float | None
+    state: RouterState
+    candidates: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Version:
+    checkpoint: str
+    model: Router
+    table: CalibrationTable | str
+    state: RouterState
+    ladder: PairsScorer | None  # more than two candidates: the most capable against each cheaper one
+
+
+@dataclass(frozen=True)
+class Inspected:
+    directory: Path
+    pair: tuple[str, str] | None  # the pair a router that scores any two models scores, resolved
+    # More than two candidates: the most capable against each cheaper one, cheapest first, resolved.
+    ladder: tuple[ModelPair, ...] = ()
+
+
+def inspect_checkpoint(config: RouterSettings, candidates: Sequence[Candidate], embedding_model_id: str) -> Inspected:
+    """Checks that ``config``'s checkpoint can serve: it exists, is of the router's kind, knows
+    the models it is asked to score and was trained on the embedding model in service."""
+    kind = KINDS.of(config)
+    directory = checkpoint_path(config.checkpoint)
+    manifest = load_manifest(directory, kind.name)
+    resolved = scoring_pair(manifest, *scoring_ids(candidates)) if kind.scores_any_model else None
+    ladder: tuple[ModelPair, ...] = ()
+    if len(candidates) > 2:
+        if resolved is None:
+            raise CheckpointError(f"a {kind.name} router scores one pair of models, not {len(candidates)} candidates")
+        ladder = ladder_pairs(manifest, candidates, resolved)
+    if kind.needs_embeddings:
+        trained_on = manifest.embedding.model_id if manifest.embedding else None
+        if trained_on != embedding_model_id:
+            raise CheckpointError(
+                f"checkpoint '{config.checkpoint}' was trained on embeddings of '{trained_on}', "
+                f"but args.embedding is '{embedding_model_id}'"
+            )
+    return Inspected(directory, resolved, ladder)
+
+
+def ladder_pairs(manifest: Manifest, candidates: Sequence[Candidate], pair: tuple[str, str]) -> tuple[ModelPair, ...]:
+    """The most capable candidate against each cheaper one, cheapest first; the candidates
+    between the two ends are scored by their ``router_model_id``, else their model name."""
+    top, cheapest = pair
+    names = [cheapest, *(c.router_model_id or c.model for c in candidates[1:-1])]
+    try:
+        return tuple(scoring_pair(manifest, top, name) for name in names)
+    except CheckpointError as exc:
+        scored = ", ".join(f"{c.key} as {name}" for c, name in zip(candidates, [*names, top], strict=True))
+        raise CheckpointError(f"candidates ({scored}): {exc}") from None
+
+
+def calibration_of(router: str, kind: RouterKind, inspected: Inspected) -> CalibrationTable | str:
+    """The table router ``router`` turns strong shares into thresholds with, or why it has none."""
+    if not kind.calibrated:
+        return f"router '{router}' ({kind.name}) has no strong shares: ask for a threshold"
+    return table_for(router, kind.name, inspected.directory, inspected.pair, ladder_models(inspected.ladder))
+
+
+def scoring_ids(candidates: Sequence[Candidate]) -> ScoringPair:
+    """The names a router scores its most capable and its cheapest candidate by (None: its
+    checkpoint's default)."""
+    return candidates[-1].router_model_id, candidates[0].router_model_id
+
+
+def checkpoint_id(directory: Path) -> str:
+    """``<directory name>@<hash of its manifest and calibration tables>``: names a version without
+    revealing where it is stored."""
+    digest = hashlib.sha256()
+    for name in (MANIFEST_FILE, CALIBRATION_FILE):
+        path = directory / name
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    for path in calibration_files(directory):  # the tables of candidate lists, by name
+        if path.name != CALIBRATION_FILE:
+            digest.update(path.name.encode() + path.read_bytes())
+    return f"{directory.name}@{digest.hexdigest()[:12]}"
+
+
+class LiveRouter:
+    """A configured router in service: its candidates, and the version it serves (the model of
+    its checkpoint and that checkpoint's calibration table), swapped whole."""
+
+    def __init__(
+        self, name: str, config: RouterSettings, candidates: Sequence[Candidate], embedding_model_id: str
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.kind = KINDS.of(config)
+        self.candidates = tuple(candidates)
+        self.embedding_model_id = embedding_model_id
+        self._version = self._load(config.checkpoint, "args.routers." + name)
+        self._shares = self._live_shares()
+
+    def _live_shares(self) -> LiveShares | None:
+        control = self.config.share_control
+        return LiveShares(control) if isinstance(control, ShareControl) and self.kind.calibrated else None
+
+    @property
+    def checkpoint(self) -> str:
+        """The checkpoint in service, as configured or swapped in (``builtin:<name>`` or a directory)."""
+        return self._version.checkpoint
+
+    @property
+    def model(self) -> Router:
+        return self._version.model
+
+    @property
+    def state(self) -> RouterState:
+        return self._version.state
+
+    def _load(self, checkpoint: str, where: str) -> _Version:
+        config = self.config.model_copy(update={"checkpoint": checkpoint})
+        try:
+            inspected = inspect_checkpoint(config, self.candidates, self.embedding_model_id)
+            model = self.kind.router(config, inspected.pair or (None, None))
+            ladder = cast(AnyPairRouter, model).against(inspected.ladder) if inspected.ladder else None
+        except (MissingResource, CheckpointError) as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
+        table = calibration_of(self.name, self.kind, inspected)
+        state = RouterState(checkpoint_id(inspected.directory), table if isinstance(table, str) else None)
+        return _Version(checkpoint, model, table, state, ladder)
+
+    def swap_to(self, checkpoint: str) -> bool:
+        """Loads ``checkpoint`` beside the one in service, then swaps its model and table in at
+        once; False when it is already in service. One that cannot serve is refused (raised):
+        the one in service serves on, and its answers carry the refusal until the next swap."""
+        if checkpoint == self._version.checkpoint:
+            if self._version.state.swap_error is not None:
+                self._version = replace(self._version, state=replace(self._version.state, swap_error=None))
+            return False
+        try:
+            version = self._load(checkpoint, "user_config.checkpoint")
+        except Exception as exc:
+            refused = replace(self._version.state, swap_error=f"checkpoint {checkpoint} refused: {exc}")
+            self._version = replace(self._version, state=refused)
+            raise
+        self._version = version
+        self._shares = self._live_shares()  # the old model's scores say nothing of the new one's
+        return True
+
+    def rank(self, queries: Sequence[RankQuery]) -> list[Ranking | InvalidRequest]:
+        """Per query, the candidates in the order to try them, or why the query cannot be
+        answered (a strong share without a table). The whole batch uses one version."""
+        version = self._version
+        embeddings = np.stack([q.embedding for q in queries]) if self.kind.needs_embeddings else None  # type: ignore[misc]
+        prompts = [q.prompt for q in queries]
+        if version.ladder is None:
+            scores = np.asarray(version.model.score(prompts, embeddings)).reshape(-1, 1)
+        else:
+            scores = version.ladder.score(prompts, embeddings)
+        shares, top = self._shares, self.candidates[-1].key
+        rankings = []
+        for query, row in zip(queries, scores, strict=True):
+            percent = query.strong_percent
+            if shares is None or percent is None:
+                rankings.append(self._ranking(version, query, row))
+                continue
+            ranking = self._ranking(version, query, row, shares.threshold(percent), shares.aimed(percent))
+            if isinstance(ranking, Ranking):
+                shares.decided(percent, ranking.order[0] == top)
+            rankings.append(ranking)
+        if shares is not None:
+            shares.add_scores(scores.min(axis=1))
+        return rankings
+
+    def _ranking(
+        self,
+        version: _Version,
+        query: RankQuery,
+        beaten: np.ndarray,
+        live: float | None = None,
+        aimed: float | None = None,
+    ) -> Ranking | InvalidRequest:
+        """``beaten[i]``: P(the most capable candidate wins over candidate i), cheapest first.
+        The cheapest candidate with ``beaten[i] < threshold`` (predicted to answer at least as
+        well as the most capable one with probability above 1 − threshold) is tried first, then
+        the more capable ones in turn, then the cheaper ones; none: the most capable first.
+        ``live``: share control's threshold; ``aimed``: the share it routes a share query at,
+        which the table's threshold is taken for until ``live`` is known."""
+        threshold = query.threshold if live is None else live
+        if threshold is None:
+            if isinstance(version.table, str):
+                return InvalidRequest(version.table, param="model", code="no_calibration")
+            if query.strong_percent is not None:
+                threshold = version.table.threshold(query.strong_percent if aimed is None else aimed)
+            else:
+                assert query.budget_usd is not None
+                found = self._budget_threshold(version.table, query.budget_usd)
+                if isinstance(found, InvalidRequest):
+                    return found
+                threshold = found
+        keys = [c.key for c in self.candidates]
+        chosen = next((i for i, p in enumerate(beaten) if p < threshold), len(keys) - 1)
+        order = (*keys[chosen:], *reversed(keys[:chosen]))
+        as_good = tuple(zip(keys, [*(1.0 - float(p) for p in beaten), 1.0], strict=True))
+        return Ranking(order, float(beaten.min()), threshold, query.strong_percent, version.state, as_good)
+
+    def _budget_threshold(self, table: CalibrationTable, usd: float) -> float | InvalidRequest:
+        unpriced = [c.key for c in self.candidates if c.price is None]
+        if unpriced:
+            return InvalidRequest(
+                f"router '{self.name}' prices a budget from its candidates' prices, and "
+                f"{', '.join(f'upstreams.{key}.price' for key in unpriced)} is not set",
+                param="model",
+                code="no_prices",
+            )
+        prices = [c.price for c in self.candidates if c.price]
+        try:
+            return table.budget_threshold(usd, prices)
+        except CalibrationError as exc:
+            code = "no_calibration" if table.costs is None else "budget_too_low"
+            return InvalidRequest(f"router '{self.name}': {exc}", param="model", code=code)
