@@ -26,8 +26,9 @@ import psutil
 import yaml
 from pydantic import BaseModel
 
-from bench.cluster import ROOT, free_port
 from bench.served import ray_actor_name
+from testing import ROOT
+from testing.cluster import free_port
 
 
 class ColdStart(BaseModel):

@@ -25,10 +25,11 @@ import httpx
 import numpy as np
 from pydantic import BaseModel
 
-from bench.cluster import deployed, shipped_config
 from routing.offline.commands.prompts import read_prompts
 from routing.offline.data.files import data_files
 from routing.routers.kind import DEFAULT_STRONG_PERCENT
+from testing.apps import shipped_config
+from testing.cluster import deployed
 
 CONFIG = "serve_config.all_routers.yaml"
 FIRST, BLOCK, TOLERANCE = 1000, 200, 5.0

@@ -23,13 +23,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from bench.load import sample_prompts
 from routing.config import LocalEmbedding
 from routing.embeddings.local import LocalEmbedder
 from routing.inference import autocast, length_batches
 from routing.resources import checkpoint_path
 from routing.routers.classifier import ClassifierRouter
 from routing.routers.mf import MFRouter
+from testing.load import sample_prompts
 
 
 def _sync() -> None:

@@ -28,12 +28,12 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.cluster import free_port
-from bench.fake_upstream import FakeUpstream
 from routing.offline.evaluation.benchmark import Benchmark, read_benchmark
 from routing.offline.evaluation.metrics import apgr, optimal_curve, random_baseline
 from routing.offline.learning.challenge import measure
 from routing.resources import DEFAULT_STRONG, DEFAULT_WEAK
+from testing.cluster import free_port
+from testing.fake_upstream import FakeUpstream
 
 EVAL = Path("data/eval")
 CONCURRENCY = 16

@@ -28,9 +28,11 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.cluster import ROOT, free_port
-from bench.fake_upstream import FakeUpstream
 from observability.build import PANELS, RATE, alert_groups
+from testing import ROOT
+from testing.apps import on_fake
+from testing.cluster import free_port
+from testing.fake_upstream import FakeUpstream
 
 PROMETHEUS_CONFIG = ROOT / "observability" / "prometheus.yml"
 # The labels the shipped scrape configs drop (observability/prometheus.yml, k8s/monitoring/base/podmonitor.yaml).
@@ -134,21 +136,10 @@ def app_args(strong: FakeUpstream, weak: FakeUpstream, judge: FakeUpstream, stat
     breaker = {"circuit_breaker": {"failure_threshold": 3, "cooldown_s": 20}}
     return {
         "upstreams": {
-            "strong": {
-                "backend": "openai",
-                "model": "big",
-                "base_url": strong.base_url,
-                "price": {"input_per_million": 2.5, "output_per_million": 10},
-                **upstream,
-                **breaker,
-            },
-            "weak": {
-                "backend": "openai",
-                "model": "small",
-                "base_url": weak.base_url,
-                "price": {"input_per_million": 0.15, "output_per_million": 0.6},
-                **upstream,
-            },
+            "strong": on_fake(
+                strong, "big", price={"input_per_million": 2.5, "output_per_million": 10}, **upstream, **breaker
+            ),
+            "weak": on_fake(weak, "small", price={"input_per_million": 0.15, "output_per_million": 0.6}, **upstream),
         },
         "routers": {"mf": {"type": "mf"}, "random": {"type": "random", "seed": 0}},
         "fallback": {"on_upstream_error": "other_model"},

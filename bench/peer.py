@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.cluster import free_port, wait_until_healthy
+from testing.cluster import free_port, wait_until_healthy
 
 PEER = "routellm[serve]==0.2.0"
 TORCH = "torch==2.13.0"  # the CPU wheel; a bare torch would pull a CUDA build

@@ -2,9 +2,9 @@
 
     python -m bench.playground_screenshot --out docs/playground.png
 
-Starts two fake upstream servers (``bench/fake_upstream.py``, answering ``"<name> answer #<k>"``)
+Starts two fake upstream servers (``testing/fake_upstream.py``, answering ``"<name> answer #<k>"``)
 with prices, the graph on a private local Ray cluster with the ``mf`` and ``random`` routers, and
-headless Chromium (see ``bench/browser.py``); asks three questions on the page and saves it.
+headless Chromium (see ``testing/browser.py``); asks three questions on the page and saves it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.browser import chromium_driver
-from bench.cluster import deployed, graph_config
-from bench.fake_upstream import FakeUpstream
+from testing.apps import graph_config
+from testing.browser import chromium_driver
+from testing.cluster import deployed
+from testing.fake_upstream import FakeUpstream
 
 # (router, mode, value, question): one answer from each model, then a calibrated strong share.
 QUESTIONS = [

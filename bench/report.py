@@ -7,7 +7,7 @@ from typing import Any
 from bench import sw_ranking
 
 SATURATION = 32
-SLOW_UPSTREAM_S = 2.0  # the slow upstream's answer time in (c)
+SLOW_UPSTREAM_S = 2.0  # the slow upstream's answer time in slow_upstream
 SLOW_CLIENTS = 200
 
 
@@ -31,7 +31,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     if limit and served:
         rows.append(
             (
-                "(a) router stage, req/s (Serve vs one process)",
+                "router_stage: router stage, req/s (Serve vs one process)",
                 f"{served:.1f}",
                 f"{limit:.1f}",
                 f"{served / limit:.2f}",
@@ -42,7 +42,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     if three and served:
         rows.append(
             (
-                "(a) router stage, 3 candidates (serve_config.three_models.yaml) vs 2, req/s",
+                "router_stage: router stage, 3 candidates (serve_config.three_models.yaml) vs 2, req/s",
                 f"{three:.1f}",
                 f"{served:.1f}",
                 f"{three / served:.2f}",
@@ -58,7 +58,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         if ours and theirs:
             rows.append(
                 (
-                    f"(b) {label}, req/s at {SATURATION} clients (vs RouteLLM 0.2.0)",
+                    f"chat: {label}, req/s at {SATURATION} clients (vs RouteLLM 0.2.0)",
                     f"{ours:.1f}",
                     f"{theirs:.1f}",
                     f"{ours / theirs:.2f}",
@@ -67,7 +67,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             )
     ours_local = rps(("ours", "mf_local"))
     if ours_local:
-        rows.append((f"(b) mf, local MiniLM, req/s at {SATURATION} clients", f"{ours_local:.1f}", "–", "–", "–"))
+        rows.append((f"chat: mf, local MiniLM, req/s at {SATURATION} clients", f"{ours_local:.1f}", "–", "–", "–"))
     forward = results.get("in_process", {}).get("one_forward_ms")
     direct_p50 = results.get("direct", {}).get("serial", {}).get("p50_ms")
     for name, label in (("mf_local", "mf, local MiniLM"), ("random", "random")):
@@ -77,7 +77,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             goal = verdict(added / forward <= 1.5, "≤ 1.5") if name == "mf_local" else "–"
             rows.append(
                 (
-                    f"(b) added latency p50 at 1 client, {label}, ms (vs one MiniLM forward)",
+                    f"chat: added latency p50 at 1 client, {label}, ms (vs one MiniLM forward)",
                     f"{added:.1f}",
                     f"{forward:.1f}",
                     f"{added / forward:.2f}",
@@ -88,7 +88,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     if peer_serial and direct_p50 is not None:
         rows.append(
             (
-                "(b) RouteLLM 0.2.0 random: added latency p50 at 1 client, ms",
+                "chat: RouteLLM 0.2.0 random: added latency p50 at 1 client, ms",
                 f"{peer_serial['p50_ms'] - direct_p50:.1f}",
                 "–",
                 "–",
@@ -101,7 +101,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             goal = verdict(run["overhead_p99_ms"] <= 100 and run["errors"] == 0, "≤ 100 ms, 0 errors")
         rows.append(
             (
-                f"(c) upstream 2 s, {name}: overhead p50 / p99 ms, errors",
+                f"slow_upstream: upstream 2 s, {name}: overhead p50 / p99 ms, errors",
                 f"{run['overhead_p50_ms']:.0f} / {run['overhead_p99_ms']:.0f}, {run['errors']}",
                 f"{run['requests_per_s']:.1f} req/s",
                 "–",
@@ -112,7 +112,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     if sw:
         rows.append(
             (
-                "(d) SW ranking, one request at a time, req/s (vs paper)",
+                "sw_ranking: SW ranking, one request at a time, req/s (vs paper)",
                 f"{sw['ours_one_at_a_time_per_s']:.0f}",
                 f"{sw_ranking.PAPER_REQUESTS_PER_S}",
                 f"{sw['ours_one_at_a_time_per_s'] / sw_ranking.PAPER_REQUESTS_PER_S:.0f}",
@@ -121,7 +121,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         )
         rows.append(
             (
-                "(d) SW ranking, reference algorithm re-timed here, req/s",
+                "sw_ranking: SW ranking, reference algorithm re-timed here, req/s",
                 f"{sw['reference_per_s']:.2f}",
                 f"{sw_ranking.PAPER_REQUESTS_PER_S}",
                 f"{sw['reference_per_s'] / sw_ranking.PAPER_REQUESTS_PER_S:.2f}",
@@ -132,7 +132,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     if served_sw:
         rows.append(
             (
-                f"(d) SW ranking through Serve (/v1/route, {SATURATION} clients), req/s",
+                f"sw_ranking: SW ranking through Serve (/v1/route, {SATURATION} clients), req/s",
                 f"{served_sw:.1f}",
                 f"{sw_ranking.PAPER_REQUESTS_PER_S}",
                 f"{served_sw / sw_ranking.PAPER_REQUESTS_PER_S:.0f}",
@@ -141,11 +141,13 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         )
     cold = results.get("cold_start")
     if cold:
-        rows.append(("(e) serve run → first answer, s", f"{cold['first_answer_s']:.1f}", "–", "–", "–"))
-        rows.append(("(e) serve run → every router answering, s", f"{cold['all_routers_s']:.1f}", "–", "–", "–"))
+        rows.append(("cold_start: serve run → first answer, s", f"{cold['first_answer_s']:.1f}", "–", "–", "–"))
+        rows.append(
+            ("cold_start: serve run → every router answering, s", f"{cold['all_routers_s']:.1f}", "–", "–", "–")
+        )
         rows.append(
             (
-                f"(e) PSS of the whole graph at idle ({cold['processes']} processes), MiB",
+                f"cold_start: PSS of the whole graph at idle ({cold['processes']} processes), MiB",
                 f"{cold['idle_pss_mib']:.0f}",
                 "–",
                 "–",

@@ -29,8 +29,10 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
-from bench.cluster import ROOT, deployed, shipped_config
 from routing.offline.commands.prompts import read_prompts
+from testing import ROOT
+from testing.apps import shipped_config
+from testing.cluster import deployed
 
 PROMPTS = ROOT / "data" / "eval" / "mmlu.jsonl.gz"
 NOBODY = "http://127.0.0.1:9/v1"  # the discard port: /v1/route never calls an upstream

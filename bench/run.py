@@ -1,17 +1,19 @@
 """The benchmarks, side by side in one run: the router against the raw model limit, against
 RouteLLM 0.2.0's own server, under a slow upstream; SW ranking; cold start and memory.
 
-    python -m bench.run [--seconds 10] [--scenarios abcde] [--out docs/benchmarks]
+    python -m bench.run [--seconds 10] [--scenarios router_stage chat ...] [--out docs/benchmarks]
 
-(a) the router stage (``/v1/route``: embedding + MF, no model call) through Serve at saturation,
-    against MiniLM + MF in one process on the same cores, and with three candidates against two;
-(b) chat requests through this service and through RouteLLM 0.2.0's server (installed once into
+router_stage: the router stage (``/v1/route``: embedding + MF, no model call) through Serve at
+    saturation, against MiniLM + MF in one process on the same cores, and with three candidates
+    against two;
+chat: chat requests through this service and through RouteLLM 0.2.0's server (installed once into
     ``.bench/routellm-0.2.0``), both calling the same fake upstream: requests/s at 32 clients
     (median of 3 runs), and the latency added to a direct upstream call at 1 client, against one
     MiniLM forward pass;
-(c) an upstream answering in 2 s and 200 clients: the routing overhead (latency − 2 s) and errors;
-(d) SW ranking: requests/s against the paper's 2.9, and through Serve;
-(e) ``serve run serve_config.yaml`` to the first answer, and the graph's memory (PSS) at idle.
+slow_upstream: an upstream answering in 2 s and 200 clients: the routing overhead (latency − 2 s)
+    and errors;
+sw_ranking: SW ranking: requests/s against the paper's 2.9, and through Serve;
+cold_start: ``serve run serve_config.yaml`` to the first answer, and the graph's memory (PSS) at idle.
 
 Every server runs alone on the machine while it is measured; the load generator (asyncio +
 httpx, one connection per client) and the fake upstream share its cores. Prints the table and
@@ -35,15 +37,18 @@ import numpy as np
 import torch
 
 from bench import coldstart, limits, sw_ranking
-from bench.cluster import ROOT, deployed, shipped_config, three_model_config
-from bench.fake_upstream import FakeUpstream
-from bench.load import LoadResult, chat_bodies, run_load, sample_prompts
 from bench.peer import peer_server
 from bench.plots import write_plots
 from bench.report import SATURATION, SLOW_CLIENTS, SLOW_UPSTREAM_S, print_report, table
 from bench.served import batch_size_totals, cpu_by_process, means_during, stage_latency_totals
 from routing.resources import MINILM_MODEL_ID
+from testing import ROOT
+from testing.apps import shipped_config, three_model_config
+from testing.cluster import deployed
+from testing.fake_upstream import FakeUpstream
+from testing.load import LoadResult, chat_bodies, run_load, sample_prompts
 
+SCENARIOS = ("router_stage", "chat", "slow_upstream", "sw_ranking", "cold_start")
 FEWER_CLIENTS = 40  # 20 requests/s offered: within the graph's capacity on 2 cores
 PEER_VENV = ROOT / ".bench" / "routellm-0.2.0"
 
@@ -109,14 +114,14 @@ def peer(bench: Bench, upstream: FakeUpstream, embeddings: FakeUpstream) -> None
     bench.results["peer"] = out
 
 
-def ours_local(bench: Bench, upstream: FakeUpstream, scenarios: str, workdir: Path) -> None:
+def ours_local(bench: Bench, upstream: FakeUpstream, scenarios: set[str], workdir: Path) -> None:
     """The shipped graph (local MiniLM embeddings) with both models on the fake upstream."""
     out: dict[str, Any] = bench.results.setdefault("ours", {})
     config = shipped_config(upstream.base_url, ("random", "mf", "sw_ranking"))
     with deployed(config, workdir / "local") as cluster:
         chat, route = cluster.url + "/v1/chat/completions", cluster.url + "/v1/route"
         own = {upstream.process.pid: "fake upstream"}
-        if "b" in scenarios:
+        if "chat" in scenarios:
             stages = partial(stage_latency_totals, cluster.metrics_url)
             out["random"] = {"saturated": bench.saturated(chat, "router-random-0.5")}
             out["random"]["serial"], _ = means_during(lambda: bench.serial(chat, "router-random-0.5"), stages)
@@ -133,11 +138,11 @@ def ours_local(bench: Bench, upstream: FakeUpstream, scenarios: str, workdir: Pa
                 "stage_latency_ms": {k: round(v, 2) for k, v in latency.items()},
                 "mean_batch_size": {k: round(v, 2) for k, v in batch_sizes.items()},
             }
-        if "a" in scenarios:
+        if "router_stage" in scenarios:
             out["route_mf"] = {"saturated": bench.saturated(route, "router-mf-0.5")}
-        if "d" in scenarios:
+        if "sw_ranking" in scenarios:
             out["route_sw_ranking"] = {"saturated": bench.load(route, "router-sw_ranking-0.5", SATURATION).summary()}
-        if "c" in scenarios:
+        if "slow_upstream" in scenarios:
             upstream.behave("ok", record=False, delay_s=SLOW_UPSTREAM_S)
             seconds = max(30.0, 3 * bench.seconds)
             runs = {
@@ -190,10 +195,11 @@ def direct(bench: Bench, upstream: FakeUpstream) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
-    parser.add_argument("--scenarios", default="abcde", help="which of a-e to run")
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS), help="which to run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
     args = parser.parse_args()
     bench = Bench(args.seconds)
+    wanted = set(args.scenarios)
     bench.results["machine"] = {
         "cpu": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
@@ -208,20 +214,20 @@ def main() -> None:
     embeddings.behave("ok", record=False)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        if set("ab") & set(args.scenarios):
+        if {"router_stage", "chat"} & wanted:
             steps.append(("in-process limits", lambda: in_process(bench)))
-        if "b" in args.scenarios:
+        if "chat" in wanted:
             steps.append(("direct upstream", lambda: direct(bench, upstream)))
             steps.append(("RouteLLM 0.2.0", lambda: peer(bench, upstream, embeddings)))
-        if set("abcd") & set(args.scenarios):
-            steps.append(("this service", lambda: ours_local(bench, upstream, args.scenarios, workdir)))
-        if "a" in args.scenarios:
+        if wanted - {"cold_start"}:
+            steps.append(("this service", lambda: ours_local(bench, upstream, wanted, workdir)))
+        if "router_stage" in wanted:
             steps.append(("this service, three candidates", lambda: ours_three_candidates(bench, upstream, workdir)))
-        if "b" in args.scenarios:
+        if "chat" in wanted:
             steps.append(
                 ("this service, embeddings API", lambda: ours_openai_embeddings(bench, upstream, embeddings, workdir))
             )
-        if "d" in args.scenarios:
+        if "sw_ranking" in wanted:
             steps.append(
                 ("SW ranking in process", lambda: bench.results.__setitem__("sw_ranking", sw_ranking.measure()))
             )
@@ -232,7 +238,7 @@ def main() -> None:
         finally:
             upstream.stop()
             embeddings.stop()
-    if "e" in args.scenarios:
+    if "cold_start" in wanted:
         print("-- cold start", flush=True)
         bench.results["cold_start"] = coldstart.measure().model_dump()
     args.out.mkdir(parents=True, exist_ok=True)

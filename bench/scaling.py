@@ -28,8 +28,9 @@ from typing import Any
 
 import httpx
 
-from bench.cluster import deployed, graph_config
-from bench.fake_upstream import FakeUpstream
+from testing.apps import graph_config, on_fake
+from testing.cluster import deployed
+from testing.fake_upstream import FakeUpstream
 
 DEPLOYMENTS = ("Ingress", "Embedding", "Router-mf", "LLM-strong", "LLM-weak")
 ROUTER_STAGE = ("Embedding", "Router-mf")
@@ -51,8 +52,8 @@ SCALING = {
 def scaling_config(strong: FakeUpstream, weak: FakeUpstream) -> dict[str, Any]:
     args = {
         "upstreams": {
-            "strong": {"backend": "openai", "model": "big", "base_url": strong.base_url},
-            "weak": {"backend": "openai", "model": "small", "base_url": weak.base_url},
+            "strong": on_fake(strong, "big"),
+            "weak": on_fake(weak, "small"),
         },
         "routers": {"mf": {"type": "mf"}},
     }

@@ -22,10 +22,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import ROOT, deployed, shipped_config
-from bench.fake_upstream import FakeUpstream
-from bench.load import chat_bodies, run_load, sample_prompts
 from routing.serve_env import SERVE_ENV
+from testing import ROOT
+from testing.apps import shipped_config
+from testing.cluster import deployed
+from testing.fake_upstream import FakeUpstream
+from testing.load import chat_bodies, run_load, sample_prompts
 
 CLIENTS = 32
 # Serve's own defaults, against which each row changes one thing.

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from bench.cluster import ROOT
 from routing.config import LocalEmbedding
 from routing.embeddings.local import LocalEmbedder
 from routing.offline.commands.prompts import read_prompts
@@ -27,6 +26,7 @@ from routing.routers.kind import DEFAULT_STRONG_PERCENT, Candidate
 from routing.routers.kinds import KINDS
 from routing.routers.share_settings import ShareControl
 from routing.serving.live_router import LiveRouter, Ranking, RankQuery
+from testing import ROOT
 
 BATCH = 8
 BLOCK = 200

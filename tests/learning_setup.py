@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.fake_upstream import FakeUpstream
 from routing.config import RequestLogConfig
 from routing.protocol import ChatMessage, RouteDecision
 from routing.serving.request_log import RequestLog
+from testing.apps import fake_pair_args
+from testing.fake_upstream import FakeUpstream
 
 HARD = ["integrate this function by parts", "prove the theorem about primes", "solve the differential equation"]
 EASY = ["say hello to my friend", "name a nice colour", "suggest a greeting for a card"]
@@ -33,14 +34,12 @@ def learner_args(
     strong: FakeUpstream, weak: FakeUpstream, judge: FakeUpstream, state: Path, **learner: Any
 ) -> dict[str, Any]:
     """An application whose ``mf`` router learns, on fake upstreams ('big' and 'small')."""
-    return {
-        "upstreams": {
-            "strong": {"backend": "openai", "model": "big", "base_url": strong.base_url, "timeouts": {"total_s": 5}},
-            "weak": {"backend": "openai", "model": "small", "base_url": weak.base_url, "timeouts": {"total_s": 5}},
-        },
-        "routers": {"mf": {"type": "mf"}, "random": {"type": "random", "seed": 0}},
-        "request_log": {"directory": str(state / "requests")},
-        "learner": {
+    return fake_pair_args(
+        strong,
+        weak,
+        routers={"mf": {"type": "mf"}, "random": {"type": "random", "seed": 0}},
+        request_log={"directory": str(state / "requests")},
+        learner={
             "router": "mf",
             "directory": str(state / "learner"),
             "judge": {
@@ -56,7 +55,7 @@ def learner_args(
             "every_requests": 60,
             **learner,
         },
-    }
+    )
 
 
 def log_requests(directory: Path, prompts: list[str], router: str = "mf") -> None:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.fake_upstream import FakeUpstream
-from bench.load import chat_bodies, run_load, sample_prompts
+from testing.fake_upstream import FakeUpstream
+from testing.load import chat_bodies, run_load, sample_prompts
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT, FakeUpstream, fake_pair_args
 
 from routing.calibration import calibration_path, load_calibration
 from routing.config import load_app_config
@@ -24,6 +23,9 @@ from routing.resources import CHECKPOINT_DIR
 from routing.serving.engine import in_process_engine
 from routing.serving.headers import route_headers
 from routing.upstreams.config import Price
+from testing import ROOT
+from testing.apps import fake_pair_args
+from testing.fake_upstream import FakeUpstream
 
 POOL = ROOT / "data" / "calibration" / "arena-hard.jsonl.gz"
 CHEAP, MID, TOP = "mistral-7b-instruct-v0.1", "gpt-3.5-turbo-0125", "gpt-4-1106-preview"

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT, FakeUpstream, fake_pair_args
 
 from routing.calibration import CALIBRATION_FILE, CalibrationTable, load_calibration
 from routing.config import IngressRouterSettings, IngressUserConfig, load_app_config, load_user_config
@@ -24,6 +23,9 @@ from routing.routers.checkpoint import CheckpointError
 from routing.serving.engine import in_process_engine
 from routing.serving.preflight import check_routers
 from routing.settings import ConfigError
+from testing import ROOT
+from testing.apps import fake_pair_args
+from testing.fake_upstream import FakeUpstream
 
 POOL = ROOT / "data" / "calibration" / "arena-hard.jsonl.gz"
 

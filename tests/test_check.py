@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT
 
 from routing.offline.commands.check import check
 from routing.settings import ConfigError
+from testing import ROOT
 from tests.toy_kind import make_checkpoint
 
 SHIPPED = ["serve_config.yaml", "serve_config.all_routers.yaml", "serve_config.three_models.yaml"]

@@ -16,13 +16,14 @@ from typing import Any
 import openai
 import pytest
 import yaml
-from conftest import FakeUpstream, fake_pair_args
 from openai.pagination import AsyncPage, SyncPage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from routing.serving.client import AsyncRouterClient, RouterClient
 from routing.serving.request_log import read_request_log
 from routing.settings import ConfigError
+from testing.apps import fake_pair_args
+from testing.fake_upstream import FakeUpstream
 
 # The canary (.ci/canary) runs these on the newest releases: a new openai client shows here first.
 pytestmark = pytest.mark.canary

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from testing import ROOT
 
 
 def test_the_site_builds_strictly(tmp_path: Path) -> None:

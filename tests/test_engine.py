@@ -6,12 +6,13 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import FakeUpstream, fake_pair_args
 
 from routing.config import load_app_config
 from routing.errors import ModelNotFound, UpstreamUnconfigured
 from routing.protocol import ChatCompletionRequest
 from routing.serving.engine import RoutingEngine, in_process_engine
+from testing.apps import fake_pair_args
+from testing.fake_upstream import FakeUpstream
 
 PROMPT = "Explain the difference between a process and a thread."
 

@@ -14,7 +14,9 @@ import subprocess
 import sys
 from typing import Any
 
-from conftest import ROOT, TESTS, FakeUpstream, fake_pair_args
+from testing import ROOT, TESTS
+from testing.apps import fake_pair_args
+from testing.fake_upstream import FakeUpstream
 
 PROMPT = "Summarise the plot of Hamlet."
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FakeUpstream, fake_pair_args
 
 from deployments.openai_http import IngressState, openai_app
 from routing.config import AuthConfig, load_app_config
 from routing.serving.auth import ApiKeys
 from routing.serving.engine import in_process_engine
+from testing.apps import fake_pair_args
+from testing.fake_upstream import FakeUpstream
 
 BURST = 3
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import ROOT
 from lockfile import REQUIREMENTS, pins
 from packaging.requirements import Requirement
 
-from bench.cluster import free_port
+from testing import ROOT
+from testing.cluster import free_port
 
 DOCKERFILE = ROOT / "k8s" / "Dockerfile"
 # What building and installing the package takes, and all the build context holds.

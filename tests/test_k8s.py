@@ -27,11 +27,11 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import ROOT, TESTS
 from pydantic import BaseModel
 
 from routing.offline.commands.check import check
 from routing.serve_env import SERVE_ENV
+from testing import ROOT, TESTS
 
 CRD = TESTS / "data" / "kuberay-v1.7.0" / "ray.io_rayservices.yaml"
 K8S = ROOT / "k8s"

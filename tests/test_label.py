@@ -9,13 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, FakeUpstream
 
 from routing.judge_settings import JudgePrompts
 from routing.offline.data.files import read_preference_data
@@ -23,20 +21,14 @@ from routing.offline.data.schema import Battle, JudgeScore
 from routing.offline.labelling.config import load_label_config
 from routing.offline.labelling.judge import pairwise_outcome, read_choice, read_rating
 from routing.settings import ConfigError
+from testing import ROOT
+from testing.fake_upstream import FakeUpstream
 
 PROMPTS = [f"Question {i}: how would you explain {topic}?" for i, topic in enumerate(["tides", "rust", "tax"] * 8)]
 
 
-@pytest.fixture(scope="module")
-def judge_server() -> Iterator[FakeUpstream]:
-    server = FakeUpstream("judge")
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def judge(judge_server: FakeUpstream) -> FakeUpstream:
-    judge_server.reset()
     judge_server.behave("ok", answer="judge")
     return judge_server
 

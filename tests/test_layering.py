@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from testing import ROOT
 
 
 def test_the_import_contracts_hold() -> None:

@@ -8,12 +8,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, FakeUpstream
 from learning_setup import learner_args, log_requests, questions, winners
 
 from routing.config import load_app_config
@@ -23,18 +21,12 @@ from routing.offline.learning.learner import Learner
 from routing.offline.learning.sampling import Logged, choose, in_test_slice
 from routing.offline.learning.store import LearnerStore, read_champion
 from routing.settings import ConfigError
-
-
-@pytest.fixture(scope="module")
-def judge_server() -> Iterator[FakeUpstream]:
-    server = FakeUpstream("judge")
-    yield server
-    server.stop()
+from testing import ROOT
+from testing.fake_upstream import FakeUpstream
 
 
 @pytest.fixture
 def judge(judge_server: FakeUpstream, strong: FakeUpstream, weak: FakeUpstream) -> FakeUpstream:
-    judge_server.reset()
     strong.behave("ok", answer="per_prompt")
     weak.behave("ok", answer="per_prompt")
     return judge_server

@@ -9,20 +9,18 @@ state API; every request must be answered.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
-from conftest import FakeUpstream, fake_pair_args
 
-from bench.cluster import free_port, graph_config
+from testing import cluster as clusters
+from testing.apps import fake_pair_args, graph_config
+from testing.cluster import Cluster
+from testing.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.cluster
 
@@ -30,50 +28,11 @@ CPU_DEPLOYMENTS = ("Ingress", "LLM-strong", "LLM-weak")
 ROUTER_STAGE = ("Embedding", "Router-mf")
 
 
-def ray_start(*args: str, env: dict[str, str]) -> None:
-    subprocess.run(["ray", "start", *args, "--disable-usage-stats"], env=env, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
-def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    import ray
-
-    # A private cluster on 127.0.0.1, reached by this process alone: no token needed.
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     temp = Path(tmp_path_factory.mktemp("mn"))
-    gcs, dashboard = free_port(), free_port()
-    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1"]
-    try:
-        ray_start(
-            "--head",
-            f"--port={gcs}",
-            f"--temp-dir={temp}",
-            "--include-dashboard=true",
-            f"--dashboard-port={dashboard}",
-            '--resources={"cpu_worker": 100}',
-            *common,
-            env=env,
-        )
-        ray_start(f"--address=127.0.0.1:{gcs}", '--resources={"router_node": 100}', *common, env=env)
-        os.environ["RAY_AUTH_MODE"] = "disabled"
-        ray.init(address=f"127.0.0.1:{gcs}", logging_level="ERROR", log_to_driver=False)
-        nodes = {node["NodeID"]: node["Resources"] for node in ray.nodes() if node["Alive"]}
-        yield {"nodes": nodes, "http_port": free_port()}
-    finally:
-        ray.shutdown()
-        os.environ.pop("RAY_AUTH_MODE", None)
-        _kill_cluster(temp, gcs)
-
-
-def _kill_cluster(temp: Path, gcs: int) -> None:
-    """Stops this cluster's processes only (``ray stop`` would stop every Ray on the machine)."""
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if str(temp) in cmdline or f"127.0.0.1:{gcs}" in cmdline:
-            try:
-                os.kill(process.info["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    with clusters.two_nodes(temp, '{"cpu_worker": 100}', '{"router_node": 100}') as cluster:
+        yield cluster
 
 
 def placed_config(args: dict[str, Any], http_port: int) -> dict[str, Any]:
@@ -87,17 +46,17 @@ def placed_config(args: dict[str, Any], http_port: int) -> dict[str, Any]:
 
 
 def test_the_router_stage_runs_on_its_own_node_and_every_request_is_answered(
-    two_nodes: dict[str, Any], strong: FakeUpstream, weak: FakeUpstream
+    two_nodes: Cluster, strong: FakeUpstream, weak: FakeUpstream
 ) -> None:
     from ray import serve
     from ray.serve._private.api import serve_start
     from ray.serve.schema import ServeDeploySchema
     from ray.util.state import list_actors
 
-    (cpu_node,) = [node for node, resources in two_nodes["nodes"].items() if "cpu_worker" in resources]
-    (router_node,) = [node for node, resources in two_nodes["nodes"].items() if "router_node" in resources]
+    (cpu_node,) = [node for node, resources in two_nodes.nodes.items() if "cpu_worker" in resources]
+    (router_node,) = [node for node, resources in two_nodes.nodes.items() if "router_node" in resources]
     args = fake_pair_args(strong, weak, routers={"mf": {"type": "mf"}})
-    config = placed_config(args, two_nodes["http_port"])
+    config = placed_config(args, two_nodes.http_port)
     client = serve_start(http_options=config["http_options"])
     client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)
 
@@ -107,7 +66,7 @@ def test_the_router_stage_runs_on_its_own_node_and_every_request_is_answered(
         time.sleep(1)
 
     async def ask_all() -> list[httpx.Response]:
-        url = f"http://127.0.0.1:{two_nodes['http_port']}/v1/chat/completions"
+        url = f"http://127.0.0.1:{two_nodes.http_port}/v1/chat/completions"
         async with httpx.AsyncClient(timeout=60) as http:
             return await asyncio.gather(
                 *(

@@ -12,10 +12,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import yaml
-from conftest import ROOT, FakeUpstream, serving
 
 from bench import observability as obs
 from observability import build
+from testing import ROOT
+from testing.apps import on_fake
+from testing.cluster import free_port, in_process
+from testing.fake_upstream import FakeUpstream
 
 PROMTOOL = shutil.which("promtool")
 needs_prometheus = pytest.mark.skipif(
@@ -74,26 +77,25 @@ def scraped(
     """(service URL, Prometheus URL, metrics URL) after traffic with a failing spell of the strong
     model; a third upstream, 'spare', refuses the key the service holds for it (it takes the random
     router's place on the two CPUs: no router sends to it)."""
-    strong, weak, judge = upstreams["strong"], upstreams["weak"], FakeUpstream("judge")
+    strong, weak, judge = upstreams["strong"], upstreams["weak"], upstreams["judge"]
     spare = FakeUpstream("spare", api_key="sk-not-the-services")
     state = tmp_path_factory.mktemp("observability")
     args = obs.app_args(strong, weak, judge, state)
     del args["routers"]["random"]
-    args["upstreams"]["spare"] = {"backend": "openai", "model": "spare", "base_url": spare.base_url}
-    port = obs.free_port()
+    args["upstreams"]["spare"] = on_fake(spare, "spare")
+    port = free_port()
     try:
         with (
-            serving(args, metrics_port=port) as url,
+            in_process(args, metrics_port=port) as cluster,
             obs.prometheus(port, state / "prometheus") as prometheus,
         ):
-            obs.send(url, 30, models=SENT)
+            obs.send(cluster.url, 30, models=SENT)
             strong.behave("status", status=500)
-            obs.send(url, 30, tag="failing", models=SENT)
+            obs.send(cluster.url, 30, tag="failing", models=SENT)
             strong.behave("ok")
-            obs.send(url, 15, tag="recovered", models=SENT)
-            yield url, prometheus, f"http://127.0.0.1:{port}/metrics"
+            obs.send(cluster.url, 15, tag="recovered", models=SENT)
+            yield cluster.url, prometheus, f"http://127.0.0.1:{port}/metrics"
     finally:
-        judge.stop()
         spare.stop()
         strong.behave("ok")
 

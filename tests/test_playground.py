@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FakeUpstream, fake_pair_args, serving
 
 from routing.calibration import load_calibration
 from routing.resources import CHECKPOINT_DIR
+from testing.apps import fake_pair_args
+from testing.cluster import in_process
+from testing.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.cluster
 
@@ -32,13 +34,13 @@ def service(upstreams: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPat
     secret = tmp_path_factory.mktemp("secret") / "api-keys"
     secret.write_text(f"{API_KEY}\n")
     args["auth"] = {"api_keys_file": str(secret)}
-    with serving(args) as url:
-        yield url
+    with in_process(args) as cluster:
+        yield cluster.url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from bench.browser import BrowserMissing, chromium_driver
+    from testing.browser import BrowserMissing, chromium_driver
 
     try:
         driver = chromium_driver()
@@ -154,7 +156,7 @@ def test_api_errors_show_in_the_page(page: Any, strong: FakeUpstream) -> None:
 
 
 def test_answers_show_their_routing_and_the_running_totals(page: Any, strong: FakeUpstream, weak: FakeUpstream) -> None:
-    from bench.browser import requested_urls
+    from testing.browser import requested_urls
 
     requested_urls(page)  # earlier pages' requests
     page.refresh()

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import reliability
-from bench.reliability import FAULTS, Service, Tally
+from bench.reliability import checks, outcomes, scenarios
+from bench.reliability.outcomes import Tally
+from bench.reliability.scenarios import FAULTS
+from bench.reliability.service import LIMITS, METRICS, Service, chat, running_service
 
 pytestmark = pytest.mark.cluster
 
@@ -24,7 +26,7 @@ REQUESTS, CONCURRENCY = 4, 2
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     # A short path: Ray puts unix sockets under its temp folder.
     workdir = Path(tmp_path_factory.mktemp("rl", numbered=True))
-    with reliability.running_service(workdir) as running:
+    with running_service(workdir) as running:
         yield running
 
 
@@ -46,7 +48,7 @@ CASES = [
 def test_one_failing_model_every_request_is_answered_by_the_other(
     service: Service, failing: str, fault: str, stream: bool
 ) -> None:
-    tally = reliability.one_upstream_failing(service, fault, failing, stream, REQUESTS, CONCURRENCY)
+    tally = scenarios.one_upstream_failing(service, fault, failing, stream, REQUESTS, CONCURRENCY)
     assert_contract(tally)
     assert tally.answered == tally.sent == REQUESTS, tally.row()
     # Every answer says why another model gave it; after a few failures the circuit opens.
@@ -63,7 +65,7 @@ def test_one_failing_model_every_request_is_answered_by_the_other(
 
 
 def test_a_stream_cut_after_bytes_were_sent_ends_with_an_error_event(service: Service) -> None:
-    tally = reliability.stream_cut_midway(service, REQUESTS, CONCURRENCY)
+    tally = scenarios.stream_cut_midway(service, REQUESTS, CONCURRENCY)
     assert_contract(tally)
     assert not tally.fallbacks and tally.failed == {"stream_error upstream_error": REQUESTS}, tally.row()
 
@@ -73,25 +75,25 @@ def test_a_stream_cut_after_bytes_were_sent_ends_with_an_error_event(service: Se
 def test_both_models_down_gives_openai_errors_within_the_time_limits(
     service: Service, fault: str, stream: bool
 ) -> None:
-    tally = reliability.both_down(service, fault, stream, REQUESTS, CONCURRENCY)
+    tally = scenarios.both_down(service, fault, stream, REQUESTS, CONCURRENCY)
     assert_contract(tally)
     assert tally.answered == 0 and all(reason.split()[0] in ("502", "504") for reason in tally.failed), tally.row()
     # Each model gets at most its own time limits: first token (stream) or total, plus slack.
-    per_model = reliability.LIMITS["first_token_s" if stream else "total_s"]
+    per_model = LIMITS["first_token_s" if stream else "total_s"]
     assert max(tally.latencies_s) < 2 * per_model + 1.0, tally.row()
 
 
 @pytest.mark.parametrize("deployment", ["Router-mf", "Embedding"])
 def test_killing_a_routing_replica_under_load_loses_no_request(service: Service, deployment: str) -> None:
-    before = len(reliability.replica_processes(deployment))
-    tally = reliability.replica_killed_under_load(service, deployment, 60, 4)
+    before = len(scenarios.replica_processes(deployment))
+    tally = scenarios.replica_killed_under_load(service, deployment, 60, 4)
     assert_contract(tally)
     assert tally.answered == tally.sent == 60, tally.row()
     assert before >= 1
 
 
 def test_a_full_queue_answers_503_with_retry_after(service: Service) -> None:
-    tally = reliability.overload(service, 40)
+    tally = scenarios.overload(service, 40)
     assert_contract(tally)  # every 503 carried Retry-After
     assert tally.failed["503 overloaded"] > 0 and tally.answered >= 8, tally.row()
     # A request may also outwait its time limit in the queue: then it is a 504, never a hang.
@@ -99,28 +101,28 @@ def test_a_full_queue_answers_503_with_retry_after(service: Service) -> None:
 
 
 def test_malformed_requests_each_get_a_4xx_in_openais_shape(service: Service) -> None:
-    assert len(reliability.MALFORMED_CORPUS) >= 40
-    tally = reliability.malformed_requests(service)
+    assert len(scenarios.MALFORMED_CORPUS) >= 40
+    tally = scenarios.malformed_requests(service)
     assert_contract(tally)  # includes: a good request is answered afterwards
-    assert tally.sent == len(reliability.MALFORMED_CORPUS) and tally.answered == 0
+    assert tally.sent == len(scenarios.MALFORMED_CORPUS) and tally.answered == 0
     assert all(400 <= int(reason.split()[0]) < 500 for reason in tally.failed), tally.row()
 
 
 def test_every_missing_or_wrong_key_is_401(service: Service) -> None:
-    tally = reliability.unauthenticated(service)
+    tally = scenarios.unauthenticated(service)
     assert_contract(tally)
     assert tally.answered == 0 and set(tally.failed) <= {"401 missing_api_key", "401 invalid_api_key"}
 
 
 def test_request_ids_are_echoed_and_logged(service: Service) -> None:
-    result = reliability.request_id_round_trip(service)
+    result = checks.request_id_round_trip(service)
     assert result["status"] == 200 and result["echoed"]
     assert any(line.startswith("routed router=mf") for line in result["log_lines"]), result
 
 
 def test_metrics_show_real_values_after_the_load(service: Service) -> None:
-    metrics = reliability.scrape_metrics(service)
-    missing = [name for name in reliability.METRICS if metrics.get(name, 0) <= 0]
+    metrics = checks.scrape_metrics(service)
+    missing = [name for name in METRICS if metrics.get(name, 0) <= 0]
     assert not missing, metrics
     assert 0 < metrics["ray_routellm_strong_share"] <= 1
     assert metrics["ray_routellm_cost_saved_usd_total"] < metrics["ray_routellm_cost_all_strong_usd_total"]
@@ -129,7 +131,7 @@ def test_metrics_show_real_values_after_the_load(service: Service) -> None:
 def test_no_api_key_in_any_log(service: Service) -> None:
     # The upstream key did reach the upstream, so it was in use while the logs were written.
     service.reset()
-    reliability.request_id_round_trip(service)
-    asyncio.run(reliability.load(service, "direct", [reliability.chat("big")] * 2, 1))
+    checks.request_id_round_trip(service)
+    asyncio.run(outcomes.load(service, "direct", [chat("big")] * 2, 1))
     assert any(r["authorization"] == f"Bearer {service.upstream_key}" for r in service.strong.requests())
-    assert reliability.keys_in_logs(service) == {"ingress key": 0, "upstream key": 0}
+    assert checks.keys_in_logs(service) == {"ingress key": 0, "upstream key": 0}

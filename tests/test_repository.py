@@ -3,10 +3,11 @@ from __future__ import annotations
 from importlib import metadata
 
 import pytest
-from conftest import ROOT
 from lockfile import REQUIREMENTS, pins
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from testing import ROOT
 
 
 def test_ci_runs_the_readme_test_command_and_the_first_screen_installs_and_starts() -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeUpstream, fake_pair_args
 
 from routing.config import load_app_config
 from routing.offline.commands.prompts import read_prompts
@@ -23,6 +22,8 @@ from routing.protocol import ChatCompletionRequest
 from routing.serving.engine import RoutingEngine, in_process_engine
 from routing.serving.request_log import RequestRecord, read_request_log
 from routing.settings import ConfigError
+from testing.apps import fake_pair_args
+from testing.fake_upstream import FakeUpstream
 
 
 def redact_emails(record: RequestRecord) -> RequestRecord | None:

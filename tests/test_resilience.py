@@ -12,13 +12,14 @@ import time
 from typing import Any
 
 import pytest
-from conftest import FakeUpstream, fake_pair_args
 
 from routing.config import load_app_config
 from routing.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from routing.protocol import ChatCompletionRequest
 from routing.serving.engine import Outcome, RoutingEngine, in_process_engine
 from routing.serving.telemetry import cost_of
+from testing.apps import fake_pair_args
+from testing.fake_upstream import FakeUpstream
 
 FAST = {
     "timeouts": {"first_token_s": 1.0, "total_s": 2.0},

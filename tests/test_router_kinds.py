@@ -9,7 +9,6 @@ from typing import Literal
 
 import openai
 import pytest
-from conftest import ROOT, FakeUpstream, fake_pair_args, serving
 
 from routing.config import load_app_config
 from routing.offline.commands.calibrate import calibrate
@@ -19,6 +18,10 @@ from routing.routers.kind import Registry, RouterKind, RouterSettings, resolve
 from routing.routers.kinds import KINDS
 from routing.serving.live_router import checkpoint_id
 from routing.settings import ConfigError
+from testing import ROOT
+from testing.apps import fake_pair_args
+from testing.cluster import in_process
+from testing.fake_upstream import FakeUpstream
 from tests.toy_kind import TOY, make_checkpoint
 
 SHORT, LONG = "Hi there!", "Prove that every bounded monotone sequence of real numbers converges, step by step. " * 2
@@ -79,8 +82,8 @@ def test_a_kind_registered_alone_is_served_through_the_graph(
     pool.write_text("".join(json.dumps({"prompt": "x" * n}) + "\n" for n in range(1, 101)))
     calibrate(f"toy={checkpoint}", pool, [30], save=True, echo=lambda line: None)
     routers = {"toy": {"type": "toy", "checkpoint": str(checkpoint)}, "random": {"type": "random"}}
-    with serving(fake_pair_args(strong, weak, routers=routers)) as url:
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    with in_process(fake_pair_args(strong, weak, routers=routers)) as cluster:
+        client = openai.OpenAI(base_url=f"{cluster.url}/v1", api_key="unused", max_retries=0)
         assert "router-toy" in {m.id for m in client.models.list()}
         for prompt, model, answered_by in ((SHORT, "router-toy-0.5", "small"), (LONG, "router-toy-0.5", "big")):
             raw = client.chat.completions.with_raw_response.create(

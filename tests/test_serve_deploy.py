@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,47 +16,32 @@ import httpx
 import openai
 import pytest
 import yaml
-from conftest import ROOT, FakeUpstream, fake_pair_args
 
-from bench.cluster import free_port, graph_config
 from routing.calibration import load_calibration
 from routing.resources import CHECKPOINT_DIR
 from routing.serving.request_log import read_request_log
+from testing import ROOT
+from testing.apps import fake_pair_args, graph_config, on_fake
+from testing.cluster import Cluster, for_serve_deploy
+from testing.fake_upstream import FakeUpstream
+from testing.traffic import Traffic, wait_for
 
 pytestmark = pytest.mark.cluster
 
 DEADLINE_S = 180
 METRICS_EXPORT_INTERVAL_S = 10  # Ray's default metrics_report_interval_ms
-cluster_of: list[dict[str, str]] = []  # for the timeout message of wait_until
+clusters: list[Cluster] = []  # for the timeout message of wait_until
 MESSAGES = [{"role": "user", "content": "Summarise the causes of the French Revolution."}]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[dict[str, str]]:
-    import ray
-
-    dashboard, metrics = free_port(), free_port()
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=True,
-        dashboard_port=dashboard,
-        _metrics_export_port=metrics,
-        logging_level="ERROR",
-        log_to_driver=False,
-    )
-    cluster_of[:] = [
-        {
-            "dashboard": f"http://127.0.0.1:{dashboard}",
-            "http_port": str(free_port()),
-            "metrics": f"http://127.0.0.1:{metrics}/metrics",
-        }
-    ]
-    yield cluster_of[0]
-    ray.shutdown()
+def cluster() -> Iterator[Cluster]:
+    with for_serve_deploy() as started:
+        clusters[:] = [started]
+        yield started
 
 
-def serve_config(cluster: dict[str, str], args: dict[str, Any], user_config: dict[str, Any] | None) -> dict:
+def serve_config(cluster: Cluster, args: dict[str, Any], user_config: dict[str, Any] | None) -> dict:
     ingress: dict[str, Any] = {"name": "Ingress", "ray_actor_options": {"num_cpus": 0.2}}
     if user_config is not None:
         ingress["user_config"] = user_config
@@ -70,40 +54,31 @@ def serve_config(cluster: dict[str, str], args: dict[str, Any], user_config: dic
             {"name": "LLM-strong", "ray_actor_options": {"num_cpus": 0.1}},
             {"name": "LLM-weak", "ray_actor_options": {"num_cpus": 0.1}},
         ],
-        port=int(cluster["http_port"]),
+        port=cluster.http_port,
     )
 
 
-def deploy(cluster: dict[str, str], config: dict, tmp_path: Path) -> None:
+def deploy(cluster: Cluster, config: dict, tmp_path: Path) -> None:
     path = tmp_path / f"config-{time.monotonic_ns()}.yaml"
     path.write_text(yaml.safe_dump(config))
     subprocess.run(
-        ["serve", "deploy", "--address", cluster["dashboard"], str(path)], cwd=ROOT, check=True, capture_output=True
+        ["serve", "deploy", "--address", cluster.dashboard_url, str(path)], cwd=ROOT, check=True, capture_output=True
     )
 
 
-def status(cluster: dict[str, str]) -> dict:
+def status(cluster: Cluster) -> dict:
     """``serve status`` as an operator runs it."""
     printed = subprocess.run(
-        ["serve", "status", "--address", cluster["dashboard"]], check=True, capture_output=True, text=True
+        ["serve", "status", "--address", cluster.dashboard_url], check=True, capture_output=True, text=True
     ).stdout
     return yaml.safe_load(printed)
 
 
 def wait_until(predicate: Any, what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (httpx.HTTPError, KeyError, subprocess.CalledProcessError):
-            pass
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {status(cluster_of[0])}"
-        time.sleep(1)
+    return wait_for(predicate, what, DEADLINE_S, describe=lambda: status(clusters[0]))
 
 
-def app_status(cluster: dict[str, str]) -> str:
+def app_status(cluster: Cluster) -> str:
     return status(cluster)["applications"]["router"]["status"]
 
 
@@ -113,13 +88,13 @@ def ingress_actors() -> set[str]:
     return {a.actor_id for a in list_actors(filters=[("state", "=", "ALIVE")]) if "Ingress" in a.class_name}
 
 
-def get(cluster: dict[str, str], path: str) -> dict:
+def get(cluster: Cluster, path: str) -> dict:
     with httpx.Client(timeout=30) as client:
-        return client.get(f"http://127.0.0.1:{cluster['http_port']}{path}").raise_for_status().json()
+        return client.get(f"{cluster.url}{path}").raise_for_status().json()
 
 
-def route(cluster: dict[str, str], model: str) -> dict:
-    url = f"http://127.0.0.1:{cluster['http_port']}/v1/route"
+def route(cluster: Cluster, model: str) -> dict:
+    url = f"{cluster.url}/v1/route"
     with httpx.Client(timeout=30) as client:
         response = client.post(url, json={"model": model, "messages": MESSAGES})
     assert response.status_code == 200, response.text
@@ -127,7 +102,7 @@ def route(cluster: dict[str, str], model: str) -> dict:
 
 
 def test_user_config_moves_default_thresholds_without_a_restart(
-    cluster: dict[str, str], tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
+    cluster: Cluster, tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
 ) -> None:
     args = fake_pair_args(strong, weak, routers={"mf": {"type": "mf", "default_threshold": 0.25}})
     deploy(cluster, serve_config(cluster, args, None), tmp_path)
@@ -155,23 +130,23 @@ def test_user_config_moves_default_thresholds_without_a_restart(
     assert route(cluster, "router-mf")["threshold"] == 0.9 and ingress_actors() == replicas
 
 
-def embedding_batches(cluster: dict[str, str]) -> float:
+def embedding_batches(cluster: Cluster) -> float:
     """Batches the Embedding replicas have run so far, from Serve's own counter."""
     from prometheus_client.parser import text_string_to_metric_families
 
     return sum(
         sample.value
-        for family in text_string_to_metric_families(httpx.get(cluster["metrics"], timeout=10).text)
+        for family in text_string_to_metric_families(httpx.get(cluster.metrics_url, timeout=10).text)
         for sample in family.samples
         if sample.name == "ray_routellm_batches_total" and sample.labels.get("deployment") == "Embedding"
     )
 
 
-def routed_together(cluster: dict[str, str], count: int) -> None:
+def routed_together(cluster: Cluster, count: int) -> None:
     """``count`` routing requests at once, each with its own prompt."""
 
     async def all_at_once() -> None:
-        url = f"http://127.0.0.1:{cluster['http_port']}/v1/route"
+        url = f"{cluster.url}/v1/route"
         async with httpx.AsyncClient(timeout=60) as client:
             responses = await asyncio.gather(
                 *(
@@ -184,7 +159,7 @@ def routed_together(cluster: dict[str, str], count: int) -> None:
     asyncio.run(all_at_once())
 
 
-def batches_for(cluster: dict[str, str], count: int, at_least: int) -> float:
+def batches_for(cluster: Cluster, count: int, at_least: int) -> float:
     """Batches the Embedding deployment ran for ``count`` simultaneous requests: counted once
     ``at_least`` have reached the metrics endpoint and a further export interval added none."""
     # Batches run before (the ingress's readiness probe at start) reach the endpoint first.
@@ -197,7 +172,7 @@ def batches_for(cluster: dict[str, str], count: int, at_least: int) -> float:
 
 
 def test_batching_follows_the_user_config_on_running_replicas(
-    cluster: dict[str, str], tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
+    cluster: Cluster, tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
 ) -> None:
     config = serve_config(cluster, fake_pair_args(strong, weak, routers={"mf": {"type": "mf"}}), None)
     (embedding,) = [d for d in config["applications"][0]["deployments"] if d["name"] == "Embedding"]
@@ -210,42 +185,6 @@ def test_batching_follows_the_user_config_on_running_replicas(
     deploy(cluster, config, tmp_path)
     wait_until(lambda: app_status(cluster) == "RUNNING", "the update")
     assert batches_for(cluster, 16, at_least=1) < 8  # gathered: 16 requests in a few forward passes
-
-
-class Traffic:
-    """Chat requests sent one after another from a thread until stopped; every outcome counted."""
-
-    def __init__(self, cluster: dict[str, str], models: list[str]) -> None:
-        self.url = f"http://127.0.0.1:{cluster['http_port']}/v1/chat/completions"
-        self.models = models
-        self.statuses: list[int] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=60) as client:
-            n = 0
-            while not self._stop.is_set():
-                model = self.models[n % len(self.models)]
-                body = {"model": model, "messages": [{"role": "user", "content": f"Traffic question {n}?"}]}
-                time.sleep(0.05)  # steady traffic, leaving the cores to the work it runs beside
-                try:
-                    response = client.post(self.url, json=body)
-                    self.statuses.append(response.status_code)
-                    if response.status_code != 200:
-                        self.failures.append(response.text)
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                n += 1
 
 
 def router_actors() -> set[str]:
@@ -264,7 +203,7 @@ def router_actor_name(actor_id: str) -> str:
 
 
 def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
-    cluster: dict[str, str], tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
+    cluster: Cluster, tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
 ) -> None:
     """The whole loop on a running service: log → label → train → evaluate → hot swap, then the
     Router replica killed, with requests flowing from the first label to after its replacement
@@ -278,13 +217,14 @@ def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
     wait_until(lambda: app_status(cluster) == "RUNNING", "the application")
 
     # 1. Traffic, logged by the ingress.
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{cluster['http_port']}/v1", api_key="unused")
+    client = openai.OpenAI(base_url=f"{cluster.url}/v1", api_key="unused")
     questions = [f"Question {i}: {t}" for i, t in enumerate(["prove a lemma", "greet a friend", "sum a series"] * 12)]
     for question in questions:
         client.chat.completions.create(model="router-mf-0.5", messages=[{"role": "user", "content": question}])
     wait_until(lambda: len(list(read_request_log(requests_dir))) == len(questions), "the request log")
 
-    with Traffic(cluster, ["router-mf-0.5", "router-mf-30%", "router-mf"]) as traffic:
+    calls = [("/v1/chat/completions", model) for model in ("router-mf-0.5", "router-mf-30%", "router-mf")]
+    with Traffic(cluster.url, calls) as traffic:
         label_logged_prompts(tmp_path, requests_dir, labels, strong, weak)
         retrain_and_compare(tmp_path, requests_dir, labels, new)
         expected = swap_in(cluster, config, tmp_path, new)
@@ -305,8 +245,8 @@ def label_logged_prompts(
         judge.behave("ok", answer="judge")
         label_config = {
             "upstreams": {
-                "strong": {"backend": "openai", "model": "big", "base_url": strong.base_url},
-                "weak": {"backend": "openai", "model": "small", "base_url": weak.base_url},
+                "strong": on_fake(strong, "big"),
+                "weak": on_fake(weak, "small"),
             },
             "judge": {"model": "judge-1", "base_url": judge.base_url},
             "grading": ["pairwise", "single"],
@@ -337,7 +277,7 @@ def retrain_and_compare(tmp_path: Path, requests_dir: Path, labels: Path, new: P
     assert all({"mf", "mf@mf-new"} <= {row["router"] for row in r["routers"]} for r in reports)
 
 
-def swap_in(cluster: dict[str, str], config: dict, tmp_path: Path, new: Path) -> float:
+def swap_in(cluster: Cluster, config: dict, tmp_path: Path, new: Path) -> float:
     """A bad checkpoint first (refused: the current one serves on), then the new one, on the same
     Router replica: one change to the Router's ``user_config`` brings the model and its table.
     Returns the new checkpoint's score of the probe prompt."""
@@ -369,14 +309,14 @@ def swap_in(cluster: dict[str, str], config: dict, tmp_path: Path, new: Path) ->
     return expected
 
 
-def shares_on_new(cluster: dict[str, str], new: Path, new_id: str) -> None:
-    url = f"http://127.0.0.1:{cluster['http_port']}/v1/route"
+def shares_on_new(cluster: Cluster, new: Path, new_id: str) -> None:
+    url = f"{cluster.url}/v1/route"
     response = httpx.post(url, json={"model": "router-mf-30%", "messages": MESSAGES}, timeout=30).raise_for_status()
     assert response.headers["x-route-checkpoint"] == new_id
     assert response.json()["threshold"] == pytest.approx(load_calibration(new).threshold(30))  # type: ignore[union-attr]
 
 
-def killed_router_comes_back_on(cluster: dict[str, str], new: Path, expected: float) -> None:
+def killed_router_comes_back_on(cluster: Cluster, new: Path, expected: float) -> None:
     """A Router replica lost after the swap is replaced by one serving the checkpoint in force."""
     import ray
 
@@ -391,7 +331,7 @@ def killed_router_comes_back_on(cluster: dict[str, str], new: Path, expected: fl
     shares_on_new(cluster, new, checkpoint_id(new))
 
 
-def route_score(cluster: dict[str, str], prompt: str) -> float:
-    url = f"http://127.0.0.1:{cluster['http_port']}/v1/route"
+def route_score(cluster: Cluster, prompt: str) -> float:
+    url = f"{cluster.url}/v1/route"
     body = {"model": "router-mf-0.5", "messages": [{"role": "user", "content": prompt}]}
     return float(httpx.post(url, json=body, timeout=30).raise_for_status().json()["score"])

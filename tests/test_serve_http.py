@@ -13,13 +13,16 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from conftest import ROOT, FakeUpstream, fake_pair_args, serving
 
 from routing.calibration import load_calibration
 from routing.offline.commands.prompts import read_prompts
 from routing.resources import CHECKPOINT_DIR
 from routing.serving.client import RouterClient
 from routing.serving.request_log import read_request_log
+from testing import ROOT
+from testing import cluster as clusters
+from testing.apps import fake_pair_args
+from testing.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.cluster
 
@@ -55,8 +58,8 @@ def app_args(
 
 @pytest.fixture(scope="module")
 def service(app_args: dict[str, Any]) -> Iterator[str]:
-    with serving(app_args) as url:
-        yield url
+    with clusters.in_process(app_args) as cluster:
+        yield cluster.url
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ the first checkpoint back. Requests flow throughout, and none fails."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,97 +12,41 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import FakeUpstream
 from learning_setup import learner_args, questions, winners
 
 from routing.offline.cli import main as cli
 from routing.offline.labelling.run import distinct_prompts
 from routing.offline.learning.sampling import in_test_slice
+from testing.cluster import in_process
+from testing.fake_upstream import FakeUpstream
+from testing.traffic import Traffic, wait_for
 
 pytestmark = pytest.mark.cluster
 
 DEADLINE_S = 240
 PROBE = "Probe: please prove the theorem about primes"
 TEST = 0.4  # the share of uniformly sampled prompts that test
+# Beside the rounds: chat requests routed by another router (so that they start no round), and
+# routing decisions of the learning router at a threshold and at a share.
+CALLS = [("/v1/chat/completions", "router-random-0.5"), ("/v1/route", "router-mf-0.5"), ("/v1/route", "router-mf-30%")]
 
 
 @pytest.fixture
-def judge(strong: FakeUpstream, weak: FakeUpstream) -> Iterator[FakeUpstream]:
-    server = FakeUpstream("judge")
+def judge(judge_server: FakeUpstream, strong: FakeUpstream, weak: FakeUpstream) -> FakeUpstream:
     strong.behave("ok", answer="per_prompt")
     weak.behave("ok", answer="per_prompt")
-    yield server
-    server.stop()
+    return judge_server
 
 
 @pytest.fixture
 def service(tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream, judge: FakeUpstream) -> Iterator[str]:
-    import ray
-    from ray import serve
-
-    from bench.cluster import free_port
-    from graph import build_app
-
-    ray.init(address="local", num_cpus=2, include_dashboard=True, logging_level="ERROR", log_to_driver=False)
-    try:
-        port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        args = learner_args(strong, weak, judge, tmp_path, labels_per_round=80, every_requests=80, test_fraction=TEST)
-        serve.run(build_app(args), name="router", route_prefix="/")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        ray.shutdown()
-
-
-class Traffic:
-    """From a thread until stopped: chat requests (routed by another router, so that they start
-    no round) and routing decisions of the learning router at a threshold and at a share."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.statuses: list[int] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _run(self) -> None:
-        calls = [
-            ("/v1/chat/completions", "router-random-0.5"),
-            ("/v1/route", "router-mf-0.5"),
-            ("/v1/route", "router-mf-30%"),
-        ]
-        with httpx.Client(base_url=self.url, timeout=60) as client:
-            n = 0
-            while not self._stop.is_set():
-                path, model = calls[n % len(calls)]
-                body = {"model": model, "messages": [{"role": "user", "content": f"Traffic question {n % 5}?"}]}
-                try:
-                    response = client.post(path, json=body)
-                    self.statuses.append(response.status_code)
-                    if response.status_code != 200:
-                        self.failures.append(response.text)
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                n += 1
-                time.sleep(0.05)
+    args = learner_args(strong, weak, judge, tmp_path, labels_per_round=80, every_requests=80, test_fraction=TEST)
+    with in_process(args, dashboard=True) as cluster:
+        yield cluster.url
 
 
 def wait_until(predicate: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
+    return wait_for(predicate, what, DEADLINE_S, interval_s=0.5)
 
 
 def probe(url: str) -> tuple[float, str]:
@@ -139,7 +82,7 @@ def test_the_learner_promotes_refuses_a_worse_challenger_and_rolls_back(
     replicas = router_replicas()
     assert len(replicas) == 1
 
-    with Traffic(url) as traffic:
+    with Traffic(url, CALLS, questions=5) as traffic:
         # Round 1: the shipped checkpoint knows nothing of this traffic; the challenger learns it.
         send(url, first_round)
         status = wait_until(lambda: (s := learner_status(url)).get("rounds") == 1 and s, "the first round")

@@ -3,26 +3,19 @@ three-model example, over three fake upstreams."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
-from conftest import ROOT, FakeUpstream
 
-from bench.cluster import free_port
 from routing.calibration import load_calibration
 from routing.resources import CHECKPOINT_DIR
 from routing.serve_env import SERVE_ENV
+from testing.cluster import served_by_up
+from testing.fake_upstream import FakeUpstream
 
-STARTUP_DEADLINE_S = 240
 PROMPT = "What is the capital of France?"
 # serve_config.three_models.yaml's candidates, by the names the mf checkpoint scores them by.
 EXAMPLE_MODELS = ["meta-llama-3.1-8b-instruct", "gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06"]
@@ -30,42 +23,11 @@ EXAMPLE_MODELS = ["meta-llama-3.1-8b-instruct", "gpt-4o-mini-2024-07-18", "gpt-4
 
 @contextmanager
 def serve_run(tmp_path: Path, extra_env: dict[str, str], file: str = "serve_config.yaml") -> Iterator[httpx.Client]:
-    config = yaml.safe_load((ROOT / file).read_text())
-    port = free_port()
-    config["http_options"]["port"] = port
-    path = tmp_path / "serve_config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    # Neither the upstreams nor the Serve settings come from this process: `up` sets the latter.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRONG_", "MID_", "LOCAL_", *SERVE_ENV))}
-    env.update(extra_env, RAY_ADDRESS="local")  # a private cluster, whatever else runs on this machine
-    log = (tmp_path / "serve.log").open("w")
-    up = [str(Path(sys.executable).with_name("routellm-serve")), "up", str(path)]
-    process = subprocess.Popen(up, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
-    try:
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while True:
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "service did not start"
-            time.sleep(1)
+    with served_by_up(file, tmp_path, extra_env) as cluster, httpx.Client(base_url=cluster.url, timeout=120) as client:
         # `up` became `serve run` in the same process, with the service's Serve settings.
-        environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{cluster.pid}/environ").read_bytes().split(b"\0")
         assert all(f"{key}={value}".encode() in environ for key, value in SERVE_ENV.items())
         yield client
-    finally:
-        client.close()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
 
 
 def chat(client: httpx.Client, model: str, **fields: object) -> httpx.Response:

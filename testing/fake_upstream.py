@@ -1,6 +1,6 @@
 """A small OpenAI-compatible server standing in for an upstream LLM API in tests.
 
-Run as its own process: ``python bench/fake_upstream.py --name strong [--port N] [--api-key K]``.
+Run as its own process: ``python testing/fake_upstream.py --name strong [--port N] [--api-key K]``.
 It binds a free port (or N) on 127.0.0.1 and prints ``PORT <n>`` on its first line; with an API
 key, every ``/v1/`` request without ``Authorization: Bearer K`` is answered 401 as OpenAI answers
 a wrong key. :class:`FakeUpstream` starts one and steers it over HTTP:
