@@ -110,7 +110,7 @@ class Router:
         if self.router.kind.needs_embeddings and self._probe_embedding is None:
             return
         embeddings = None if self._probe_embedding is None else self._probe_embedding[None, :]
-        probe = asyncio.to_thread(self.router.model.score, [HEALTH_PROBE], embeddings)
+        probe = asyncio.to_thread(self.router.scorer.beaten, [HEALTH_PROBE], embeddings)
         await asyncio.wait_for(probe, HEALTH_PROBE_TIMEOUT_S)
 
     async def rank_many(self, queries: list[RankQuery]) -> list[Ranking | InvalidRequest]:

@@ -14,13 +14,13 @@ from routing.offline.data.files import DataFileError
 from routing.offline.evaluation.many_models import (
     aiq,
     cheapest_at,
-    choose,
     curve,
     hull,
     oracle,
     read_model_table,
     read_prices,
 )
+from routing.routers.rule import choose
 from routing.upstreams.config import Price
 
 

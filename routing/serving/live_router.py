@@ -2,10 +2,9 @@
 calibration table, held together and swapped together, and the one question the request path
 asks it: in which order to try its candidates for a prompt.
 
-The candidates are listed cheapest first, the most capable last. At threshold t the first
-choice is the cheapest candidate whose predicted probability of answering at least as well as
-the most capable one is above 1 − t (t = 0: always the most capable; t = 1: the cheapest). With
-two candidates that is the paper's rule, strong when P(strong wins) ≥ t::
+The candidates are listed cheapest first, the most capable last; they are scored by the
+checkpoint's :class:`~routing.routers.scorer.CandidateScorer` and chosen by the one routing rule
+(:mod:`routing.routers.rule`)::
 
     P(as good as the most capable)   cheapest ── mid ── most capable
         t = 0.2 (need > 0.8)            0.55      0.85       1       → mid, then most capable, then cheapest
@@ -22,32 +21,17 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 
-from routing.calibration import (
-    CALIBRATION_FILE,
-    CalibrationError,
-    CalibrationTable,
-    calibration_files,
-    table_for,
-)
+from routing.calibration import CALIBRATION_FILE, CalibrationError, CalibrationTable, calibration_files
 from routing.errors import InvalidRequest
-from routing.resources import MissingResource, checkpoint_path
-from routing.routers.checkpoint import MANIFEST_FILE, CheckpointError, Manifest, load_manifest
-from routing.routers.kind import (
-    AnyPairRouter,
-    Candidate,
-    ModelPair,
-    PairsScorer,
-    Router,
-    RouterKind,
-    RouterSettings,
-    ScoringPair,
-)
+from routing.resources import MissingResource
+from routing.routers.checkpoint import MANIFEST_FILE, CheckpointError
+from routing.routers.kind import Candidate, RouterSettings
 from routing.routers.kinds import KINDS
-from routing.routers.pair import ladder_models, scoring_pair
+from routing.routers.rule import choose, try_order
+from routing.routers.scorer import CandidateScorer, calibration_of
 from routing.routers.share_settings import ShareControl
 from routing.serving.share_control import LiveShares
 
@@ -102,65 +86,9 @@ class Ranking:
 @dataclass(frozen=True)
 class _Version:
     checkpoint: str
-    model: Router
+    scorer: CandidateScorer
     table: CalibrationTable | str
     state: RouterState
-    ladder: PairsScorer | None  # more than two candidates: the most capable against each cheaper one
-
-
-@dataclass(frozen=True)
-class Inspected:
-    directory: Path
-    pair: tuple[str, str] | None  # the pair a router that scores any two models scores, resolved
-    # More than two candidates: the most capable against each cheaper one, cheapest first, resolved.
-    ladder: tuple[ModelPair, ...] = ()
-
-
-def inspect_checkpoint(config: RouterSettings, candidates: Sequence[Candidate], embedding_model_id: str) -> Inspected:
-    """Checks that ``config``'s checkpoint can serve: it exists, is of the router's kind, knows
-    the models it is asked to score and was trained on the embedding model in service."""
-    kind = KINDS.of(config)
-    directory = checkpoint_path(config.checkpoint)
-    manifest = load_manifest(directory, kind.name)
-    resolved = scoring_pair(manifest, *scoring_ids(candidates)) if kind.scores_any_model else None
-    ladder: tuple[ModelPair, ...] = ()
-    if len(candidates) > 2:
-        if resolved is None:
-            raise CheckpointError(f"a {kind.name} router scores one pair of models, not {len(candidates)} candidates")
-        ladder = ladder_pairs(manifest, candidates, resolved)
-    if kind.needs_embeddings:
-        trained_on = manifest.embedding.model_id if manifest.embedding else None
-        if trained_on != embedding_model_id:
-            raise CheckpointError(
-                f"checkpoint '{config.checkpoint}' was trained on embeddings of '{trained_on}', "
-                f"but args.embedding is '{embedding_model_id}'"
-            )
-    return Inspected(directory, resolved, ladder)
-
-
-def ladder_pairs(manifest: Manifest, candidates: Sequence[Candidate], pair: tuple[str, str]) -> tuple[ModelPair, ...]:
-    """The most capable candidate against each cheaper one, cheapest first; the candidates
-    between the two ends are scored by their ``router_model_id``, else their model name."""
-    top, cheapest = pair
-    names = [cheapest, *(c.router_model_id or c.model for c in candidates[1:-1])]
-    try:
-        return tuple(scoring_pair(manifest, top, name) for name in names)
-    except CheckpointError as exc:
-        scored = ", ".join(f"{c.key} as {name}" for c, name in zip(candidates, [*names, top], strict=True))
-        raise CheckpointError(f"candidates ({scored}): {exc}") from None
-
-
-def calibration_of(router: str, kind: RouterKind, inspected: Inspected) -> CalibrationTable | str:
-    """The table router ``router`` turns strong shares into thresholds with, or why it has none."""
-    if not kind.calibrated:
-        return f"router '{router}' ({kind.name}) has no strong shares: ask for a threshold"
-    return table_for(router, kind.name, inspected.directory, inspected.pair, ladder_models(inspected.ladder))
-
-
-def scoring_ids(candidates: Sequence[Candidate]) -> ScoringPair:
-    """The names a router scores its most capable and its cheapest candidate by (None: its
-    checkpoint's default)."""
-    return candidates[-1].router_model_id, candidates[0].router_model_id
 
 
 def checkpoint_id(directory: Path) -> str:
@@ -201,8 +129,8 @@ class LiveRouter:
         return self._version.checkpoint
 
     @property
-    def model(self) -> Router:
-        return self._version.model
+    def scorer(self) -> CandidateScorer:
+        return self._version.scorer
 
     @property
     def state(self) -> RouterState:
@@ -211,14 +139,12 @@ class LiveRouter:
     def _load(self, checkpoint: str, where: str) -> _Version:
         config = self.config.model_copy(update={"checkpoint": checkpoint})
         try:
-            inspected = inspect_checkpoint(config, self.candidates, self.embedding_model_id)
-            model = self.kind.router(config, inspected.pair or (None, None))
-            ladder = cast(AnyPairRouter, model).against(inspected.ladder) if inspected.ladder else None
+            scorer = CandidateScorer.load(config, self.candidates, self.embedding_model_id)
         except (MissingResource, CheckpointError) as exc:
             raise CheckpointError(f"{where}: {exc}") from None
-        table = calibration_of(self.name, self.kind, inspected)
-        state = RouterState(checkpoint_id(inspected.directory), table if isinstance(table, str) else None)
-        return _Version(checkpoint, model, table, state, ladder)
+        table = calibration_of(self.name, self.kind, scorer.inspected)
+        state = RouterState(checkpoint_id(scorer.inspected.directory), table if isinstance(table, str) else None)
+        return _Version(checkpoint, scorer, table, state)
 
     def swap_to(self, checkpoint: str) -> bool:
         """Loads ``checkpoint`` beside the one in service, then swaps its model and table in at
@@ -243,11 +169,7 @@ class LiveRouter:
         answered (a strong share without a table). The whole batch uses one version."""
         version = self._version
         embeddings = np.stack([q.embedding for q in queries]) if self.kind.needs_embeddings else None  # type: ignore[misc]
-        prompts = [q.prompt for q in queries]
-        if version.ladder is None:
-            scores = np.asarray(version.model.score(prompts, embeddings)).reshape(-1, 1)
-        else:
-            scores = version.ladder.score(prompts, embeddings)
+        scores = version.scorer.beaten([q.prompt for q in queries], embeddings)
         shares, top = self._shares, self.candidates[-1].key
         rankings = []
         for query, row in zip(queries, scores, strict=True):
@@ -290,8 +212,7 @@ class LiveRouter:
                     return found
                 threshold = found
         keys = [c.key for c in self.candidates]
-        chosen = next((i for i, p in enumerate(beaten) if p < threshold), len(keys) - 1)
-        order = (*keys[chosen:], *reversed(keys[:chosen]))
+        order = try_order(keys, int(choose(beaten.reshape(1, -1), threshold)[0]))
         as_good = tuple(zip(keys, [*(1.0 - float(p) for p in beaten), 1.0], strict=True))
         return Ranking(order, float(beaten.min()), threshold, query.strong_percent, version.state, as_good)
 

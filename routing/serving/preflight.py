@@ -8,7 +8,7 @@ from routing.resources import MissingResource
 from routing.routers.checkpoint import CheckpointError
 from routing.routers.kind import DEFAULT_STRONG_PERCENT
 from routing.routers.kinds import KINDS
-from routing.serving.live_router import calibration_of, inspect_checkpoint
+from routing.routers.scorer import calibration_of, inspect_checkpoint
 from routing.settings import ConfigError
 
 

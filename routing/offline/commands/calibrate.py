@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 
@@ -16,11 +15,10 @@ from routing.embeddings.local import LocalEmbedder
 from routing.offline.commands import Echo
 from routing.offline.commands.prompts import read_prompts
 from routing.offline.commands.router_spec import parse_router
-from routing.offline.evaluation.many_models import choose
-from routing.resources import checkpoint_path
-from routing.routers.checkpoint import load_manifest
-from routing.routers.kind import AnyPairRouter, ModelPair, RouterKind
-from routing.routers.pair import ladder_models, scoring_pair
+from routing.routers.kind import RouterKind
+from routing.routers.pair import ladder_models
+from routing.routers.rule import choose
+from routing.routers.scorer import CandidateScorer, named_candidates
 
 SHOWN_PERCENTS = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0)
 
@@ -46,17 +44,12 @@ def calibrate(
     kind, config = parse_router(router)
     if not kind.calibrated:
         raise ValueError(f"--router {router}: a {kind.name} router takes no strong shares, so it has no table")
-    directory = checkpoint_path(config.checkpoint)
-    names, pairs = _scored(kind, directory, strong, weak, candidates)
-    model = kind.router(config, pairs[0] if pairs else (strong, weak))
-    ladder = cast(AnyPairRouter, model).against(pairs) if len(pairs) > 1 else None
+    scorer = CandidateScorer.load(config, named_candidates(_scored_names(kind, strong, weak, candidates)))
+    inspected = scorer.inspected
     encoder = LocalEmbedder(LocalEmbedding(model_path=embedding_model))
 
     def beaten_of(texts: list[str]) -> np.ndarray:
-        embeddings = encoder.encode(texts) if kind.needs_embeddings else None
-        if ladder is not None:
-            return np.asarray(ladder.score(texts, embeddings))
-        return np.asarray(model.score(texts, embeddings)).reshape(-1, 1)
+        return scorer.beaten(texts, encoder.encode(texts) if kind.needs_embeddings else None)
 
     def scores_of(texts: list[str]) -> np.ndarray:
         return beaten_of(texts).min(axis=1)
@@ -83,10 +76,9 @@ def calibrate(
             )
         return Costs(completion_tokens=completion_tokens, shares=shares)
 
-    pair = (pairs[0] if len(pairs) == 1 else (None, None)) if kind.scores_any_model else (None, None)
-    table = CalibrationTable.from_scores(
-        kind.name, str(prompts), scores, pair, names if len(pairs) > 1 else None, costs
-    )
+    pair = (inspected.pair or (None, None)) if not inspected.ladder else (None, None)
+    names = ladder_models(inspected.ladder) or None
+    table = CalibrationTable.from_scores(kind.name, str(prompts), scores, pair, names, costs)
     elsewhere = {path: scores_of(read_prompts(path)) for path in measure}
     for percent in strong_percents:
         threshold = table.threshold(percent)
@@ -103,15 +95,15 @@ def calibrate(
         "completion tokens per answer: the service prices router-<name>-$<usd> from the candidates' prices"
     )
     if save:
-        echo(f"saved {save_calibration(directory, table)}")
+        echo(f"saved {save_calibration(inspected.directory, table)}")
     return table
 
 
-def _scored(
-    kind: RouterKind, directory: Path, strong: str | None, weak: str | None, candidates: Sequence[str]
-) -> tuple[list[str], list[ModelPair]]:
-    """The models scored, cheapest first, and the pairs (the most capable against each cheaper
-    one); empty for a kind that scores only its own pair."""
+def _scored_names(
+    kind: RouterKind, strong: str | None, weak: str | None, candidates: Sequence[str]
+) -> list[str | None]:
+    """The names the router scores, cheapest first (None: its checkpoint's default); a kind that
+    scores only its own pair takes none."""
     if candidates:
         if len(candidates) < 3:
             raise ValueError("--candidates: name three or more models, cheapest first (for two, --weak and --strong)")
@@ -119,11 +111,5 @@ def _scored(
             raise ValueError(f"--candidates: a {kind.name} router scores only its own pair")
         if strong or weak:
             raise ValueError("--candidates names every model: leave out --strong and --weak")
-    if not kind.scores_any_model:
-        return [], []
-    manifest = load_manifest(directory)
-    if not candidates:
-        top, cheapest = scoring_pair(manifest, strong, weak)
-        return [cheapest, top], [(top, cheapest)]
-    pairs = [scoring_pair(manifest, candidates[-1], name) for name in candidates[:-1]]
-    return ladder_models(pairs), pairs
+        return list(candidates)
+    return [weak, strong] if kind.scores_any_model else [None, None]

@@ -24,7 +24,7 @@ from routing.config import (
 from routing.offline.commands import Echo
 from routing.resources import MissingResource
 from routing.routers.checkpoint import CheckpointError
-from routing.serving.live_router import inspect_checkpoint
+from routing.routers.scorer import inspect_checkpoint
 from routing.serving.preflight import check_routers
 from routing.settings import ConfigError
 from routing.upstreams.config import LocalUpstream, Upstream

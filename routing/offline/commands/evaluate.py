@@ -25,6 +25,7 @@ from routing.resources import DEFAULT_STRONG, DEFAULT_WEAK, checkpoint_path
 from routing.routers.checkpoint import load_manifest
 from routing.routers.kind import Router, RouterKind, RouterSettings, ScoringPair
 from routing.routers.kinds import KINDS
+from routing.routers.scorer import CandidateScorer, named_candidates
 from routing.settings import Precision
 
 DEFAULT_EVAL = Path("data/eval")
@@ -57,7 +58,9 @@ def evaluate(
     loaded: dict[str, tuple[RouterKind, Router]] = {}
     for spec in routers or _shipped_kinds():
         kind, config = parse_router(spec, precision)
-        loaded[router_label(spec)] = (kind, kind.router(config, _scored_pair(kind, config, strong, weak, log)))
+        scored_strong, scored_weak = _scored_pair(kind, config, strong, weak, log)
+        scorer = CandidateScorer.load(config, named_candidates([scored_weak, scored_strong]))
+        loaded[router_label(spec)] = (kind, scorer.model)
     encoder = None
     if any(kind.needs_embeddings for kind, _ in loaded.values()):
         encoder = LocalEmbedder(LocalEmbedding(model_path=embedding_model, precision=precision))

@@ -4,7 +4,7 @@ A benchmark of many models holds, per prompt, one quality column per model (``<m
 ``scores`` mapping of model to quality) and optionally its cost (``<model>|total_cost``, as in
 RouterBench); without cost columns each answer is priced from per-token prices and the prompt's
 token count. Rows without a value for one of the models (it was not run on them) are left out.
-A router's decision rule is the service's (:mod:`routing.serving.live_router`): at
+A router's decision rule is the service's (:mod:`routing.routers.rule`): at
 threshold t, the cheapest candidate whose P(the most capable wins over it) is below t.
 
 AIQ is RouterBench's (arXiv 2403.12031, §3): the area under the non-decreasing upper convex hull
@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from routing.offline.data.files import DataFileError, records
+from routing.routers.rule import choose
 from routing.upstreams.config import Price
 
 PROMPT_COLUMNS = ("prompt", "question", "query")
@@ -134,14 +135,6 @@ def _number(where: str, row: Mapping[str, Any], column: str) -> float:
     if not math.isfinite(number):
         raise DataFileError(f"{where}: column '{column}': expected a number, got {value!r}")
     return number
-
-
-def choose(beaten: np.ndarray, threshold: float) -> np.ndarray:
-    """Per prompt, the index of the chosen candidate: ``beaten[:, i]`` is P(the most capable, the
-    last candidate, wins over candidate i) for the cheaper ones."""
-    below = beaten < threshold
-    first = np.argmax(below, axis=1)
-    return np.where(below.any(axis=1), first, beaten.shape[1])
 
 
 def curve(beaten: np.ndarray, quality: np.ndarray, cost: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

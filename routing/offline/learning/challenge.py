@@ -20,12 +20,10 @@ from routing.offline.learning.store import Interval
 from routing.offline.training.common import Log
 from routing.offline.training.data import read_training_data
 from routing.offline.training.fit import train_checkpoint
-from routing.resources import checkpoint_path
-from routing.routers.checkpoint import load_manifest
 from routing.routers.kind import Candidate, RouterSettings, resolve
 from routing.routers.kinds import KINDS
-from routing.routers.pair import scoring_pair
-from routing.serving.live_router import LiveRouter, scoring_ids
+from routing.routers.scorer import scoring_ids
+from routing.serving.live_router import LiveRouter
 
 EMBED_BATCH = 256
 
@@ -43,7 +41,7 @@ class Contender:
         return cls(LiveRouter(name, config.model_copy(update={"checkpoint": checkpoint}), candidates, embedding_id))
 
     def scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
-        return np.asarray(self.router.model.score(prompts, embeddings), dtype=float)
+        return self.router.scorer.scores(prompts, embeddings)
 
 
 def embed_all(embedder: Embedder | None, texts: list[str]) -> np.ndarray | None:
@@ -97,7 +95,7 @@ def refit_challenger(
     strong, weak = label_names(champion.router.candidates)
     battles = read_training_data([str(labels)], {}, log).battles
     job = RefitJob(
-        champion=champion.router.model,
+        champion=champion.router.scorer.model,
         champion_checkpoint=checkpoint,
         strong=strong,
         weak=weak,
@@ -113,16 +111,8 @@ def refit_challenger(
 def calibrate_on(contender: Contender, kind: str, prompts: list[str], embeddings: np.ndarray | None, out: Path) -> None:
     """Saves ``contender``'s strong-share table, measured on ``prompts``, into checkpoint ``out``."""
     scores = contender.scores(prompts, embeddings)
-    pair = _table_pair(contender)
+    pair = contender.router.scorer.inspected.pair or (None, None)
     save_calibration(out, CalibrationTable.from_scores(kind, f"{len(prompts)} recent logged prompts", scores, pair))
-
-
-def _table_pair(contender: Contender) -> tuple[str | None, str | None]:
-    """The pair a table of a router that scores any two models is measured for."""
-    router = contender.router
-    if not router.kind.scores_any_model:
-        return None, None
-    return scoring_pair(load_manifest(checkpoint_path(router.checkpoint)), *scoring_ids(router.candidates))
 
 
 def measure(

@@ -38,7 +38,7 @@ from routing.offline.learning.refit import RefitError
 from routing.offline.learning.sampling import LogCounter, choose, recent_prompts, routed_prompts
 from routing.offline.learning.store import Evaluation, Interval, LearnerStore, RoundRecord
 from routing.routers.kinds import KINDS
-from routing.serving.live_router import calibration_of, inspect_checkpoint
+from routing.routers.scorer import calibration_of, inspect_checkpoint
 from routing.serving.request_log import read_request_log
 from routing.settings import ConfigError
 
