@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 
-from routing.serving.telemetry import Cost, Telemetry
+from routing.serving.telemetry import Choice, Cost, Telemetry
 
 # Ray drops a gauge series that has not been set for two export intervals (20 s by default), so
 # the gauges are set again this often even when no request comes.
@@ -92,10 +92,16 @@ class ServeTelemetry(Telemetry):
         )
         self.cost = Counter("routellm_cost_usd", "Estimated cost of the answers, in USD.", tag_keys=("model",))
         self.cost_all_strong = Counter(
-            "routellm_cost_all_strong_usd", "What the strong model would have charged for the same tokens, in USD."
+            "routellm_cost_all_strong_usd",
+            "What each answer's router's most capable candidate would have charged for the same tokens, in USD.",
         )
+        # A Counter only grows: a saving and an overspend (a dearer model answered) are counted apart.
         self.cost_saved = Counter(
-            "routellm_cost_saved_usd", "Estimated saving against sending every request to the strong model, in USD."
+            "routellm_cost_saved_usd", "Estimated saving against the most capable candidates, where positive, in USD."
+        )
+        self.cost_overspent = Counter(
+            "routellm_cost_overspent_usd",
+            "Estimated cost above the most capable candidates (a dearer model answered), in USD.",
         )
         self._chosen: dict[str, Tally[bool]] = {}
         self._aliases: OrderedDict[tuple[str, float], deque[bool]] = OrderedDict()
@@ -114,16 +120,14 @@ class ServeTelemetry(Telemetry):
         self._circuits = states
         self._publish()
 
-    def decision(
-        self, router: str, target: str, strong: bool, score: float, strong_percent: float | None, seconds: float
-    ) -> None:
+    def decision(self, router: str, target: str, choice: Choice, score: float, seconds: float) -> None:
         self.decisions.inc(tags={"router": router, "target": target})
         self.scores.observe(score, tags={"router": router})
         self.routing_latency.observe(seconds, tags={"router": router})
-        self._chosen.setdefault(router, Tally())[strong] += 1
-        if strong_percent is not None:
-            key = (router, strong_percent)
-            self._aliases.setdefault(key, deque(maxlen=SHARE_DECISIONS)).append(strong)
+        self._chosen.setdefault(router, Tally())[choice.most_capable] += 1
+        if choice.strong_percent is not None:
+            key = (router, choice.strong_percent)
+            self._aliases.setdefault(key, deque(maxlen=SHARE_DECISIONS)).append(choice.most_capable)
             self._aliases.move_to_end(key)
             while len(self._aliases) > MAX_SHARE_ALIASES:
                 self._aliases.popitem(last=False)
@@ -179,3 +183,5 @@ class ServeTelemetry(Telemetry):
                 self.cost_all_strong.inc(cost.all_strong_usd)
             if cost.saved_usd > 0:
                 self.cost_saved.inc(cost.saved_usd)
+            elif cost.saved_usd < 0:
+                self.cost_overspent.inc(-cost.saved_usd)

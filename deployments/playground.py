@@ -58,7 +58,8 @@ class PlaygroundSettings(BaseModel):
     @classmethod
     async def of(cls, engine: RoutingEngine, state: IngressState) -> PlaygroundSettings:
         config = engine.config
-        strong, weak = config.upstreams[config.strong], config.upstreams[config.weak]
+        ends = config.default_candidates
+        strong, weak = config.upstreams[ends[-1]], config.upstreams[ends[0]]
         states = await engine.router_states()
         calibrated = {name: not isinstance(s, str) and s.calibrated for name, s in states.items()}
         return cls(

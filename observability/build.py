@@ -77,11 +77,15 @@ PANELS = (
         (("avg by (router) (ray_routellm_strong_share)", "{{router}}"),),
     ),
     Panel(
-        "Cost and saving against all-strong, USD per hour",
+        "Cost and net saving against the most capable candidates, USD per hour",
         "currencyUSD",
         (
             ("3600 * sum by (model) (rate(ray_routellm_cost_usd_total[5m]))", "cost {{model}}"),
-            ("3600 * sum(rate(ray_routellm_cost_saved_usd_total[5m]))", "saved"),
+            (
+                "3600 * (sum(rate(ray_routellm_cost_saved_usd_total[5m]))"
+                " - (sum(rate(ray_routellm_cost_overspent_usd_total[5m])) or vector(0)))",
+                "net saving",
+            ),
         ),
     ),
     Panel(

@@ -21,6 +21,19 @@ def check_candidates(router: str, config: RouterSettings, upstreams: Mapping[str
     if config.candidates is None:
         return
     keys, where = config.candidates, f"routers.{router}.candidates"
+    check_candidate_keys(keys, upstreams, where)
+    kind = KINDS.of(config)
+    if len(keys) > 2 and not kind.scores_any_model:
+        many = ", ".join(name for name in KINDS.names() if KINDS.get(name).scores_any_model)
+        raise ValueError(
+            f"{where}: a {kind.name} router scores only the pair it was trained for, so it takes two "
+            f"candidates, not {len(keys)}; the kinds that route among more are: {many}"
+        )
+    _check_price_order(keys, upstreams, where)
+
+
+def check_candidate_keys(keys: Sequence[str], upstreams: Mapping[str, Upstream], where: str) -> None:
+    """Refuses a candidate list that names an unknown or repeated upstream, or fewer than two."""
     if len(keys) < 2:
         raise ValueError(f"{where}: names at least two upstreams, cheapest first and the most capable last")
     for key in keys:
@@ -29,13 +42,9 @@ def check_candidates(router: str, config: RouterSettings, upstreams: Mapping[str
     repeated = sorted({key for key in keys if keys.count(key) > 1})
     if repeated:
         raise ValueError(f"{where}: '{repeated[0]}' is listed twice; each candidate is a different upstream")
-    kind = KINDS.of(config)
-    if len(keys) > 2 and not kind.scores_any_model:
-        many = ", ".join(name for name in KINDS.names() if KINDS.get(name).scores_any_model)
-        raise ValueError(
-            f"{where}: a {kind.name} router scores only the pair it was trained for, so it takes two "
-            f"candidates, not {len(keys)}; the kinds that route among more are: {many}"
-        )
+
+
+def _check_price_order(keys: Sequence[str], upstreams: Mapping[str, Upstream], where: str) -> None:
     for cheaper, dearer in zip(keys, keys[1:], strict=False):
         low, high = upstreams[cheaper].price, upstreams[dearer].price
         if low is not None and high is not None and _dearer(low, high):

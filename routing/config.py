@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import Field, PlainSerializer, PlainValidator, SerializationInfo, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, PlainValidator, SerializationInfo, model_validator
 
-from routing.candidates import check_candidates, resolve_candidates
+from routing.candidates import check_candidate_keys, check_candidates, resolve_candidates
 from routing.learner_config import LearnerConfig
 from routing.model_names import ROUTER_PREFIX
 from routing.resources import MINILM_MODEL_ID
@@ -80,15 +80,21 @@ def _dump_router(router: RouterSettings, info: SerializationInfo) -> dict[str, A
 RouterConfig = Annotated[RouterSettings, PlainValidator(KINDS.validate), PlainSerializer(_dump_router)]
 
 
+def _candidate_end(value: Any) -> Any:
+    # The paper's names for the two ends of a pair, kept for the configs that use them.
+    return {"strong": "most_capable", "weak": "cheapest"}.get(value, value) if isinstance(value, str) else value
+
+
 class FallbackPolicy(Strict):
     """What a routed request does when its target model, or the routing step itself, fails."""
 
     on_unconfigured: Literal["other_model", "error"] = "other_model"
     on_upstream_error: Literal["other_model", "error"] = "other_model"
-    on_routing_error: Literal["strong", "weak", "error"] = Field(
-        default="strong",
+    on_routing_error: Annotated[Literal["most_capable", "cheapest", "error"], BeforeValidator(_candidate_end)] = Field(
+        default="most_capable",
         description="when the router cannot score (its replica died twice, its embedding endpoint is down, "
-        "or it did not answer within routing_timeout_s)",
+        "or it did not answer within routing_timeout_s): its most capable candidate, its cheapest, or an "
+        "error ('strong' and 'weak' still name the two ends)",
     )
     routing_timeout_s: float = Field(
         default=10.0, gt=0, description="how long a request waits for its routing decision (embedding and score)"
@@ -174,8 +180,12 @@ def llm_deployment(key: str) -> str:
 
 class AppConfig(Strict):
     upstreams: dict[str, Upstream] = Field(default_factory=_default_upstreams)
-    strong: str = Field(default="strong", description="key in 'upstreams' of the strong model")
-    weak: str = Field(default="weak", description="key in 'upstreams' of the weak model")
+    default_candidates: list[str] = Field(
+        default_factory=lambda: ["weak", "strong"],
+        min_length=2,
+        description="the candidates of a router that names none, and what a request for a model by name is "
+        "priced against (the last): keys in 'upstreams', cheapest first, the most capable last",
+    )
     embedding: Embedding = Field(default_factory=LocalEmbedding)
     routers: dict[str, RouterConfig] = Field(default_factory=_default_routers)
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
@@ -184,9 +194,23 @@ class AppConfig(Strict):
     request_log: RequestLogConfig | None = None
     learner: LearnerConfig | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pair_as_candidates(cls, data: Any) -> Any:
+        """``strong`` and ``weak``, the paper's pair, name the default candidates' two ends."""
+        if not isinstance(data, dict) or not {"strong", "weak"} & set(data):
+            return data
+        if "default_candidates" in data:
+            raise ValueError("give 'default_candidates' or the pair 'strong'/'weak', not both")
+        data = dict(data)
+        strong, weak = data.pop("strong", "strong"), data.pop("weak", "weak")
+        upstreams = data.get("upstreams")
+        check_pair(strong, weak, upstreams if isinstance(upstreams, dict) else _default_upstreams())
+        return data | {"default_candidates": [weak, strong]}
+
     @model_validator(mode="after")
     def _consistent(self) -> AppConfig:
-        check_pair(self.strong, self.weak, self.upstreams)
+        check_candidate_keys(self.default_candidates, self.upstreams, "default_candidates")
         if not self.routers:
             raise ValueError("'routers' needs at least one router")
         if self.learner is not None:
@@ -223,7 +247,7 @@ class AppConfig(Strict):
     def candidates(self, router: str) -> tuple[Candidate, ...]:
         """The models router ``router`` chooses among, cheapest first, each with the name that
         router scores it by (:func:`routing.candidates.resolve_candidates`)."""
-        return resolve_candidates(self.routers[router], self.upstreams, (self.weak, self.strong))
+        return resolve_candidates(self.routers[router], self.upstreams, self.default_candidates)
 
     def deployments(self) -> dict[str, GraphDeployment]:
         """The graph's deployments by name (graph.py names them so), each with what it is."""
@@ -251,8 +275,10 @@ def _check_learner(
     kind = KINDS.of(routers[learner.router])
     if len(routers[learner.router].candidates or ()) > 2:
         raise ValueError(
-            f"learner.router: router '{learner.router}' chooses among more than two candidates; the learner "
-            "labels and trains a router for a pair (two candidates)"
+            f"learner.router: router '{learner.router}' chooses among more than two candidates; the learner's "
+            "judge compares two answers, the cheapest candidate's and the most capable one's, which teaches how "
+            "that pair compares but not where each candidate between them stands: learn a router of two "
+            "candidates, or train this one on data that holds every candidate's answers"
         )
     if learner.method == "refit" and kind.refit is None:
         raise ValueError(f"learner.method: a {kind.name} router has no refit; use 'retrain'")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,9 @@ from routing.config import load_app_config
 from routing.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from routing.protocol import ChatCompletionRequest
 from routing.serving.engine import Outcome, RoutingEngine, in_process_engine
+from routing.serving.request_log import read_request_log
 from routing.serving.telemetry import cost_of
-from testing.apps import fake_pair_args
+from testing.apps import fake_pair_args, on_fake
 from testing.fake_upstream import FakeUpstream
 
 FAST = {
@@ -273,3 +275,33 @@ def test_cost_against_all_strong_from_configured_prices(strong: FakeUpstream, we
     assert strong_cost is not None and strong_cost.saved_usd == 0.0
     del args["upstreams"]["strong"]["price"]
     assert cost_of(load_app_config(args), "weak", 10, 10) is None
+
+
+def test_savings_are_against_the_routers_own_most_capable_candidate(
+    strong: FakeUpstream, weak: FakeUpstream, mid: FakeUpstream, tmp_path: Path
+) -> None:
+    # A router whose most capable candidate ("premium") is dearer than the app's strong model.
+    per_million = {"weak": 1.0, "strong": 10.0}
+    args = fake_pair_args(strong, weak, request_log={"directory": str(tmp_path)})
+    for key, usd in per_million.items():
+        args["upstreams"][key]["price"] = {"input_per_million": usd, "output_per_million": usd}
+    premium = {"input_per_million": 100.0, "output_per_million": 100.0}
+    args["upstreams"]["premium"] = on_fake(mid, "premium", price=premium, timeouts={"total_s": 5})
+    args["routers"] = {"random": {"type": "random", "seed": 0, "candidates": ["weak", "premium"]}}
+    engine = in_process_engine(load_app_config(args).resolve_env({}))
+
+    async def ask() -> None:
+        for model in ("router-random-1", "router-random-0", "premium"):  # the cheapest, the most capable, by name
+            await engine.complete(chat(model))
+        await engine.aclose()
+
+    asyncio.run(ask())
+    tokens = 9 / 1_000_000  # the fake upstreams' usage: 5 tokens in, 4 out
+    saved = {(r.model, r.answered_by): r.saved_usd for r in read_request_log(tmp_path)}
+    assert saved == pytest.approx(
+        {
+            ("router-random-1", "small"): (100.0 - 1.0) * tokens,  # against premium, not the app's strong
+            ("router-random-0", "premium"): 0.0,
+            ("premium", "premium"): (10.0 - 100.0) * tokens,  # named: against the default candidates', negative
+        }
+    )

@@ -38,7 +38,7 @@ from routing.routers.kinds import KINDS
 from routing.serving.live_router import LiveRouter, Ranking, RankQuery, RouterState
 from routing.serving.request_log import RequestLog
 from routing.serving.resilience import ResilientUpstream, close_stream
-from routing.serving.telemetry import NO_TELEMETRY, Telemetry, cost_of
+from routing.serving.telemetry import NO_TELEMETRY, Choice, Telemetry, cost_of
 from routing.settings import ConfigError
 from routing.upstreams import ChatBackend, close_connections, make_backend
 
@@ -244,28 +244,21 @@ class RoutingEngine:
             )
         prompt = routed_prompt(messages)[: self.config.limits.router_prompt_chars]
         keys = [c.key for c in self.candidates[alias.router]]
-        most_capable = keys[-1]
         began = time.perf_counter()
         try:
             ranking = await self._rank(alias.router, alias, prompt)
         except (RoutingUnavailable, UpstreamError) as exc:
             # The router cannot score; the request is still answered, by the configured model.
-            choice = self.config.fallback.on_routing_error
-            if choice == "error":
+            end = self.config.fallback.on_routing_error
+            if end == "error":
                 raise
             reason = exc.reason if isinstance(exc, UpstreamError) else exc.code
-            fixed = keys[::-1] if choice == "strong" else keys
+            fixed = keys[::-1] if end == "most_capable" else keys
             return Plan(None, *self._order(fixed, first_reason=f"routing_{reason}"))
         target = ranking.order[0]
         target_model = self.config.upstreams[target].model
-        self.telemetry.decision(
-            alias.router,
-            target_model,
-            target == most_capable,
-            ranking.score,
-            ranking.strong_percent,
-            time.perf_counter() - began,
-        )
+        choice = Choice(keys.index(target), len(keys), ranking.strong_percent)
+        self.telemetry.decision(alias.router, target_model, choice, ranking.score, time.perf_counter() - began)
         order, skip_reason = self._order(ranking.order)
         decision = RouteDecision(
             router=alias.router,
@@ -366,7 +359,9 @@ class RoutingEngine:
         is written (off the event loop) before the answer goes out."""
         cost = None
         if usage is not None:
-            cost = cost_of(self.config, outcome.key, usage.prompt_tokens, usage.completion_tokens)
+            router = outcome.decision.router if outcome.decision else None
+            most_capable = self.candidates[router][-1].key if router else None
+            cost = cost_of(self.config, outcome.key, usage.prompt_tokens, usage.completion_tokens, most_capable)
             self.telemetry.usage(outcome.model, usage.prompt_tokens, usage.completion_tokens, cost)
         if self.request_log is None:
             return
@@ -378,7 +373,7 @@ class RoutingEngine:
             outcome.model,
             outcome.fallback,
             usage,
-            cost.usd if cost else None,
+            cost,
         )
         await asyncio.wrap_future(written)
 

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from routing.config import RequestLogConfig
 from routing.protocol import ChatMessage, RouteDecision, Usage
+from routing.serving.telemetry import Cost
 from routing.settings import ConfigError
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ class RequestRecord(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost_usd: float | None = None
+    # Against the router's most capable candidate (for a request naming a model: the default
+    # candidates'); negative when a dearer model answered.
+    saved_usd: float | None = None
 
 
 Redactor = Callable[[RequestRecord], RequestRecord | None]
@@ -118,7 +122,7 @@ class RequestLog:
         answered_by: str,
         fallback: str | None,
         usage: Usage | None,
-        cost_usd: float | None,
+        cost: Cost | None,
     ) -> Future[None]:
         record = RequestRecord(
             time=time.time(),
@@ -134,7 +138,8 @@ class RequestLog:
             fallback=fallback,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
-            cost_usd=cost_usd,
+            cost_usd=cost.usd if cost else None,
+            saved_usd=cost.saved_usd if cost else None,
         )
         return self.submit(record)
 
@@ -262,6 +267,7 @@ def _arrow_schema() -> pa.Schema:
             ("prompt_tokens", pa.int64()),
             ("completion_tokens", pa.int64()),
             ("cost_usd", pa.float64()),
+            ("saved_usd", pa.float64()),
         ]
     )
 

@@ -14,15 +14,27 @@ from typing import Protocol
 from routing.upstreams.config import Price
 
 
+@dataclass(frozen=True)
+class Choice:
+    """Which of a router's candidates a decision chose (cheapest first), and the share of its
+    decisions asked to go to the most capable (None: a threshold or a budget was asked)."""
+
+    index: int
+    of: int
+    strong_percent: float | None = None
+
+    @property
+    def most_capable(self) -> bool:
+        return self.index == self.of - 1
+
+
 class Telemetry:
     """Does nothing; the service's subclass turns each event into metrics."""
 
-    def decision(
-        self, router: str, target: str, strong: bool, score: float, strong_percent: float | None, seconds: float
-    ) -> None:
-        """A router chose ``target`` (its most capable candidate when ``strong``) for a prompt
-        scoring ``score``, asked for ``strong_percent`` % to the most capable (None: a threshold
-        or a budget), ``seconds`` after the routing step began (embedding and ranking)."""
+    def decision(self, router: str, target: str, choice: Choice, score: float, seconds: float) -> None:
+        """A router chose ``target``, its candidate ``choice.index`` of ``choice.of`` (cheapest
+        first), for a prompt scoring ``score``, ``seconds`` after the routing step began
+        (embedding and ranking)."""
 
     def fallback(self, reason: str, model: str) -> None:
         """A request left its first-choice model (or its routing step) for ``reason`` and was
@@ -41,7 +53,8 @@ class Telemetry:
         """Whether each upstream (by model) refused its key when last asked."""
 
     def usage(self, model: str, prompt_tokens: int, completion_tokens: int, cost: Cost | None) -> None:
-        """An upstream reported token usage; ``cost`` is known when both models have prices."""
+        """An upstream reported token usage; ``cost`` is known when both it and the most capable
+        candidate it is measured against have prices."""
 
 
 NO_TELEMETRY = Telemetry()
@@ -49,7 +62,9 @@ NO_TELEMETRY = Telemetry()
 
 @dataclass(frozen=True)
 class Cost:
-    """What an answer cost, and what the strong model would have charged for the same tokens."""
+    """What an answer cost, and what the most capable candidate of its router (for a request
+    that named a model: of the default candidates) would have charged for the same tokens. The
+    saving is negative when a dearer model answered."""
 
     usd: float
     all_strong_usd: float
@@ -64,17 +79,23 @@ class _Priced(Protocol):
 
 
 class PricedModels(Protocol):
-    """What pricing reads of the application config: each upstream's price, and which is strong."""
+    """What pricing reads of the application config: each upstream's price, and the default
+    candidates, the most capable last."""
 
-    strong: str
+    default_candidates: list[str]
 
     @property
     def upstreams(self) -> Mapping[str, _Priced]: ...
 
 
-def cost_of(config: PricedModels, model_key: str, prompt_tokens: int, completion_tokens: int) -> Cost | None:
-    """The cost of an answer by ``model_key`` against all-strong, from the configured prices."""
-    price, strong_price = config.upstreams[model_key].price, config.upstreams[config.strong].price
-    if price is None or strong_price is None:
+def cost_of(
+    config: PricedModels, model_key: str, prompt_tokens: int, completion_tokens: int, most_capable: str | None = None
+) -> Cost | None:
+    """The cost of an answer by ``model_key`` against sending it to ``most_capable`` (the key of
+    the routing router's most capable candidate; None: the default candidates'), from the
+    configured prices; None while either price is unknown."""
+    baseline = most_capable or config.default_candidates[-1]
+    price, baseline_price = config.upstreams[model_key].price, config.upstreams[baseline].price
+    if price is None or baseline_price is None:
         return None
-    return Cost(price.usd(prompt_tokens, completion_tokens), strong_price.usd(prompt_tokens, completion_tokens))
+    return Cost(price.usd(prompt_tokens, completion_tokens), baseline_price.usd(prompt_tokens, completion_tokens))

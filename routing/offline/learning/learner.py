@@ -90,6 +90,9 @@ class Learner:
         self.router_config = app.routers[self.name]
         self.kind = KINDS.of(self.router_config)
         self.candidates = app.candidates(self.name)
+        # What is labelled and learned: the two ends of the candidates (the most capable, the
+        # cheapest), by the names the router scores them by.
+        self.ends = label_names(self.candidates)
         self.store = LearnerStore(self.config.directory, self.name, self.router_config.checkpoint)
         self.request_log = Path(app.request_log.directory)
         self.counter = LogCounter(self.request_log, self.name)
@@ -167,7 +170,7 @@ class Learner:
         return record
 
     def _labeller(self, budget: Budget | None) -> Labeller:
-        strong, weak = label_names(self.candidates)
+        strong, weak = self.ends
         upstreams = self.app.upstreams
         label_config = LabelConfig(
             upstreams={
@@ -218,7 +221,7 @@ class Learner:
         train_dir, test_dir = self.store.labels / "train", self.store.labels / "test"
         if not train_dir.is_dir():
             return "no training labels yet", None, False
-        strong, weak = label_names(self.candidates)
+        strong, weak = self.ends
         newest = self.store.versions()[-1].evaluation
         counts = (_count_labelled(train_dir, strong, weak), _count_labelled(test_dir, strong, weak))
         if newest is not None and (newest.train_labels, newest.test_labels) == counts:
@@ -264,7 +267,7 @@ class Learner:
     def _evaluate(
         self, champion_version: int, champion: Contender, challenger: Contender, train_labels: int, test_dir: Path
     ) -> Evaluation:
-        strong, weak = label_names(self.candidates)
+        strong, weak = self.ends
         test = _test_benchmark(test_dir, strong, weak, self.config.grading)
         config = self.config
         if test is None or len(test.prompts) < 2:
@@ -298,7 +301,7 @@ class Learner:
         round (they change only in rounds), not at every look at the status."""
         day = time.time() // DAY_S * DAY_S
         if self._counts is None or self._counts.day != day:
-            strong, weak = label_names(self.candidates)
+            strong, weak = self.ends
             self._counts = _Counts(
                 day=day,
                 train=_count_labelled(self.store.labels / "train", strong, weak),
