@@ -177,6 +177,14 @@
     return null;
   }
 
+  // The candidates an answer was chosen among, cheapest first, the most capable last: its
+  // router's (the x-route-candidates header), or for a model asked by name the default ones.
+  function candidatesOf(responseHeaders) {
+    const listed = responseHeaders.get("x-route-candidates");
+    const { strong, weak } = state.settings;
+    return listed ? listed.split(",").map((item) => item.split("=")[0]) : [weak.model, strong.model];
+  }
+
   function cost(price, usage) {
     return (usage.prompt_tokens * price.input_per_million + usage.completion_tokens * price.output_per_million) / 1e6;
   }
@@ -186,8 +194,8 @@
   // fallback if any, tokens and cost.
   function badge(body, responseHeaders) {
     const model = body.model;
-    const { strong, weak } = state.settings;
-    const role = model === strong.model ? "strong" : model === weak.model ? "weak" : "";
+    const candidates = candidatesOf(responseHeaders);
+    const role = model === candidates[candidates.length - 1] ? "strong" : model === candidates[0] ? "weak" : "";
     const element = document.createElement("div");
     element.className = `badge ${role}`;
     element.dataset.model = model;
@@ -215,18 +223,20 @@
     const usage = body.usage;
     if (usage) {
       const price = priceOf(model);
-      const priced = price && strong.price ? ` · ${usd(cost(price, usage))}` : "";
+      const priced = price ? ` · ${usd(cost(price, usage))}` : "";
       element.append(span("usage", `${usage.prompt_tokens} + ${usage.completion_tokens} tokens${priced}`));
     }
-    return { element, role, usage };
+    return { element, role, usage, candidates };
   }
 
-  function count(role, model, usage) {
+  // Cost against sending the answer to the most capable candidate it was chosen among, as the
+  // service's cost metrics count it (an answer whose models the page has no price for is left out).
+  function count(role, model, usage, candidates) {
     const totals = state.totals;
     totals.answers += 1;
     if (role === "strong") totals.strong += 1;
     const price = priceOf(model);
-    const strongPrice = state.settings.strong.price;
+    const strongPrice = priceOf(candidates[candidates.length - 1]);
     if (usage && price && strongPrice) {
       totals.priced += 1;
       totals.usd += cost(price, usage);
@@ -241,14 +251,14 @@
     $("total-answers").textContent = `${answers} answer${answers === 1 ? "" : "s"}`;
     $("total-strong").textContent = `strong share: ${percent(strong, answers)} (${strong} of ${answers})`;
     let text;
-    if (!settings.strong.price || !settings.weak.price) {
+    if (!settings.strong.price && !settings.weak.price) {
       text = "cost: no prices configured";
     } else if (!priced) {
       text = "cost: –";
     } else {
       const saved = percent(allStrongUsd - spent, allStrongUsd);
       text = `cost: ${usd(spent)} against ${usd(allStrongUsd)} all-strong (${saved} saved)`;
-      if (priced < answers) text += `; ${answers - priced} answer(s) without usage not counted`;
+      if (priced < answers) text += `; ${answers - priced} answer(s) without usage or prices not counted`;
     }
     $("total-cost").textContent = text;
   }
@@ -277,9 +287,9 @@
       state.history = [...messages, { role: "assistant", content }];
       answer.classList.remove("pending");
       answer.firstChild.textContent = content || "(an empty answer)";
-      const { element, role, usage } = badge(body, responseHeaders);
+      const { element, role, usage, candidates } = badge(body, responseHeaders);
       answer.append(element);
-      count(role, body.model, usage);
+      count(role, body.model, usage, candidates);
     } catch (error) {
       // The question stays out of the history and back in the box, to send again.
       answer.className = "turn error";
