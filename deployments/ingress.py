@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -20,11 +19,10 @@ from deployments.handles import HandleBackend, HandleEmbedder, HandleRanker
 from deployments.metrics import ServeTelemetry
 from deployments.openai_http import IngressState, chat_response, error_response, openai_app, route_response
 from deployments.playground import add_playground
-from routing.config import AppConfig, load_user_config
+from routing.config import AppConfig
 from routing.protocol import ChatCompletionRequest
 from routing.serving.auth import ApiKeys
 from routing.serving.engine import RoutingEngine
-from routing.settings import ConfigError
 
 logger = logging.getLogger("ray.serve")
 # Longer than the router stage takes to load on two cores (all six routers and MiniLM); a router
@@ -110,21 +108,6 @@ class Ingress:
             if model not in self.state.rejected_keys:
                 logger.error("upstream '%s' refuses its API key, its requests fall back: %s", model, why)
         self.state.rejected_keys = rejected
-
-    async def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Serve calls this with the deployment's ``user_config`` at start and on every
-        ``serve deploy`` that changes it; the replicas keep running.
-
-        A bad ``user_config`` is refused but not raised: Serve would mark the deployment failed
-        and stop answering, while the previous defaults are still good to serve with. The
-        refusal is logged and shown by ``/health``."""
-        try:
-            await self.engine.reconfigure(load_user_config(user_config, self.engine.config))
-        except ConfigError as exc:
-            logger.error("user_config refused, router defaults unchanged: %s", exc)
-            self.state.user_config_error = str(exc)
-        else:
-            self.state.user_config_error = None
 
     async def chat_completions(self, body: ChatCompletionRequest) -> Response:
         """For a caller holding a handle (another Serve application): the HTTP route's answer."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter as Tally
-from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 
 from ray.serve.metrics import Counter, Gauge, Histogram
@@ -18,16 +17,10 @@ from routing.serving.telemetry import Choice, Cost, Telemetry
 
 # Ray drops a gauge series that has not been set for two export intervals (20 s by default), so
 # the gauges are set again this often even when no request comes.
-SHARE_REFRESH_S = 5.0
+REFRESH_S = 5.0
 SCORE_BUCKETS = [round(0.05 * i, 2) for i in range(1, 20)]
 LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 ROUTING_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
-# The realized share of a share alias is over this replica's latest decisions for it: recent
-# enough to show drift, many enough that binomial noise stays about ±3 points at 30 %.
-SHARE_DECISIONS = 200
-# Share aliases come from request model names: the latest ones only, so that a client sending
-# many distinct percentages cannot grow the label set without bound.
-MAX_SHARE_ALIASES = 32
 
 
 class ServeTelemetry(Telemetry):
@@ -52,17 +45,6 @@ class ServeTelemetry(Telemetry):
             "routellm_routing_retries",
             "Routing steps tried again after losing a router or embedding replica.",
             tag_keys=("reason",),
-        )
-        self.share_realized = Gauge(
-            "routellm_share_realized",
-            "Share of this replica's latest decisions for a share alias (router-<name>-<p>%) that chose the "
-            "most capable candidate.",
-            tag_keys=("router", "alias"),
-        )
-        self.share_target = Gauge(
-            "routellm_share_target",
-            "The share a share alias asks for, as a fraction, beside routellm_share_realized.",
-            tag_keys=("router", "alias"),
         )
         self.routing_latency = Histogram(
             "routellm_routing_seconds",
@@ -104,7 +86,6 @@ class ServeTelemetry(Telemetry):
             "Estimated cost above the most capable candidates (a dearer model answered), in USD.",
         )
         self._chosen: dict[str, Tally[bool]] = {}
-        self._aliases: OrderedDict[tuple[str, float], deque[bool]] = OrderedDict()
         self.key_rejected = Gauge(
             "routellm_upstream_key_rejected",
             "1 while an upstream refuses its API key (401 or 403 when the ingress last asked), else 0.",
@@ -116,7 +97,7 @@ class ServeTelemetry(Telemetry):
 
     def watch_circuits(self, states: Callable[[], Mapping[str, str]]) -> None:
         """Publishes ``states()`` (model → circuit state) as ``routellm_circuit_open``, now and
-        every :data:`SHARE_REFRESH_S`: a circuit opens and closes with time, not only on calls."""
+        every :data:`REFRESH_S`: a circuit opens and closes with time, not only on calls."""
         self._circuits = states
         self._publish()
 
@@ -125,21 +106,11 @@ class ServeTelemetry(Telemetry):
         self.scores.observe(score, tags={"router": router})
         self.routing_latency.observe(seconds, tags={"router": router})
         self._chosen.setdefault(router, Tally())[choice.most_capable] += 1
-        if choice.strong_percent is not None:
-            key = (router, choice.strong_percent)
-            self._aliases.setdefault(key, deque(maxlen=SHARE_DECISIONS)).append(choice.most_capable)
-            self._aliases.move_to_end(key)
-            while len(self._aliases) > MAX_SHARE_ALIASES:
-                self._aliases.popitem(last=False)
         self._publish()
 
     def _publish(self) -> None:
         for router, chosen in self._chosen.items():
             self.strong_share.set(chosen[True] / chosen.total(), tags={"router": router})
-        for (router, percent), decisions in self._aliases.items():
-            tags = {"router": router, "alias": f"router-{router}-{percent:g}%"}
-            self.share_realized.set(sum(decisions) / len(decisions), tags=tags)
-            self.share_target.set(percent / 100, tags=tags)
         for model, state in (self._circuits() if self._circuits else {}).items():
             self.circuit_open.set(1.0 if state == "open" else 0.0, tags={"model": model})
         for model, rejected in self._rejected.items():
@@ -149,7 +120,7 @@ class ServeTelemetry(Telemetry):
 
     async def _keep_fresh(self) -> None:
         while True:
-            await asyncio.sleep(SHARE_REFRESH_S)
+            await asyncio.sleep(REFRESH_S)
             self._publish()
 
     def rejected_keys(self, rejected: Mapping[str, bool]) -> None:

@@ -38,13 +38,11 @@ READY_TIMEOUT_S = 5.0
 @dataclass
 class IngressState:
     """What changes on a running ingress without a restart: the API keys in force (re-read at
-    each health check), why the last ``user_config`` was refused, if it was, the upstreams that
-    refuse their own keys (model → why), and whether every part of the request path has
-    answered (then it stays ready: a replica lost later is Serve's to restart and the
-    fallbacks' to cover)."""
+    each health check), the upstreams that refuse their own keys (model → why), and whether
+    every part of the request path has answered (then it stays ready: a replica lost later is
+    Serve's to restart and the fallbacks' to cover)."""
 
     api_keys: ApiKeys
-    user_config_error: str | None = None
     rejected_keys: dict[str, str] = field(default_factory=dict)
     ready: bool = False
     _probe: asyncio.Task[list[str]] | None = field(default=None, repr=False)
@@ -150,8 +148,6 @@ async def health_body(engine: RoutingEngine, state: IngressState) -> dict[str, A
         "upstreams": {u.model: upstream(u.model, u.configured) for u in config.upstreams.values()},
         "circuits": {u.model: u.breaker.state for u in engine.upstreams.values()},
     }
-    if state.user_config_error:
-        body["user_config_error"] = state.user_config_error
     return body
 
 
@@ -164,6 +160,7 @@ async def routers_body(engine: RoutingEngine) -> dict[str, Any]:
         if isinstance(state, str)
         else {"checkpoint": state.checkpoint, "calibrated": state.calibrated}
         | ({"swap_error": state.swap_error} if state.swap_error else {})
+        | ({"user_config_error": state.user_config_error} if state.user_config_error else {})
         for name, state in states.items()
     }
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from deployments.openai_http import IngressState
+from routing.routers.kind import RouterSettings
 from routing.serving.engine import RoutingEngine
 from routing.upstreams.config import Price
 
@@ -61,19 +62,22 @@ class PlaygroundSettings(BaseModel):
         ends = config.default_candidates
         strong, weak = config.upstreams[ends[-1]], config.upstreams[ends[0]]
         states = await engine.router_states()
-        calibrated = {name: not isinstance(s, str) and s.calibrated for name, s in states.items()}
+
+        def described(name: str, router: RouterSettings) -> PlaygroundRouter:
+            # A router that does not answer is shown with its configured defaults, uncalibrated.
+            reported = states[name]
+            defaults = router if isinstance(reported, str) else reported.defaults
+            return PlaygroundRouter(
+                type=router.type,
+                default_threshold=defaults.default_threshold,
+                default_strong_percent=defaults.strong_percent,
+                calibrated=not isinstance(reported, str) and reported.calibrated,
+            )
+
         return cls(
             strong=PlaygroundModel(model=strong.model, price=strong.price),
             weak=PlaygroundModel(model=weak.model, price=weak.price),
-            routers={
-                name: PlaygroundRouter(
-                    type=router.type,
-                    default_threshold=engine.defaults[name].default_threshold,
-                    default_strong_percent=engine.defaults[name].strong_percent,
-                    calibrated=calibrated[name],
-                )
-                for name, router in config.routers.items()
-            },
+            routers={name: described(name, router) for name, router in config.routers.items()},
             auth_required=state.api_keys.enabled,
         )
 

@@ -11,12 +11,13 @@ from ray import serve
 
 from deployments.batching import DEFAULT, Batched
 from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S, needs_probe
+from deployments.share_metrics import ShareMetrics
 from routing.config import load_router_user_config
 from routing.errors import InvalidRequest
 from routing.offline.learning.store import read_champion
 from routing.resources import MissingResource
 from routing.routers.checkpoint import CheckpointError
-from routing.routers.kind import Candidate, RouterSettings
+from routing.routers.kind import Candidate, RouterDefaults, RouterSettings
 from routing.serving.live_router import LiveRouter, Ranking, RankQuery, RouterState
 from routing.settings import ConfigError
 
@@ -42,6 +43,7 @@ class Router:
         embeddings must have been trained on. ``champion``: the learner's ``champion.json`` for a
         router that learns; the replica serves the checkpoint it names and follows its changes."""
         self.router = LiveRouter(name, config, candidates, embedding_model_id)
+        self.shares = ShareMetrics(name, candidates[-1].key)
         self._batched = Batched(self._rank_batch)
         # A router over embeddings can be probed once it has seen a vector of the right size.
         self._probe_embedding: np.ndarray | None = None
@@ -53,8 +55,8 @@ class Router:
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve calls this with the deployment's ``user_config`` (see :class:`RouterUserConfig`)
-        on every replica, a restarted one included: the batching, and the checkpoint to serve.
-        A new checkpoint is loaded while the current one keeps serving.
+        on every replica, a restarted one included: the batching, the checkpoint to serve (loaded
+        while the current one keeps serving), and the defaults.
 
         A bad ``user_config`` or checkpoint is logged and refused, not raised: Serve would mark
         the deployment failed while the current model is still good to serve with."""
@@ -62,18 +64,27 @@ class Router:
             settings = load_router_user_config(user_config)
         except ConfigError as exc:
             logger.error("user_config refused, router unchanged: %s", exc)
+            self.router.refused(str(exc))
             return
         self._batched.batcher.config = settings
-        if self.champion is not None:
-            if settings.checkpoint:
-                logger.error(
-                    "user_config.checkpoint ignored: router '%s' learns, and serves the version in %s "
-                    "(change it with 'routellm-serve promote' or 'rollback')",
-                    self.router.name,
-                    self.champion,
-                )
-            return
-        await self._swap(settings.checkpoint or self.router.config.checkpoint)
+        if self.champion is None:
+            await self._swap(settings.checkpoint or self.router.config.checkpoint)
+        elif settings.checkpoint:
+            logger.error(
+                "user_config.checkpoint ignored: router '%s' learns, and serves the version in %s "
+                "(change it with 'routellm-serve promote' or 'rollback')",
+                self.router.name,
+                self.champion,
+            )
+        named = settings.model_fields_set & set(RouterDefaults.model_fields)
+        defaults = RouterDefaults(**settings.model_dump(include=named)) if named else self.router.configured_defaults
+        try:
+            self.router.set_defaults(defaults)
+        except ConfigError as exc:
+            logger.error("user_config defaults refused, router-%s keeps its current ones: %s", self.router.name, exc)
+            self.router.refused(f"user_config.{exc}")
+        else:
+            self.router.refused(None)
 
     async def _keep_following(self) -> None:
         while True:
@@ -125,4 +136,6 @@ class Router:
         if self._probe_embedding is None and queries[0].embedding is not None:
             self._probe_embedding = queries[0].embedding.copy()
         # Scoring is CPU-bound: off the event loop, so the replica keeps accepting requests meanwhile.
-        return await asyncio.to_thread(self.router.rank, queries)
+        rankings = await asyncio.to_thread(self.router.rank, queries)
+        self.shares.decided([r for r in rankings if isinstance(r, Ranking)])
+        return rankings

@@ -20,7 +20,7 @@ from routing.model_names import ROUTER_PREFIX
 from routing.resources import MINILM_MODEL_ID
 from routing.routers.kind import Candidate, RouterDefaults, RouterSettings
 from routing.routers.kinds import KINDS
-from routing.settings import PRECISION_HELP, ConfigError, EnvName, Precision, Strict, validate_config
+from routing.settings import PRECISION_HELP, EnvName, Precision, Strict, validate_config
 from routing.upstreams.config import LocalUpstream, OpenAIUpstream, Upstream, check_pair
 
 ROUTER_NAME = re.compile(r"^[a-z0-9_]+$")
@@ -288,17 +288,6 @@ def _check_learner(
         raise ValueError("learner: learns from the logged prompts; set request_log (with prompts: true)")
 
 
-class IngressRouterSettings(RouterDefaults):
-    """A router's defaults in the Ingress's ``user_config``."""
-
-
-class IngressUserConfig(Strict):
-    """The Ingress deployment's ``user_config``: router defaults that ``serve deploy`` changes on
-    a running service, without restarting a replica. Routers it does not name keep theirs."""
-
-    routers: dict[str, IngressRouterSettings] = Field(default_factory=dict)
-
-
 class BatchingConfig(Strict):
     """The ``user_config`` of the Embedding and Router deployments: how concurrent requests to a
     replica are gathered into one forward pass. ``serve deploy`` changes it on running replicas;
@@ -319,40 +308,11 @@ def load_app_config(args: Mapping[str, Any] | None, root: str = "args") -> AppCo
     return validate_config(AppConfig, args, root, "application config")
 
 
-def load_user_config(user_config: Mapping[str, Any] | None, config: AppConfig) -> IngressUserConfig:
-    """Validate the Ingress's ``user_config`` against the application it changes."""
-    moved = _checkpoints_named(user_config)
-    if moved:
-        raise ConfigError(
-            "invalid user_config:\n  "
-            + "\n  ".join(
-                f"user_config.routers.{name}.checkpoint: a router's checkpoint is swapped in the user_config of "
-                f"its own deployment, Router-{name} (checkpoint: ...), which brings its calibration table with it"
-                for name in moved
-            )
-        )
-    parsed = validate_config(IngressUserConfig, user_config, "user_config", "user_config")
-    unknown = sorted(set(parsed.routers) - set(config.routers))
-    if unknown:
-        raise ConfigError(
-            f"invalid user_config:\n  user_config.routers: no router {', '.join(map(repr, unknown))} "
-            f"(routers: {', '.join(config.routers)})"
-        )
-    return parsed
-
-
-def _checkpoints_named(user_config: Mapping[str, Any] | None) -> list[str]:
-    """The routers whose ``checkpoint`` an Ingress ``user_config`` names, where it once lived."""
-    routers = (user_config or {}).get("routers")
-    if not isinstance(routers, dict):
-        return []
-    return [name for name, settings in routers.items() if isinstance(settings, dict) and "checkpoint" in settings]
-
-
-class RouterUserConfig(BatchingConfig):
-    """The ``user_config`` of a Router deployment: its batching, and the checkpoint it scores
-    with. A new checkpoint and its calibration table are loaded beside the current ones, which
-    answer until both are swapped in at once; a replica that starts later starts on it."""
+class RouterUserConfig(BatchingConfig, RouterDefaults):
+    """The ``user_config`` of a Router deployment: its batching, the checkpoint it scores with,
+    and the defaults ``router-<name>`` routes by (unset: those of ``args.routers.<name>``). A
+    new checkpoint and its calibration table are loaded beside the current ones, which answer
+    until both are swapped in at once; a replica that starts later starts on it."""
 
     checkpoint: str | None = Field(
         default=None,

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 from routing.calibration import CALIBRATION_FILE, CalibrationTable, load_calibration
-from routing.config import IngressRouterSettings, IngressUserConfig, load_app_config, load_user_config
+from routing.config import load_app_config
 from routing.errors import InvalidRequest
 from routing.model_names import RouterAlias, parse_router_alias
 from routing.offline.commands.prompts import read_prompts
 from routing.protocol import ChatMessage
 from routing.resources import CHECKPOINT_DIR
 from routing.routers.checkpoint import CheckpointError
+from routing.routers.kind import RouterDefaults
 from routing.serving.engine import in_process_engine
 from routing.serving.preflight import check_routers
 from routing.settings import ConfigError
@@ -93,6 +94,11 @@ def test_calibrate_then_route_by_share(tmp_path: Path, strong: FakeUpstream, wea
     engine = in_process_engine(config)
     with pytest.raises(InvalidRequest, match="calibrate --router mf="):
         asyncio.run(engine.route("router-mf-30%", [ChatMessage(role="user", content=prompts[0])]))
+    # Nor can it take a default share (its Router's user_config would be refused and shown).
+    uncalibrated = engine.rankers["mf"].router  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="default_strong_percent: .*calibrate --router mf="):
+        uncalibrated.set_defaults(RouterDefaults(default_strong_percent=70))
+    assert uncalibrated.defaults.default_strong_percent is None
 
     cli(["calibrate", "--router", f"mf={checkpoint}", "--prompts", str(pool), "--strong-percent", "30", "--save"])
     engine = in_process_engine(config)
@@ -109,16 +115,14 @@ def test_calibrate_then_route_by_share(tmp_path: Path, strong: FakeUpstream, wea
         load_calibration(checkpoint).threshold(30)  # type: ignore[union-attr]
     )
 
-    # Router defaults at run time: a share, then a raw threshold; a bad update changes nothing.
-    asyncio.run(engine.reconfigure(load_user_config({"routers": {"mf": {"default_strong_percent": 70}}}, config)))
+    # Router defaults at run time (its Router's user_config sets them): a share, then a raw threshold.
+    router = engine.rankers["mf"].router  # type: ignore[attr-defined]
+    router.set_defaults(RouterDefaults(default_strong_percent=70))
     assert asyncio.run(strong_share("router-mf")) == pytest.approx(70, abs=2)
-    asyncio.run(engine.reconfigure(IngressUserConfig(routers={"mf": IngressRouterSettings(default_threshold=1.0)})))
+    router.set_defaults(RouterDefaults(default_threshold=1.0))
     assert asyncio.run(strong_share("router-mf")) == 0
-    with pytest.raises(ConfigError, match="no router 'bert'"):
-        load_user_config({"routers": {"bert": {"default_threshold": 0.2}}}, config)
 
     # A checkpoint swapped in brings its own table; a missing one is refused and changes nothing.
-    router = engine.rankers["mf"].router  # type: ignore[attr-defined]
     router.swap_to("builtin:mf")
     shipped = load_calibration(CHECKPOINT_DIR / "mf").threshold(30)  # type: ignore[union-attr]
     assert asyncio.run(engine.route("router-mf-30%", [ChatMessage(role="user", content="hi")])).threshold == shipped

@@ -48,7 +48,7 @@ def test_every_problem_is_named_by_its_path_and_the_command_fails(tmp_path: Path
     config = shipped()
     app = config["applications"][0]
     app["args"]["routers"]["ensemble"]["checkpoint"] = str(tmp_path / "missing")
-    app["deployments"][0]["user_config"] = {"routers": {"nope": {"default_strong_percent": 30}}}
+    app["deployments"][0]["user_config"] = {"routers": {"mf": {"default_strong_percent": 30}}}
     unknown = len(app["deployments"])
     app["deployments"].append({"name": "Router-mff"})
     app["deployments"].append({"name": "LLM-weak", "user_config": {"max_batch_size": 8}})
@@ -56,7 +56,7 @@ def test_every_problem_is_named_by_its_path_and_the_command_fails(tmp_path: Path
     assert result.returncode == 2 and result.stdout == ""
     error = result.stderr
     assert f"args.routers.ensemble: checkpoint directory '{tmp_path / 'missing'}' does not exist" in error
-    assert "deployments[0] (Ingress) user_config.routers: no router 'nope'" in error
+    assert "deployments[0] (Ingress) user_config: the Ingress takes no user_config; a router's defaults" in error
     assert (
         f"deployments[{unknown}].name: no deployment 'Router-mff' in this application (it has Ingress, Embedding"
         in error

@@ -217,17 +217,13 @@ def _deployments(app):  # type: ignore[no-untyped-def]
     return seen
 
 
-def test_a_checkpoint_in_the_ingress_user_config_is_refused_with_its_new_place() -> None:
-    from routing.config import load_user_config
+def test_a_routers_user_config_takes_its_defaults_beside_its_checkpoint() -> None:
+    from routing.config import load_router_user_config
 
-    with pytest.raises(ConfigError) as info:
-        load_user_config(
-            {"routers": {"mf": {"checkpoint": "/models/mf", "default_threshold": 0.3}}}, load_app_config({})
-        )
-    assert "user_config.routers.mf.checkpoint: a router's checkpoint is swapped in the user_config of its own " in str(
-        info.value
-    )
-    assert "deployment, Router-mf (checkpoint: ...)" in str(info.value)
+    settings = load_router_user_config({"checkpoint": "/models/mf", "default_threshold": 0.3, "max_batch_size": 8})
+    assert (settings.checkpoint, settings.default_threshold, settings.max_batch_size) == ("/models/mf", 0.3, 8)
+    with pytest.raises(ConfigError, match="set default_strong_percent or default_threshold, not both"):
+        load_router_user_config({"default_threshold": 0.3, "default_strong_percent": 30})
 
 
 def test_a_router_chooses_among_its_named_candidates_cheapest_first() -> None:

@@ -1,6 +1,6 @@
-"""``serve deploy`` against a running cluster: a changed ``user_config`` moves the routers'
-default thresholds and swaps their checkpoints on the live replicas, which keep running; a bad
-one is refused. And the loop from logged traffic to a retrained router in service."""
+"""``serve deploy`` against a running cluster: a changed ``user_config`` of a Router deployment
+moves its default thresholds and swaps its checkpoint on the live replicas, which keep running;
+a bad one is refused. And the loop from logged traffic to a retrained router in service."""
 
 from __future__ import annotations
 
@@ -42,15 +42,16 @@ def cluster() -> Iterator[Cluster]:
 
 
 def serve_config(cluster: Cluster, args: dict[str, Any], user_config: dict[str, Any] | None) -> dict:
-    ingress: dict[str, Any] = {"name": "Ingress", "ray_actor_options": {"num_cpus": 0.2}}
+    """The graph's config, ``user_config`` (if any) on the Router-mf deployment."""
+    router: dict[str, Any] = {"name": "Router-mf", "ray_actor_options": {"num_cpus": 0.1}}
     if user_config is not None:
-        ingress["user_config"] = user_config
+        router["user_config"] = user_config
     return graph_config(
         args,
         [
-            ingress,
+            {"name": "Ingress", "ray_actor_options": {"num_cpus": 0.2}},
             {"name": "Embedding", "ray_actor_options": {"num_cpus": 0.3}},
-            {"name": "Router-mf", "ray_actor_options": {"num_cpus": 0.1}},
+            router,
             {"name": "LLM-strong", "ray_actor_options": {"num_cpus": 0.1}},
             {"name": "LLM-weak", "ray_actor_options": {"num_cpus": 0.1}},
         ],
@@ -82,12 +83,6 @@ def app_status(cluster: Cluster) -> str:
     return status(cluster)["applications"]["router"]["status"]
 
 
-def ingress_actors() -> set[str]:
-    from ray.util.state import list_actors
-
-    return {a.actor_id for a in list_actors(filters=[("state", "=", "ALIVE")]) if "Ingress" in a.class_name}
-
-
 def get(cluster: Cluster, path: str) -> dict:
     with httpx.Client(timeout=30) as client:
         return client.get(f"{cluster.url}{path}").raise_for_status().json()
@@ -107,27 +102,29 @@ def test_user_config_moves_default_thresholds_without_a_restart(
     args = fake_pair_args(strong, weak, routers={"mf": {"type": "mf", "default_threshold": 0.25}})
     deploy(cluster, serve_config(cluster, args, None), tmp_path)
     wait_until(lambda: app_status(cluster) == "RUNNING", "the application")
-    replicas = ingress_actors()
+    replicas = router_actors()
     assert len(replicas) == 1
     assert route(cluster, "router-mf")["threshold"] == 0.25
 
-    deploy(cluster, serve_config(cluster, args, {"routers": {"mf": {"default_strong_percent": 30}}}), tmp_path)
+    deploy(cluster, serve_config(cluster, args, {"default_strong_percent": 30}), tmp_path)
     expected = load_calibration(CHECKPOINT_DIR / "mf").threshold(30)  # type: ignore[union-attr]
     decision = wait_until(lambda: (d := route(cluster, "router-mf")).get("strong_percent") == 30 and d, "the update")
     assert decision["threshold"] == pytest.approx(expected)
-    assert ingress_actors() == replicas, "the Ingress replica was restarted"
+    assert router_actors() == replicas, "the Router replica was restarted"
 
-    deploy(cluster, serve_config(cluster, args, {"routers": {"mf": {"default_threshold": 0.9}}}), tmp_path)
+    deploy(cluster, serve_config(cluster, args, {"default_threshold": 0.9}), tmp_path)
     wait_until(lambda: route(cluster, "router-mf")["threshold"] == 0.9, "the second update")
-    assert ingress_actors() == replicas
+    assert router_actors() == replicas
 
-    # A router the app does not have: refused with the key's path; the service keeps answering
-    # with the previous defaults on the same replica.
-    deploy(cluster, serve_config(cluster, args, {"routers": {"bert": {"default_threshold": 0.1}}}), tmp_path)
-    health = wait_until(lambda: (h := get(cluster, "/health")).get("user_config_error") and h, "the refusal")
-    assert "user_config.routers: no router 'bert'" in health["user_config_error"]
+    # Two defaults at once: refused with the key's path; the service keeps answering with the
+    # previous defaults on the same replica.
+    deploy(cluster, serve_config(cluster, args, {"default_threshold": 0.1, "default_strong_percent": 30}), tmp_path)
+    routers = wait_until(
+        lambda: (h := get(cluster, "/health/routers")["mf"]).get("user_config_error") and h, "the refusal"
+    )
+    assert "set default_strong_percent or default_threshold, not both" in routers["user_config_error"]
     assert app_status(cluster) == "RUNNING"
-    assert route(cluster, "router-mf")["threshold"] == 0.9 and ingress_actors() == replicas
+    assert route(cluster, "router-mf")["threshold"] == 0.9 and router_actors() == replicas
 
 
 def embedding_batches(cluster: Cluster) -> float:

@@ -65,8 +65,7 @@ class RouterDefaults(Strict):
     candidate, held on live traffic by share control (the calibration table's threshold for it
     until enough traffic is seen), unless a threshold is set instead. A threshold means something
     different for every router (its scores are spread differently), a share the same for all.
-    Also the shape of the Ingress's ``user_config`` per router, which changes it on a running
-    service."""
+    Also part of its Router deployment's ``user_config``, which changes it on a running service."""
 
     default_strong_percent: StrongPercent | None = Field(
         default=None,

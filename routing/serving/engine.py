@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from routing.config import AppConfig, IngressUserConfig
+from routing.config import AppConfig
 from routing.embeddings import Embedder, make_embedder
 from routing.errors import InvalidRequest, ModelNotFound, RoutingUnavailable, ServiceError, UpstreamError
 from routing.model_names import ROUTER_PREFIX, RouterAlias, parse_router_alias
@@ -33,19 +33,15 @@ from routing.protocol import (
     RouteDecision,
     Usage,
 )
-from routing.routers.kind import RouterDefaults
 from routing.routers.kinds import KINDS
 from routing.serving.live_router import LiveRouter, Ranking, RankQuery, RouterState
 from routing.serving.request_log import RequestLog
 from routing.serving.resilience import ResilientUpstream, close_stream
 from routing.serving.telemetry import NO_TELEMETRY, Choice, Telemetry, cost_of
-from routing.settings import ConfigError
 from routing.upstreams import ChatBackend, close_connections, make_backend
 
 T = TypeVar("T")
 READINESS_PROBE = "readiness check"
-# How long a defaults update waits for a router's state; at start a Router replica may still be loading.
-RECONFIGURE_STATE_TIMEOUT_S = 30.0
 
 
 class Ranker(Protocol):
@@ -116,29 +112,6 @@ class RoutingEngine:
         self.candidates = {name: config.candidates(name) for name in config.routers}
         self.reads_embeddings = {name for name, router in config.routers.items() if KINDS.of(router).needs_embeddings}
         self.request_log = RequestLog(config.request_log) if config.request_log else None
-        self.defaults = self._configured_defaults()
-
-    async def reconfigure(self, user_config: IngressUserConfig) -> None:
-        """Router defaults from the config file, overridden by ``user_config``; checked whole
-        before any is applied (a default share needs a router with a calibration table), so a
-        bad update leaves the previous settings in place."""
-        defaults = {name: user_config.routers.get(name, own) for name, own in self._configured_defaults().items()}
-        shares = [name for name, d in defaults.items() if d.strong_percent is not None]
-        states = await self.router_states(shares, RECONFIGURE_STATE_TIMEOUT_S)
-        problems = [
-            f"routers.{name}.default_strong_percent: {state if isinstance(state, str) else state.calibration_error}"
-            for name, state in states.items()
-            if isinstance(state, str) or not state.calibrated
-        ]
-        if problems:
-            raise ConfigError("invalid router defaults:\n  " + "\n  ".join(problems))
-        self.defaults = defaults
-
-    def _configured_defaults(self) -> dict[str, RouterDefaults]:
-        return {
-            name: RouterDefaults(**router.model_dump(include=set(RouterDefaults.model_fields)))
-            for name, router in self.config.routers.items()
-        }
 
     async def router_states(
         self, names: Sequence[str] | None = None, timeout_s: float = 5.0
@@ -195,17 +168,11 @@ class RoutingEngine:
         self.telemetry.rejected_keys({u.backend.model: u.backend.model in rejected for u in upstreams})
         return rejected
 
-    def query(self, name: str, alias: RouterAlias, prompt: str, embedding: np.ndarray | None) -> RankQuery:
-        """What to ask router ``name`` for an alias: its threshold, strong share or budget, or the defaults."""
-        if alias.threshold is not None:
-            return RankQuery(prompt, embedding, threshold=alias.threshold)
-        if alias.budget_usd is not None:
-            return RankQuery(prompt, embedding, budget_usd=alias.budget_usd)
-        defaults = self.defaults[name]
-        percent = alias.strong_percent if alias.strong_percent is not None else defaults.strong_percent
-        if percent is None:
-            return RankQuery(prompt, embedding, threshold=defaults.default_threshold)
-        return RankQuery(prompt, embedding, strong_percent=percent)
+    def query(self, alias: RouterAlias, prompt: str, embedding: np.ndarray | None) -> RankQuery:
+        """What to ask the alias's router: its threshold, strong share or budget as asked, or
+        none (the router resolves its own default)."""
+        asked = {"threshold": alias.threshold, "strong_percent": alias.strong_percent, "budget_usd": alias.budget_usd}
+        return RankQuery(prompt, embedding, **asked)
 
     def models(self) -> ModelList:
         cards = [ModelCard(id=f"{ROUTER_PREFIX}{name}", owned_by="router") for name in self.config.routers]
@@ -310,7 +277,7 @@ class RoutingEngine:
             if self.embedder is None:
                 raise RuntimeError("an embedding router is configured without an embedder")
             embedding = (await self.embedder.embed([prompt]))[0]
-        return await self.rankers[router].rank(self.query(router, alias, prompt, embedding))
+        return await self.rankers[router].rank(self.query(alias, prompt, embedding))
 
     async def route(self, model: str, messages: Sequence[ChatMessage]) -> RouteDecision:
         plan = await self.plan(model, messages)

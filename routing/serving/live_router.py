@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,18 +28,20 @@ from routing.calibration import CALIBRATION_FILE, CalibrationError, CalibrationT
 from routing.errors import InvalidRequest
 from routing.resources import MissingResource
 from routing.routers.checkpoint import MANIFEST_FILE, CheckpointError
-from routing.routers.kind import Candidate, RouterSettings
+from routing.routers.kind import Candidate, RouterDefaults, RouterSettings
 from routing.routers.kinds import KINDS
 from routing.routers.rule import choose, try_order
 from routing.routers.scorer import CandidateScorer, calibration_of
 from routing.routers.share_settings import ShareControl
 from routing.serving.share_control import LiveShares
+from routing.settings import ConfigError
 
 
 @dataclass(frozen=True)
 class RankQuery:
     """A prompt to rank the candidates for, at a threshold, a calibrated strong share or a budget
-    (USD per request, on the calibration pool's mean)."""
+    (USD per request, on the calibration pool's mean), as the alias asked; none of them: the
+    router's default."""
 
     prompt: str
     embedding: np.ndarray | None = None
@@ -48,19 +50,26 @@ class RankQuery:
     budget_usd: float | None = None
 
     def __post_init__(self) -> None:
-        if sum(x is not None for x in (self.threshold, self.strong_percent, self.budget_usd)) != 1:
-            raise ValueError("a query asks for exactly one of a threshold, a strong share and a budget")
+        if sum(x is not None for x in (self.threshold, self.strong_percent, self.budget_usd)) > 1:
+            raise ValueError("a query asks for at most one of a threshold, a strong share and a budget")
+
+    @property
+    def asks_default(self) -> bool:
+        return self.threshold is None and self.strong_percent is None and self.budget_usd is None
 
 
 @dataclass(frozen=True)
 class RouterState:
     """What a router serves with: its checkpoint (``<directory>@<content hash>``), why that
-    checkpoint cannot turn strong shares into thresholds (None: it can), and why the last swap
-    was refused (None: it was not)."""
+    checkpoint cannot turn strong shares into thresholds (None: it can), why the last swap was
+    refused (None: it was not), the defaults ``router-<name>`` routes by, and why the Router's
+    last ``user_config`` was refused (None: it was not)."""
 
     checkpoint: str
     calibration_error: str | None = None
     swap_error: str | None = None
+    defaults: RouterDefaults = field(default_factory=RouterDefaults)
+    user_config_error: str | None = None
 
     @property
     def calibrated(self) -> bool:
@@ -118,6 +127,9 @@ class LiveRouter:
         self.embedding_model_id = embedding_model_id
         self._version = self._load(config.checkpoint, "args.routers." + name)
         self._shares = self._live_shares()
+        self.configured_defaults = RouterDefaults(**config.model_dump(include=set(RouterDefaults.model_fields)))
+        self.defaults = self.configured_defaults
+        self._user_config_error: str | None = None
 
     def _live_shares(self) -> LiveShares | None:
         control = self.config.share_control
@@ -134,7 +146,20 @@ class LiveRouter:
 
     @property
     def state(self) -> RouterState:
-        return self._version.state
+        return replace(self._version.state, defaults=self.defaults, user_config_error=self._user_config_error)
+
+    def set_defaults(self, defaults: RouterDefaults) -> None:
+        """What ``router-<name>`` routes by from now on. A default share is refused (raised as
+        :class:`ConfigError`) while the checkpoint in service has no table to hold it with; the
+        current defaults stay."""
+        table = self._version.table
+        if defaults.strong_percent is not None and isinstance(table, str):
+            raise ConfigError(f"default_strong_percent: {table}")
+        self.defaults = defaults
+
+    def refused(self, reason: str | None) -> None:
+        """Why the Router's last ``user_config`` was refused (None: it was taken), for its state."""
+        self._user_config_error = reason
 
     def _load(self, checkpoint: str, where: str) -> _Version:
         config = self.config.model_copy(update={"checkpoint": checkpoint})
@@ -172,7 +197,8 @@ class LiveRouter:
         scores = version.scorer.beaten([q.prompt for q in queries], embeddings)
         shares, top = self._shares, self.candidates[-1].key
         rankings = []
-        for query, row in zip(queries, scores, strict=True):
+        for asked, row in zip(queries, scores, strict=True):
+            query = self._resolved(asked)
             percent = query.strong_percent
             if shares is None or percent is None:
                 rankings.append(self._ranking(version, query, row))
@@ -184,6 +210,15 @@ class LiveRouter:
         if shares is not None:
             shares.add_scores(scores.min(axis=1))
         return rankings
+
+    def _resolved(self, query: RankQuery) -> RankQuery:
+        """The query as asked, or at the router's default where it asked none."""
+        if not query.asks_default:
+            return query
+        percent = self.defaults.strong_percent
+        if percent is None:
+            return replace(query, threshold=self.defaults.default_threshold)
+        return replace(query, strong_percent=percent)
 
     def _ranking(
         self,

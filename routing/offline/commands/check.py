@@ -16,15 +16,16 @@ import yaml
 from routing.config import (
     AppConfig,
     GraphDeployment,
+    RouterUserConfig,
     load_app_config,
     load_batching_config,
     load_router_user_config,
-    load_user_config,
 )
 from routing.offline.commands import Echo
 from routing.resources import MissingResource
 from routing.routers.checkpoint import CheckpointError
-from routing.routers.scorer import inspect_checkpoint
+from routing.routers.kinds import KINDS
+from routing.routers.scorer import calibration_of, inspect_checkpoint
 from routing.serving.preflight import check_routers
 from routing.settings import ConfigError
 from routing.upstreams.config import LocalUpstream, Upstream
@@ -111,21 +112,32 @@ def _items(exc: ConfigError) -> list[str]:
 
 
 def _check_user_config(config: AppConfig, deployment: GraphDeployment, name: str, user_config: Any) -> None:
-    if deployment.role == "ingress":
-        load_user_config(user_config, config)
-    elif deployment.role == "embedding":
+    if deployment.role == "embedding":
         load_batching_config(user_config)
     elif deployment.role == "router" and deployment.key is not None:
-        checkpoint = load_router_user_config(user_config).checkpoint
-        if checkpoint is not None:
-            router = deployment.key
-            settings = config.routers[router].model_copy(update={"checkpoint": checkpoint})
-            try:
-                inspect_checkpoint(settings, config.candidates(router), config.embedding.model_id)
-            except (MissingResource, CheckpointError) as exc:
-                raise ConfigError(f"user_config.checkpoint: {exc}") from None
+        _check_router_user_config(config, deployment.key, load_router_user_config(user_config))
+    elif deployment.role == "ingress":
+        raise ConfigError(
+            "user_config: the Ingress takes no user_config; a router's defaults are set in the user_config "
+            "of its own deployment, Router-<name> (default_strong_percent or default_threshold)"
+        )
     else:
         raise ConfigError(f"user_config: {name} takes no user_config")
+
+
+def _check_router_user_config(config: AppConfig, router: str, user_config: RouterUserConfig) -> None:
+    """The checkpoint it names can serve the router, and a default share has a table to hold it."""
+    settings = config.routers[router]
+    if user_config.checkpoint is not None:
+        settings = settings.model_copy(update={"checkpoint": user_config.checkpoint})
+    try:
+        inspected = inspect_checkpoint(settings, config.candidates(router), config.embedding.model_id)
+    except (MissingResource, CheckpointError) as exc:
+        raise ConfigError(f"user_config.checkpoint: {exc}") from None
+    if "default_strong_percent" in user_config.model_fields_set and user_config.strong_percent is not None:
+        table = calibration_of(router, KINDS.of(settings), inspected)
+        if isinstance(table, str):
+            raise ConfigError(f"user_config.default_strong_percent: {table}")
 
 
 def describe(app: CheckedApp) -> list[str]:
