@@ -7,23 +7,20 @@ and fixed reason strings: never request content, never a key.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 
+from deployments.gauges import KeptFresh
 from routing.serving.telemetry import Choice, Cost, Telemetry
 
-# Ray drops a gauge series that has not been set for two export intervals (20 s by default), so
-# the gauges are set again this often even when no request comes.
-REFRESH_S = 5.0
 SCORE_BUCKETS = [round(0.05 * i, 2) for i in range(1, 20)]
 LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 ROUTING_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
 
-class ServeTelemetry(Telemetry):
+class ServeTelemetry(Telemetry, KeptFresh):
     def __init__(self) -> None:
         self.decisions = Counter(
             "routellm_decisions", "Routing decisions, by router and chosen model.", tag_keys=("router", "target")
@@ -93,39 +90,31 @@ class ServeTelemetry(Telemetry):
         )
         self._circuits: Callable[[], Mapping[str, str]] | None = None
         self._rejected: dict[str, bool] = {}
-        self._refresher: asyncio.Task[None] | None = None
 
     def watch_circuits(self, states: Callable[[], Mapping[str, str]]) -> None:
         """Publishes ``states()`` (model → circuit state) as ``routellm_circuit_open``, now and
-        every :data:`REFRESH_S`: a circuit opens and closes with time, not only on calls."""
+        every :data:`~deployments.gauges.REFRESH_S`: a circuit opens and closes with time, not only on calls."""
         self._circuits = states
-        self._publish()
+        self.publish()
 
     def decision(self, router: str, target: str, choice: Choice, score: float, seconds: float) -> None:
         self.decisions.inc(tags={"router": router, "target": target})
         self.scores.observe(score, tags={"router": router})
         self.routing_latency.observe(seconds, tags={"router": router})
         self._chosen.setdefault(router, Tally())[choice.most_capable] += 1
-        self._publish()
+        self.publish()
 
-    def _publish(self) -> None:
+    def set_gauges(self) -> None:
         for router, chosen in self._chosen.items():
             self.strong_share.set(chosen[True] / chosen.total(), tags={"router": router})
         for model, state in (self._circuits() if self._circuits else {}).items():
             self.circuit_open.set(1.0 if state == "open" else 0.0, tags={"model": model})
         for model, rejected in self._rejected.items():
             self.key_rejected.set(1.0 if rejected else 0.0, tags={"model": model})
-        if self._refresher is None:
-            self._refresher = asyncio.get_running_loop().create_task(self._keep_fresh())
-
-    async def _keep_fresh(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_S)
-            self._publish()
 
     def rejected_keys(self, rejected: Mapping[str, bool]) -> None:
         self._rejected = dict(rejected)
-        self._publish()
+        self.publish()
 
     def fallback(self, reason: str, model: str) -> None:
         self.fallbacks.inc(tags={"reason": reason, "model": model})

@@ -7,16 +7,13 @@ asked for: what the alert ``RouteLLMShareOffTarget`` compares.
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict, deque
 
 from ray.serve.metrics import Gauge
 
+from deployments.gauges import KeptFresh
 from routing.serving.live_router import Ranking
 
-# Ray drops a gauge series that has not been set for two export intervals (20 s by default), so
-# the gauges are set again this often even when no request comes.
-REFRESH_S = 5.0
 # The realized share of a share alias is over this replica's latest decisions for it: recent
 # enough to show drift, many enough that binomial noise stays about ±3 points at 30 %.
 SHARE_DECISIONS = 200
@@ -25,7 +22,7 @@ SHARE_DECISIONS = 200
 MAX_SHARE_ALIASES = 32
 
 
-class ShareMetrics:
+class ShareMetrics(KeptFresh):
     def __init__(self, router: str, most_capable: str) -> None:
         self.router = router
         self.most_capable = most_capable  # the key of the router's most capable candidate
@@ -41,7 +38,6 @@ class ShareMetrics:
             tag_keys=("router", "alias"),
         )
         self._aliases: OrderedDict[float, deque[bool]] = OrderedDict()
-        self._refresher: asyncio.Task[None] | None = None
 
     def decided(self, rankings: list[Ranking]) -> None:
         """Counts a batch's decisions that were asked for a share."""
@@ -55,17 +51,10 @@ class ShareMetrics:
             self._aliases.move_to_end(percent)
             while len(self._aliases) > MAX_SHARE_ALIASES:
                 self._aliases.popitem(last=False)
-        self._publish()
+        self.publish()
 
-    def _publish(self) -> None:
+    def set_gauges(self) -> None:
         for percent, decisions in self._aliases.items():
             tags = {"router": self.router, "alias": f"router-{self.router}-{percent:g}%"}
             self.realized.set(sum(decisions) / len(decisions), tags=tags)
             self.target.set(percent / 100, tags=tags)
-        if self._refresher is None:
-            self._refresher = asyncio.get_running_loop().create_task(self._keep_fresh())
-
-    async def _keep_fresh(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_S)
-            self._publish()
