@@ -63,6 +63,8 @@ def test_the_images_ray_and_torch_are_the_locks() -> None:
     wanted = next(Requirement(r) for r in metadata.requires("routellm-serve") or [] if r.startswith("torch"))
     (pinned,) = [spec.version for spec in torch.specifier]
     assert wanted.specifier.contains(pinned)
+    # CI installs the same torch first (.ci/run names it outright).
+    assert re.findall(r"^pip install (torch==\S+)$", (ROOT / ".ci" / "run").read_text(), re.M) == [str(torch)]
 
 
 def test_the_install_steps_give_a_service_that_answers_offline(tmp_path: Path) -> None:
