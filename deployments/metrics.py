@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from ray.serve.metrics import Counter, Gauge, Histogram
 
 from deployments.gauges import KeptFresh
-from routing.serving.telemetry import Choice, Cost, Telemetry
+from routing.serving.telemetry import CandidateChoice, Cost, Telemetry
 
 SCORE_BUCKETS = [round(0.05 * i, 2) for i in range(1, 20)]
 LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -97,7 +97,7 @@ class ServeTelemetry(Telemetry, KeptFresh):
         self._circuits = states
         self.publish()
 
-    def decision(self, router: str, target: str, choice: Choice, score: float, seconds: float) -> None:
+    def decision(self, router: str, target: str, choice: CandidateChoice, score: float, seconds: float) -> None:
         self.decisions.inc(tags={"router": router, "target": target})
         self.scores.observe(score, tags={"router": router})
         self.routing_latency.observe(seconds, tags={"router": router})

@@ -37,7 +37,7 @@ from routing.routers.kinds import KINDS
 from routing.serving.live_router import LiveRouter, Ranking, RankQuery, RouterState
 from routing.serving.request_log import RequestLog
 from routing.serving.resilience import ResilientUpstream, close_stream
-from routing.serving.telemetry import NO_TELEMETRY, Choice, Telemetry, cost_of
+from routing.serving.telemetry import NO_TELEMETRY, CandidateChoice, Telemetry, cost_of
 from routing.upstreams import ChatBackend, close_connections, make_backend
 
 T = TypeVar("T")
@@ -224,7 +224,7 @@ class RoutingEngine:
             return Plan(None, *self._order(fixed, first_reason=f"routing_{reason}"))
         target = ranking.order[0]
         target_model = self.config.upstreams[target].model
-        choice = Choice(keys.index(target), len(keys), ranking.strong_percent)
+        choice = CandidateChoice(keys.index(target), len(keys))
         self.telemetry.decision(alias.router, target_model, choice, ranking.score, time.perf_counter() - began)
         order, skip_reason = self._order(ranking.order)
         decision = RouteDecision(

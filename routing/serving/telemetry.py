@@ -15,13 +15,11 @@ from routing.upstreams.config import Price
 
 
 @dataclass(frozen=True)
-class Choice:
-    """Which of a router's candidates a decision chose (cheapest first), and the share of its
-    decisions asked to go to the most capable (None: a threshold or a budget was asked)."""
+class CandidateChoice:
+    """Which of a router's candidates a decision chose, cheapest first, of how many."""
 
     index: int
     of: int
-    strong_percent: float | None = None
 
     @property
     def most_capable(self) -> bool:
@@ -31,7 +29,7 @@ class Choice:
 class Telemetry:
     """Does nothing; the service's subclass turns each event into metrics."""
 
-    def decision(self, router: str, target: str, choice: Choice, score: float, seconds: float) -> None:
+    def decision(self, router: str, target: str, choice: CandidateChoice, score: float, seconds: float) -> None:
         """A router chose ``target``, its candidate ``choice.index`` of ``choice.of`` (cheapest
         first), for a prompt scoring ``score``, ``seconds`` after the routing step began
         (embedding and ranking)."""

@@ -126,7 +126,11 @@ def _check_user_config(config: AppConfig, deployment: GraphDeployment, name: str
 
 
 def _check_router_user_config(config: AppConfig, router: str, user_config: RouterUserConfig) -> None:
-    """The checkpoint it names can serve the router, and a default share has a table to hold it."""
+    """The checkpoint it names can serve the router, and a default share has a table to hold it
+    (the configured checkpoint itself is checked with the application's args)."""
+    asks_share = "default_strong_percent" in user_config.model_fields_set and user_config.strong_percent is not None
+    if user_config.checkpoint is None and not asks_share:
+        return
     settings = config.routers[router]
     if user_config.checkpoint is not None:
         settings = settings.model_copy(update={"checkpoint": user_config.checkpoint})
@@ -134,7 +138,7 @@ def _check_router_user_config(config: AppConfig, router: str, user_config: Route
         inspected = inspect_checkpoint(settings, config.candidates(router), config.embedding.model_id)
     except (MissingResource, CheckpointError) as exc:
         raise ConfigError(f"user_config.checkpoint: {exc}") from None
-    if "default_strong_percent" in user_config.model_fields_set and user_config.strong_percent is not None:
+    if asks_share:
         table = calibration_of(router, KINDS.of(settings), inspected)
         if isinstance(table, str):
             raise ConfigError(f"user_config.default_strong_percent: {table}")
