@@ -2,7 +2,7 @@
 
     HTTP ─► Ingress ─► Embedding ─► Router-<name> ─► its candidates in order ─► LLM-<key>
             (OpenAI API)  (prompt → vector)  (checkpoint + calibration table)     (upstream call)
-                                                  ▲ champion.json
+                                                  ▲ the version in service, with its files
             Learner (optional, no route): request log → labels → challenger ┘
 
 Each box is its own deployment, so the router stage scales apart from the upstream calls.
@@ -22,7 +22,6 @@ from deployments.learner import Learner
 from deployments.llm_client import LLMClient
 from deployments.router import Router
 from routing.config import llm_deployment, load_app_config, router_deployment
-from routing.offline.learning.store import champion_file
 from routing.serving.preflight import check_routers
 
 
@@ -31,18 +30,18 @@ def build_app(args: dict[str, Any]) -> Application:
     check_routers(config)
     embedding = Embedding.bind(config.embedding) if config.needs_embeddings else None
     learning = config.learner
+    learner = Learner.bind(config) if learning else None
     routers = {
         name: Router.options(name=router_deployment(name)).bind(
             name,
             router,
             config.candidates(name),
             config.embedding.model_id,
-            str(champion_file(learning.directory, name)) if learning and learning.router == name else None,
+            learner if learning and learning.router == name else None,
         )
         for name, router in config.routers.items()
     }
     llms = {
         key: LLMClient.options(name=llm_deployment(key)).bind(upstream) for key, upstream in config.upstreams.items()
     }
-    learner = Learner.bind(config) if learning else None
     return Ingress.bind(config, embedding, routers, llms, learner)

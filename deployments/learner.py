@@ -1,8 +1,10 @@
 """The learner on the cluster: one replica, no HTTP route, its own small CPU share at a low
 priority, running :class:`~routing.offline.learning.learner.Learner` rounds as they fall due.
 
-A round runs in a thread of this replica's process, never on a serving replica; the Router
-replicas learn of a promotion from ``champion.json`` in the learner's directory.
+A round runs in a thread of this replica's process, never on a serving replica. The version in
+service (the learner's promotions, and an operator's ``promote`` or ``rollback``) is recorded in
+the learner's directory, which only this replica reads; it publishes that version, checkpoint
+files included, to its router's replicas, each of which waits on :meth:`Learner.learned_version`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import logging
 import os
 import time
+from pathlib import Path
 
 import torch
 from ray import serve
@@ -19,8 +22,11 @@ from ray.serve.metrics import Counter, Gauge
 from routing.config import AppConfig
 from routing.offline.learning.learner import Learner as LearningRounds
 from routing.offline.learning.learner import LearnerStatus
+from routing.offline.learning.store import LearnerStore
+from routing.serving.learned_version import LearnedVersion
 
 logger = logging.getLogger("ray.serve")
+PUBLISH_CHECK_S = 1.0  # how soon an operator's promote or rollback reaches the Router replicas
 
 
 class LearnerMetrics:
@@ -59,7 +65,21 @@ class LearnerMetrics:
                     self.apgr.set(measured.apgr, {**router, "role": role})
 
 
-@serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=4)
+def published(store: LearnerStore) -> LearnedVersion:
+    """The version in service, as the Router replicas receive it."""
+    champion = store.champion()
+    directory = None if champion.version == 0 else Path(store.checkpoint_of(champion.version))
+    return LearnedVersion.of_directory(store.router, champion.version, champion.since, champion.by, directory)
+
+
+# Each Router replica keeps one call waiting here (see ``learned_version``), so the limit is far
+# above the replica count; a short grace lets a shutdown end those waits instead of sitting them out.
+@serve.deployment(
+    num_replicas=1,
+    ray_actor_options={"num_cpus": 0.1},
+    max_ongoing_requests=1024,
+    graceful_shutdown_timeout_s=2,
+)
 class Learner:
     async def __init__(self, config: AppConfig) -> None:
         assert config.learner is not None
@@ -70,7 +90,12 @@ class Learner:
         self.metrics = LearnerMetrics()
         self.check_s = settings.check_s
         self._status: LearnerStatus | None = None
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._published = self._first_published()
+        self._seen = (self._published.version, self._published.since)
+        self._changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        self._publisher = loop.create_task(self._publish())
 
     async def _run(self) -> None:
         while True:
@@ -84,6 +109,47 @@ class Learner:
             except Exception:  # a broken disk or log costs this check, never the loop
                 logger.exception("learner check failed")
             await asyncio.sleep(self.check_s)
+
+    def _first_published(self) -> LearnedVersion:
+        try:
+            return published(self.rounds.store)
+        except (OSError, ValueError):
+            logger.exception("the recorded version cannot be sent: the replicas serve the configured checkpoint")
+            return LearnedVersion(router=self.rounds.name, version=0, since=0.0, by="configured")
+
+    async def _publish(self) -> None:
+        """Publishes each change of the version in service, whoever made it (a round, or an
+        operator's command on the learner's directory)."""
+        while True:
+            await asyncio.sleep(PUBLISH_CHECK_S)
+            try:
+                await self._publish_change()
+            except Exception:  # a broken disk costs this check, never the loop
+                logger.exception("learner publication check failed")
+
+    async def _publish_change(self) -> None:
+        champion = await asyncio.to_thread(self.rounds.store.champion)
+        if (champion.version, champion.since) == self._seen:
+            return
+        self._seen = (champion.version, champion.since)
+        try:
+            self._published = await asyncio.to_thread(published, self.rounds.store)
+        except (OSError, ValueError):
+            logger.exception("version %d not sent, the replicas keep %d", champion.version, self._published.version)
+            return
+        logger.info("version %d in service (%s), sent to the replicas", self._published.version, self._published.by)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def learned_version(self, known: str | None, wait_s: float) -> LearnedVersion | None:
+        """The version in service once its tag differs from ``known`` (the tag of the one the
+        caller serves), waiting up to ``wait_s`` for a change; None when there was none."""
+        if self._published.tag == known:
+            try:
+                await asyncio.wait_for(self._changed.wait(), wait_s)
+            except TimeoutError:
+                return None
+        return self._published
 
     async def status(self) -> LearnerStatus | None:
         """The learner's last known state (None before its first check)."""

@@ -3,18 +3,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
 from deployments.batching import DEFAULT, Batched
 from deployments.health import HEALTH_PROBE, HEALTH_PROBE_TIMEOUT_S, needs_probe
+from deployments.learned_versions import LearnedVersions
 from deployments.share_metrics import ShareMetrics
 from routing.config import load_router_user_config
 from routing.errors import InvalidRequest
-from routing.offline.learning.store import read_champion
 from routing.resources import MissingResource
 from routing.routers.checkpoint import CheckpointError
 from routing.routers.kind import Candidate, RouterDefaults, RouterSettings
@@ -22,14 +22,13 @@ from routing.serving.live_router import LiveRouter, Ranking, RankQuery, RouterSt
 from routing.settings import ConfigError
 
 logger = logging.getLogger("ray.serve")
-CHAMPION_POLL_S = 2.0  # how soon a replica serves a promotion or rollback
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=2 * DEFAULT.max_batch_size)
 class Router:
     """One router in service (:class:`LiveRouter`): orders its candidates for each prompt,
     batching concurrent requests, and owns its checkpoint, which its ``user_config`` swaps (or,
-    for a router that learns, the learner's champion)."""
+    for a router that learns, the learner's version in service)."""
 
     async def __init__(
         self,
@@ -37,21 +36,20 @@ class Router:
         config: RouterSettings,
         candidates: Sequence[Candidate],
         embedding_model_id: str,
-        champion: str | None = None,
+        learner: DeploymentHandle | None = None,
     ) -> None:
         """``embedding_model_id``: the app's embedding model, which a checkpoint of a router over
-        embeddings must have been trained on. ``champion``: the learner's ``champion.json`` for a
-        router that learns; the replica serves the checkpoint it names and follows its changes."""
+        embeddings must have been trained on. ``learner``: the Learner deployment of a router
+        that learns; the replica serves the version it has in service and follows its changes."""
         self.router = LiveRouter(name, config, candidates, embedding_model_id)
         self.shares = ShareMetrics(name, candidates[-1].key)
         self._batched = Batched(self._rank_batch)
         # A router over embeddings can be probed once it has seen a vector of the right size.
         self._probe_embedding: np.ndarray | None = None
-        self.champion = Path(champion) if champion else None
-        self._refused: str | None = None
-        if self.champion is not None:
-            await self._follow_champion()
-            self._follower = asyncio.get_running_loop().create_task(self._keep_following())
+        self.learned: LearnedVersions | None = None
+        if learner is not None:
+            self.learned = LearnedVersions(name, learner, config.checkpoint, self._swap)
+            await self.learned.start()
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve calls this with the deployment's ``user_config`` (see :class:`RouterUserConfig`)
@@ -67,14 +65,13 @@ class Router:
             self.router.refused(str(exc))
             return
         self._batched.batcher.config = settings
-        if self.champion is None:
+        if self.learned is None:
             await self._swap(settings.checkpoint or self.router.config.checkpoint)
         elif settings.checkpoint:
             logger.error(
-                "user_config.checkpoint ignored: router '%s' learns, and serves the version in %s "
+                "user_config.checkpoint ignored: router '%s' learns, and serves the learner's version "
                 "(change it with 'routellm-serve promote' or 'rollback')",
                 self.router.name,
-                self.champion,
             )
         named = settings.model_fields_set & set(RouterDefaults.model_fields)
         defaults = RouterDefaults(**settings.model_dump(include=named)) if named else self.router.configured_defaults
@@ -86,19 +83,10 @@ class Router:
         else:
             self.router.refused(None)
 
-    async def _keep_following(self) -> None:
-        while True:
-            await asyncio.sleep(CHAMPION_POLL_S)
-            await self._follow_champion()
-
-    async def _follow_champion(self) -> None:
-        """Swaps in the learner's champion when it changed; a champion refused stays refused
-        (and shown) until the learner names another."""
-        assert self.champion is not None
-        champion = await asyncio.to_thread(read_champion, self.champion)
-        checkpoint = champion.checkpoint if champion else self.router.config.checkpoint
-        if checkpoint not in (self.router.checkpoint, self._refused):
-            self._refused = None if await self._swap(checkpoint) else checkpoint
+    def __del__(self) -> None:
+        learned = getattr(self, "learned", None)  # absent when __init__ failed
+        if learned is not None:
+            learned.close()
 
     async def _swap(self, checkpoint: str) -> bool:
         """Swaps ``checkpoint`` in; False when it was refused (the current one serves on)."""

@@ -93,16 +93,19 @@ def in_process(args: dict[str, Any], metrics_port: int | None = None, dashboard:
 
 
 @contextmanager
-def deployed(config: dict[str, Any], workdir: Path, health_path: str = "/health") -> Iterator[Cluster]:
+def deployed(
+    config: dict[str, Any], workdir: Path, health_path: str = "/health", dashboard: bool = False
+) -> Iterator[Cluster]:
     """``config`` (a Serve config file's content) deployed on a new local cluster as ``serve
-    deploy`` deploys it, with its metrics endpoint on; the HTTP port is chosen here."""
+    deploy`` deploys it, with its metrics endpoint on (and the dashboard, which Ray's state API
+    needs, when asked for); the HTTP port is chosen here."""
     import ray
     from ray.serve._private.api import serve_start
     from ray.serve.schema import ServeDeploySchema
 
     http_port, metrics_port = free_port(), free_port()
     config = {**config, "http_options": {**config.get("http_options", {}), "port": http_port}}
-    _ray_init(metrics_port, _temp_dir=str(workdir / "ray"))
+    _ray_init(metrics_port, free_port() if dashboard else None, _temp_dir=str(workdir / "ray"))
     try:
         client = serve_start(http_options=config["http_options"])
         client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)

@@ -3,7 +3,8 @@
 A round is due once ``every_requests`` new requests are logged, or ``interval_s`` after the last
 round when any are. It resumes what an interrupted round left (prompts sampled but not labelled,
 a half-built version), never spends past the day's budget, and costs only itself when anything
-fails: the serving replicas read nothing but ``champion.json``, rewritten whole on a promotion.
+fails: the serving replicas receive nothing but the version in service (``champion.json``,
+rewritten whole on a promotion), which the Learner deployment sends them.
 """
 
 from __future__ import annotations

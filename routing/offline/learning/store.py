@@ -1,7 +1,7 @@
 """The learner's state directory for one router, which survives restarts::
 
     <directory>/<router>/
-        champion.json      the version in service; every Router replica follows it
+        champion.json      the version in service (the Learner deployment sends it to the Router replicas)
         configured.json    version 0: the checkpoint the application configures
         history.ndjson     every change of champion (promotions, rollbacks), oldest first
         sampled.ndjson     every prompt sampled for labelling, with its split and why it was chosen
@@ -97,10 +97,6 @@ class Version(_Record):
     number: int
     checkpoint: str
     evaluation: Evaluation | None
-
-
-def champion_file(directory: str | Path, router: str) -> Path:
-    return Path(directory) / router / CHAMPION_FILE
 
 
 def read_champion(path: Path) -> Champion | None:
