@@ -19,9 +19,10 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from routing.upstreams.config import Price
 
@@ -65,15 +66,27 @@ class CalibrationTable(BaseModel):
     router: str
     pool: str = Field(description="the prompts the scores were measured on")
     prompts: int = Field(ge=1)
-    strong_model: str | None = Field(default=None, description="the scoring pair, for routers that score any pair")
-    weak_model: str | None = None
+    candidates: list[str] | None = Field(
+        default=None,
+        min_length=2,
+        description="the models scored, cheapest first, for routers that score models by name (two: a "
+        "pair, more: each cheaper one against the last); None for a checkpoint that scores one pair",
+    )
     thresholds: list[float] = Field(
         min_length=PERCENTS, max_length=PERCENTS, description="thresholds[p]: p % of the pool scores at or above it"
     )
-    candidates: list[str] | None = Field(
-        default=None, description="more than two candidates: the models scored, cheapest first"
-    )
     costs: Costs | None = Field(default=None, description="what each threshold sends where, to price a budget")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scoring_pair_as_candidates(cls, data: Any) -> Any:
+        """Reads tables saved with a pair as ``strong_model`` and ``weak_model``."""
+        if isinstance(data, dict) and ("strong_model" in data or "weak_model" in data):
+            data = dict(data)
+            strong, weak = data.pop("strong_model", None), data.pop("weak_model", None)
+            if strong is not None and weak is not None and data.get("candidates") is None:
+                data["candidates"] = [weak, strong]
+        return data
 
     @classmethod
     def from_scores(
@@ -81,8 +94,7 @@ class CalibrationTable(BaseModel):
         router: str,
         pool: str,
         scores: np.ndarray,
-        pair: tuple[str | None, str | None] = (None, None),
-        candidates: list[str] | None = None,
+        candidates: Sequence[str] | None = None,
         costs: Callable[[list[float]], Costs] | None = None,
     ) -> CalibrationTable:
         """``scores``: the pool's scores, one per prompt (the lowest over the cheaper candidates
@@ -99,10 +111,8 @@ class CalibrationTable(BaseModel):
             router=router,
             pool=pool,
             prompts=len(scores),
-            strong_model=pair[0],
-            weak_model=pair[1],
+            candidates=list(candidates) if candidates else None,
             thresholds=rounded,
-            candidates=candidates,
             costs=costs(rounded) if costs else None,
         )
 
@@ -125,10 +135,10 @@ class CalibrationTable(BaseModel):
 
 
 def calibration_path(directory: Path, candidates: Sequence[str] | None = None) -> Path:
-    """Where checkpoint ``directory`` keeps its table for ``candidates`` (three or more, cheapest
-    first), beside the one of its pair (``calibration.json``): a checkpoint serves routers of
-    several candidate lists at once, each with its own table."""
-    if not candidates:
+    """Where checkpoint ``directory`` keeps its table for ``candidates`` (cheapest first): three or
+    more each have their own file beside the one of a pair (``calibration.json``), since a
+    checkpoint serves routers of several candidate lists at once."""
+    if len(candidates or ()) <= 2:
         return directory / CALIBRATION_FILE
     digest = hashlib.sha256("\n".join(candidates).encode()).hexdigest()[:12]
     return directory / f"calibration-{len(candidates)}-candidates-{digest}.json"
@@ -157,26 +167,24 @@ def read_calibration(path: Path) -> CalibrationTable:
         raise CalibrationError(f"{path}: not a calibration table: {exc}") from None
 
 
-def table_for(
-    router: str, kind: str, directory: Path, pair: tuple[str, str] | None, candidates: Sequence[str] = ()
-) -> CalibrationTable | str:
+def table_for(router: str, kind: str, directory: Path, candidates: Sequence[str] | None) -> CalibrationTable | str:
     """The calibration table in checkpoint ``directory`` that router ``router`` (of ``kind``)
-    can serve with, or why there is none: none saved, or one measured for another scoring pair
-    (``pair``: the pair a router that scores any two models scores) or other ``candidates`` (more
-    than two, cheapest first)."""
-    table = load_calibration(directory, candidates)
-    if candidates and table is None:
-        listed = ",".join(candidates)
+    can serve with, or why there is none: none saved, or one measured for other ``candidates``
+    (the models a router that scores models by name scores, cheapest first; None for one that
+    scores its own pair)."""
+    ladder = list(candidates) if candidates and len(candidates) > 2 else None
+    table = load_calibration(directory, ladder)
+    if ladder and table is None:
         return (
-            f"router '{router}' chooses among {', '.join(candidates)}, and its checkpoint has no calibration "
-            f"table for them: run 'routellm-serve calibrate --router {kind}={directory} --candidates {listed} --save'"
+            f"router '{router}' chooses among {', '.join(ladder)}, and its checkpoint has no calibration "
+            f"table for them: run 'routellm-serve calibrate --router {kind}={directory} --candidates "
+            f"{','.join(ladder)} --save'"
         )
     hint = f"run 'routellm-serve calibrate --router {kind}={directory} --save'"
     if table is None:
         return f"router '{router}' has no calibration table ({directory / CALIBRATION_FILE}): {hint}"
-    if not candidates and pair is not None and pair != (table.strong_model, table.weak_model):
-        measured = f"{table.strong_model} against {table.weak_model}"
-        return (
-            f"router '{router}' scores {pair[0]} against {pair[1]}, but its calibration table is for {measured}: {hint}"
-        )
+    if not ladder and candidates and list(candidates) != table.candidates:
+        weak, strong = candidates
+        measured = " against ".join(reversed(table.candidates)) if table.candidates else "no named pair"
+        return f"router '{router}' scores {strong} against {weak}, but its calibration table is for {measured}: {hint}"
     return table

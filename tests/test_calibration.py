@@ -44,6 +44,17 @@ def test_table_thresholds_send_the_asked_share() -> None:
         table.threshold(101)
 
 
+def test_a_pair_table_names_its_candidates_and_one_saved_with_the_pair_keys_reads_alike(tmp_path: Path) -> None:
+    shipped = load_calibration(CHECKPOINT_DIR / "mf")
+    assert shipped is not None and shipped.candidates == ["mixtral-8x7b-instruct-v0.1", "gpt-4-1106-preview"]
+    saved = shipped.model_dump(exclude={"candidates"}) | {
+        "strong_model": "gpt-4-1106-preview",
+        "weak_model": "mixtral-8x7b-instruct-v0.1",
+    }
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(saved))
+    assert load_calibration(tmp_path) == shipped
+
+
 @pytest.mark.parametrize(
     ("model", "expected"),
     [("router-mf-30%", RouterAlias("mf", strong_percent=30.0)), ("router-bert-12.5%", RouterAlias("bert", None, 12.5))],

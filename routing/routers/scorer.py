@@ -85,7 +85,15 @@ def calibration_of(router: str, kind: RouterKind, inspected: Inspected) -> Calib
     """The table router ``router`` turns strong shares into thresholds with, or why it has none."""
     if not kind.calibrated:
         return f"router '{router}' ({kind.name}) has no strong shares: ask for a threshold"
-    return table_for(router, kind.name, inspected.directory, inspected.pair, ladder_models(inspected.ladder))
+    return table_for(router, kind.name, inspected.directory, scored_models(inspected))
+
+
+def scored_models(inspected: Inspected) -> list[str] | None:
+    """The models the checkpoint scores for the candidates, cheapest first, as its calibration
+    table names them; None for a kind that scores its own pair."""
+    if inspected.ladder:
+        return ladder_models(inspected.ladder)
+    return [inspected.pair[1], inspected.pair[0]] if inspected.pair else None
 
 
 def scoring_ids(candidates: Sequence[Candidate]) -> ScoringPair:

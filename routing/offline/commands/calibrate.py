@@ -16,9 +16,8 @@ from routing.offline.commands import Echo
 from routing.offline.commands.prompts import read_prompts
 from routing.offline.commands.router_spec import parse_router
 from routing.routers.kind import RouterKind
-from routing.routers.pair import ladder_models
 from routing.routers.rule import choose
-from routing.routers.scorer import CandidateScorer, named_candidates
+from routing.routers.scorer import CandidateScorer, named_candidates, scored_models
 
 SHOWN_PERCENTS = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0)
 
@@ -76,9 +75,7 @@ def calibrate(
             )
         return Costs(completion_tokens=completion_tokens, shares=shares)
 
-    pair = (inspected.pair or (None, None)) if not inspected.ladder else (None, None)
-    names = ladder_models(inspected.ladder) or None
-    table = CalibrationTable.from_scores(kind.name, str(prompts), scores, pair, names, costs)
+    table = CalibrationTable.from_scores(kind.name, str(prompts), scores, scored_models(inspected), costs)
     elsewhere = {path: scores_of(read_prompts(path)) for path in measure}
     for percent in strong_percents:
         threshold = table.threshold(percent)

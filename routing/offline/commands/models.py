@@ -34,10 +34,11 @@ def models(checkpoint: str, echo: Echo = print) -> list[str]:
     if not tables:
         echo("calibration: none (routellm-serve calibrate --save writes one)")
     for table in tables:
-        if table.candidates:
+        if table.candidates and len(table.candidates) > 2:
             echo(f"calibration: strong shares among {', '.join(table.candidates)}, on {table.pool}")
-        elif table.strong_model:
-            echo(f"calibration: strong shares for {table.strong_model} against {table.weak_model}, on {table.pool}")
+        elif table.candidates:
+            weak, strong = table.candidates
+            echo(f"calibration: strong shares for {strong} against {weak}, on {table.pool}")
         else:
             echo(f"calibration: strong shares on {table.pool}")
     return list(manifest.models) if kind.scores_any_model else []

@@ -22,7 +22,7 @@ from routing.offline.training.data import read_training_data
 from routing.offline.training.fit import train_checkpoint
 from routing.routers.kind import Candidate, RouterSettings, resolve
 from routing.routers.kinds import KINDS
-from routing.routers.scorer import scoring_ids
+from routing.routers.scorer import scored_models, scoring_ids
 from routing.serving.live_router import LiveRouter
 
 EMBED_BATCH = 256
@@ -111,8 +111,8 @@ def refit_challenger(
 def calibrate_on(contender: Contender, kind: str, prompts: list[str], embeddings: np.ndarray | None, out: Path) -> None:
     """Saves ``contender``'s strong-share table, measured on ``prompts``, into checkpoint ``out``."""
     scores = contender.scores(prompts, embeddings)
-    pair = contender.router.scorer.inspected.pair or (None, None)
-    save_calibration(out, CalibrationTable.from_scores(kind, f"{len(prompts)} recent logged prompts", scores, pair))
+    models = scored_models(contender.router.scorer.inspected)
+    save_calibration(out, CalibrationTable.from_scores(kind, f"{len(prompts)} recent logged prompts", scores, models))
 
 
 def measure(
