@@ -170,29 +170,27 @@ def prometheus_rule_file(profile: str) -> Path:
     return MONITORING / profile / "prometheusrule.yaml"
 
 
-def dashboard_configmap() -> dict[str, Any]:
+def _manifest(api_version: str, kind: str, labels: dict[str, str], **content: Any) -> dict[str, Any]:
+    """A Kubernetes object labelled as this service's."""
     return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": "routellm-dashboard",
-            "labels": {"app.kubernetes.io/name": "routellm-serve", "grafana_dashboard": "1"},
-        },
-        "data": {"routellm.json": json.dumps(dashboard(), indent=1, ensure_ascii=False) + "\n"},
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": content.pop("name"), "labels": {"app.kubernetes.io/name": "routellm-serve", **labels}},
+        **content,
     }
+
+
+def dashboard_configmap() -> dict[str, Any]:
+    data = {"routellm.json": json.dumps(dashboard(), indent=1, ensure_ascii=False) + "\n"}
+    return _manifest("v1", "ConfigMap", {"grafana_dashboard": "1"}, name="routellm-dashboard", data=data)
 
 
 def prometheus_rule(profile: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
-        # release: the label a default kube-prometheus-stack (Helm release of that name) selects rules by.
-        "metadata": {
-            "name": "routellm",
-            "labels": {"app.kubernetes.io/name": "routellm-serve", "release": "kube-prometheus-stack"},
-        },
-        "spec": {"groups": alert_groups(profile)},
-    }
+    # release: the label a default kube-prometheus-stack (Helm release of that name) selects rules by.
+    spec = {"groups": alert_groups(profile)}
+    return _manifest(
+        "monitoring.coreos.com/v1", "PrometheusRule", {"release": "kube-prometheus-stack"}, name="routellm", spec=spec
+    )
 
 
 def _literal(dumper: yaml.SafeDumper, text: str) -> yaml.Node:

@@ -170,13 +170,18 @@ def create_app(name: str, api_key: str | None = None) -> FastAPI:
             return PlainTextResponse('{"id": "x", "choices": [', media_type="application/json")
         return None
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Response:
+    async def admitted(request: Request) -> tuple[dict[str, Any], dict[str, Any], Response | None]:
+        """The request's body and the behaviour in force (the request recorded, unless told not
+        to), and the failure to answer with instead, if any."""
         body = await request.json()
         behaviour = current()
         if behaviour.get("record", True):
             state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
-        failure = await misbehave(behaviour)
+        return body, behaviour, await misbehave(behaviour)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        body, behaviour, failure = await admitted(request)
         if failure is not None:
             return failure
         state["count"] += 1
@@ -237,11 +242,7 @@ def create_app(name: str, api_key: str | None = None) -> FastAPI:
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
-        body = await request.json()
-        behaviour = current()
-        if behaviour.get("record", True):
-            state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
-        failure = await misbehave(behaviour)
+        body, behaviour, failure = await admitted(request)
         if failure is not None:
             return failure
         await asyncio.sleep(float(behaviour.get("delay_s", 0.0)))

@@ -28,26 +28,27 @@ def upstreams() -> Iterator[dict[str, FakeUpstream]]:
         server.stop()
 
 
+def _reset(upstreams: dict[str, FakeUpstream], name: str) -> FakeUpstream:
+    upstreams[name].reset()
+    return upstreams[name]
+
+
 @pytest.fixture
 def strong(upstreams: dict[str, FakeUpstream]) -> FakeUpstream:
-    upstreams["strong"].reset()
-    return upstreams["strong"]
+    return _reset(upstreams, "strong")
 
 
 @pytest.fixture
 def weak(upstreams: dict[str, FakeUpstream]) -> FakeUpstream:
-    upstreams["weak"].reset()
-    return upstreams["weak"]
+    return _reset(upstreams, "weak")
 
 
 @pytest.fixture
 def mid(upstreams: dict[str, FakeUpstream]) -> FakeUpstream:
-    upstreams["mid"].reset()
-    return upstreams["mid"]
+    return _reset(upstreams, "mid")
 
 
 @pytest.fixture
 def judge_server(upstreams: dict[str, FakeUpstream]) -> FakeUpstream:
     """The server a judge's requests go to, reset; each test file has it grade its own way."""
-    upstreams["judge"].reset()
-    return upstreams["judge"]
+    return _reset(upstreams, "judge")

@@ -22,26 +22,27 @@ from routing.offline.training.data import read_training_data
 from routing.offline.training.fit import train_checkpoint
 from routing.routers.kind import Candidate, RouterSettings, resolve
 from routing.routers.kinds import KINDS
-from routing.routers.scorer import scored_models, scoring_ids
-from routing.serving.live_router import LiveRouter
+from routing.routers.scorer import CandidateScorer, scored_models, scoring_ids
 
 EMBED_BATCH = 256
 
 
 @dataclass(frozen=True)
 class Contender:
-    """A checkpoint, loaded as a Router replica loads it."""
+    """A checkpoint, scoring the router's candidates as a Router replica scores them."""
 
-    router: LiveRouter
+    scorer: CandidateScorer
+    candidates: tuple[Candidate, ...]
 
     @classmethod
     def load(
-        cls, name: str, config: RouterSettings, checkpoint: str, candidates: Sequence[Candidate], embedding_id: str
+        cls, config: RouterSettings, checkpoint: str, candidates: Sequence[Candidate], embedding_id: str
     ) -> Contender:
-        return cls(LiveRouter(name, config.model_copy(update={"checkpoint": checkpoint}), candidates, embedding_id))
+        settings = config.model_copy(update={"checkpoint": checkpoint})
+        return cls(CandidateScorer.load(settings, candidates, embedding_id), tuple(candidates))
 
     def scores(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
-        return self.router.scorer.scores(prompts, embeddings)
+        return self.scorer.scores(prompts, embeddings)
 
 
 def embed_all(embedder: Embedder | None, texts: list[str]) -> np.ndarray | None:
@@ -92,10 +93,10 @@ def refit_challenger(
     champion: Contender, checkpoint: str, labels: Path, embedder: Embedder | None, out: Path, seed: int, log: Log
 ) -> None:
     """The champion's kind's refit (:mod:`routing.offline.learning.refit`) on the battles of ``labels``."""
-    strong, weak = label_names(champion.router.candidates)
+    strong, weak = label_names(champion.candidates)
     battles = read_training_data([str(labels)], {}, log).battles
     job = RefitJob(
-        champion=champion.router.scorer.model,
+        champion=champion.scorer.model,
         champion_checkpoint=checkpoint,
         strong=strong,
         weak=weak,
@@ -104,14 +105,14 @@ def refit_challenger(
         out=out,
         seed=seed,
     )
-    assert champion.router.kind.refit is not None
-    resolve(champion.router.kind.refit)(job)
+    assert champion.scorer.kind.refit is not None
+    resolve(champion.scorer.kind.refit)(job)
 
 
 def calibrate_on(contender: Contender, kind: str, prompts: list[str], embeddings: np.ndarray | None, out: Path) -> None:
     """Saves ``contender``'s strong-share table, measured on ``prompts``, into checkpoint ``out``."""
     scores = contender.scores(prompts, embeddings)
-    models = scored_models(contender.router.scorer.inspected)
+    models = scored_models(contender.scorer.inspected)
     save_calibration(out, CalibrationTable.from_scores(kind, f"{len(prompts)} recent logged prompts", scores, models))
 
 

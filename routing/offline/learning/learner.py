@@ -257,7 +257,7 @@ class Learner:
         return evaluation.reason, number, promote
 
     def _contender(self, checkpoint: str) -> Contender:
-        return Contender.load(self.name, self.router_config, checkpoint, self.candidates, self.app.embedding.model_id)
+        return Contender.load(self.router_config, checkpoint, self.candidates, self.app.embedding.model_id)
 
     @property
     def embedder(self) -> Embedder | None:
