@@ -73,10 +73,11 @@ class LiveShares:
         # The "higher" quantile: at least ``aimed`` % of the window scores at or above it.
         return float(scores[math.ceil((len(scores) - 1) * (1.0 - aimed / 100) - 1e-9)])
 
-    def decided(self, percent: float, strong: bool) -> None:
-        """Counts a request routed at ``percent`` (by the table or by the window)."""
+    def decided(self, percent: float, most_capable: bool) -> None:
+        """Counts a request routed at ``percent`` (by the table or by the window), and whether it
+        went to the most capable candidate."""
         limit = self.control.payback_requests or 0.0
-        owed = self._owed.pop(percent, 0.0) + percent / 100 - strong
+        owed = self._owed.pop(percent, 0.0) + percent / 100 - most_capable
         self._owed[percent] = min(max(owed, -limit), limit)
         while len(self._owed) > MAX_TRACKED_SHARES:
             self._owed.popitem(last=False)
