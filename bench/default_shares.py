@@ -16,7 +16,6 @@ per-block shares beside it as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +24,7 @@ import httpx
 import numpy as np
 from pydantic import BaseModel
 
+from bench.report import write_table
 from routing.offline.commands.prompts import read_prompts
 from routing.offline.data.files import data_files
 from routing.routers.kind import DEFAULT_STRONG_PERCENT
@@ -107,12 +107,7 @@ def main() -> None:
         for router in routers:
             measured.append(shares(cluster.url, router, prompts))
             print(f"{router}: {measured[-1].model_dump_json()}", flush=True)
-    report = table(measured, args.prompts, len(prompts))
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
-        args.out.with_suffix(".json").write_text(json.dumps([m.model_dump() for m in measured], indent=1) + "\n")
+    write_table(args.out, table(measured, args.prompts, len(prompts)), measured)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,14 @@
-"""The table of a ``bench.run`` result: each scenario against its baseline, with its goal."""
+"""The table of a ``bench.run`` result: each scenario against its baseline, with its goal; and
+how a benchmark leaves its markdown table with the measurements beside it."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from bench import sw_ranking
 
@@ -185,3 +191,13 @@ def print_report(results: dict[str, Any]) -> None:
         print("\nPSS at idle by process (MiB):")
         for name, mib in list(results["cold_start"]["pss_by_process_mib"].items())[:12]:
             print(f"  {mib:8.1f}  {name}")
+
+
+def write_table(out: Path | None, text: str, measured: Sequence[BaseModel]) -> None:
+    """Prints ``text`` and, given ``out``, writes it there with ``measured`` as JSON beside it."""
+    print(text)
+    if out is None:
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps([m.model_dump() for m in measured], indent=1) + "\n")

@@ -22,6 +22,7 @@ from deployments.playground import add_playground
 from routing.config import AppConfig
 from routing.protocol import ChatCompletionRequest
 from routing.serving.auth import ApiKeys
+from routing.serving.conversation import conversation_of
 from routing.serving.engine import RoutingEngine
 
 logger = logging.getLogger("ray.serve")
@@ -111,8 +112,8 @@ class Ingress:
 
     async def chat_completions(self, body: ChatCompletionRequest) -> Response:
         """For a caller holding a handle (another Serve application): the HTTP route's answer."""
-        return await chat_response(self.engine, body)
+        return await chat_response(self.engine, body, conversation_of(body))
 
     async def route(self, body: ChatCompletionRequest) -> Response:
         """For a caller holding a handle: the routing decision, as ``POST /v1/route`` answers it."""
-        return await route_response(self.engine, body)
+        return await route_response(self.engine, body, conversation_of(body))

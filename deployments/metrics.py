@@ -33,6 +33,12 @@ class ServeTelemetry(Telemetry, KeptFresh):
             "Share of this replica's decisions that chose the strong model, by router.",
             tag_keys=("router",),
         )
+        self.conversations = Counter(
+            "routellm_conversation_decisions",
+            "Requests of conversations a router keeps, by how they were decided: fresh, pinned, inherited.",
+            tag_keys=("router", "decided"),
+        )
+        self.pins_held = Gauge("routellm_session_pins", "Conversation pins this ingress replica's store holds.")
         self.fallbacks = Counter(
             "routellm_fallbacks",
             "Requests that left their first choice, by reason and the model that answered instead.",
@@ -90,6 +96,7 @@ class ServeTelemetry(Telemetry, KeptFresh):
         )
         self._circuits: Callable[[], Mapping[str, str]] | None = None
         self._rejected: dict[str, bool] = {}
+        self._pins: int | None = None
 
     def watch_circuits(self, states: Callable[[], Mapping[str, str]]) -> None:
         """Publishes ``states()`` (model → circuit state) as ``routellm_circuit_open``, now and
@@ -111,6 +118,8 @@ class ServeTelemetry(Telemetry, KeptFresh):
             self.circuit_open.set(1.0 if state == "open" else 0.0, tags={"model": model})
         for model, rejected in self._rejected.items():
             self.key_rejected.set(1.0 if rejected else 0.0, tags={"model": model})
+        if self._pins is not None:
+            self.pins_held.set(self._pins)
 
     def rejected_keys(self, rejected: Mapping[str, bool]) -> None:
         self._rejected = dict(rejected)
@@ -118,6 +127,14 @@ class ServeTelemetry(Telemetry, KeptFresh):
 
     def fallback(self, reason: str, model: str) -> None:
         self.fallbacks.inc(tags={"reason": reason, "model": model})
+
+    def conversation(self, router: str, decided: str) -> None:
+        self.conversations.inc(tags={"router": router, "decided": decided})
+
+    def pins(self, held: int | None) -> None:
+        if held is not None:
+            self._pins = held
+            self.publish()
 
     def routing_retry(self, reason: str) -> None:
         self.routing_retries.inc(tags={"reason": reason})

@@ -11,6 +11,7 @@ anything else, so a caller without one learns nothing of the API) and the body s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -26,8 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from routing.errors import PayloadTooLarge, ServiceError, Unauthorized
 from routing.protocol import ChatCompletionChunk, ChatCompletionRequest, ErrorBody, ErrorResponse
 from routing.serving.auth import ApiKeys
+from routing.serving.conversation import SESSION_HEADER, STICKINESS_HEADER, ConversationRef, conversation_of
 from routing.serving.engine import Outcome, RoutingEngine
-from routing.serving.headers import error_headers, route_headers
+from routing.serving.headers import decision_headers, error_headers, route_headers
 from routing.serving.validation import invalid_request
 
 logger = logging.getLogger("ray.serve")
@@ -79,13 +81,13 @@ def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
     register_error_handlers(app)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatCompletionRequest) -> Response:
-        return await chat_response(engine, body)
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        return await chat_response(engine, body, conversation_for(request, body))
 
     @app.post("/v1/route")
-    async def route(body: ChatCompletionRequest) -> Response:
+    async def route(body: ChatCompletionRequest, request: Request) -> Response:
         """The decision a chat request would get; takes the same body, calls no model."""
-        return await route_response(engine, body)
+        return await route_response(engine, body, conversation_for(request, body))
 
     @app.get("/v1/models")
     async def models() -> Response:
@@ -107,24 +109,37 @@ def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
     return app
 
 
-async def chat_response(engine: RoutingEngine, body: ChatCompletionRequest) -> Response:
+def conversation_for(request: Request, body: ChatCompletionRequest) -> ConversationRef:
+    """The conversation ``body`` belongs to, by its ``x-session-id`` header, its own ids or its
+    opening (conversations of different client keys never share a pin), and the stickiness its
+    ``x-route-stickiness`` header asks for."""
+    authorization = request.headers.get("authorization")
+    caller = hashlib.sha256(authorization.encode()).hexdigest() if authorization else None
+    headers = request.headers
+    return conversation_of(body, headers.get(SESSION_HEADER), caller, headers.get(STICKINESS_HEADER))
+
+
+async def chat_response(
+    engine: RoutingEngine, body: ChatCompletionRequest, conversation: ConversationRef | None = None
+) -> Response:
     if body.stream:
-        outcome, chunks = await engine.stream(body)
+        outcome, chunks = await engine.stream(body, conversation)
         log_outcome(outcome)
         return StreamingResponse(
             server_sent_events(chunks),
             media_type="text/event-stream",
             headers=route_headers(outcome) | {"cache-control": "no-cache"},
         )
-    outcome, completion = await engine.complete(body)
+    outcome, completion = await engine.complete(body, conversation)
     log_outcome(outcome)
     return JSONResponse(completion.model_dump(mode="json", exclude_none=True), headers=route_headers(outcome))
 
 
-async def route_response(engine: RoutingEngine, body: ChatCompletionRequest) -> Response:
-    decision = await engine.route(body.model, body.messages)
-    headers = {"x-route-checkpoint": decision.checkpoint} if decision.checkpoint else None
-    return JSONResponse(decision.model_dump(mode="json", exclude_none=True), headers=headers)
+async def route_response(
+    engine: RoutingEngine, body: ChatCompletionRequest, conversation: ConversationRef | None = None
+) -> Response:
+    decision = await engine.route(body.model, body.messages, conversation)
+    return JSONResponse(decision.model_dump(mode="json", exclude_none=True), headers=decision_headers(decision))
 
 
 async def health_body(engine: RoutingEngine, state: IngressState) -> dict[str, Any]:

@@ -64,6 +64,17 @@ PANELS = (
         (("sum by (router, target) (rate(ray_routellm_decisions_total[5m]))", "{{router}} → {{target}}"),),
     ),
     Panel(
+        "Conversations: requests per second, by how they were decided; pins held",
+        "short",
+        (
+            (
+                "sum by (router, decided) (rate(ray_routellm_conversation_decisions_total[5m]))",
+                "{{router}} {{decided}}",
+            ),
+            ("sum(ray_routellm_session_pins)", "pins held"),
+        ),
+    ),
+    Panel(
         "Strong share per share alias: realized against target",
         "percentunit",
         (

@@ -20,6 +20,7 @@ from routing.model_names import ROUTER_PREFIX
 from routing.resources import MINILM_MODEL_ID
 from routing.routers.kind import Candidate, RouterDefaults, RouterSettings
 from routing.routers.kinds import KINDS
+from routing.session_settings import SessionStore
 from routing.settings import PRECISION_HELP, EnvName, Precision, Strict, validate_config
 from routing.upstreams.config import LocalUpstream, OpenAIUpstream, Upstream, check_pair
 
@@ -193,6 +194,7 @@ class AppConfig(Strict):
     limits: Limits = Field(default_factory=Limits)
     request_log: RequestLogConfig | None = None
     learner: LearnerConfig | None = None
+    sessions: SessionStore = Field(default_factory=SessionStore)
 
     @model_validator(mode="before")
     @classmethod

@@ -252,6 +252,17 @@ class RouteDecision(BaseModel):
         description="the router checkpoint that scored, <directory>@<hash of its manifest and table>; "
         "sent as the x-route-checkpoint header, not in the body",
     )
+    session: str | None = Field(
+        default=None,
+        exclude=True,
+        description="the conversation the request belongs to, as <source>:<id>; the x-route-session header",
+    )
+    decided: Literal["fresh", "pinned", "inherited"] | None = Field(
+        default=None,
+        exclude=True,
+        description="fresh: scored now; pinned: the conversation's decision held; inherited: a tool's result "
+        "went back to the model that called the tool; the x-route-decided header",
+    )
 
 
 class ModelCard(BaseModel):

@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from routing.errors import InvalidRequest
 from routing.model_names import RouterAlias, parse_router_alias
 from routing.protocol import ChatCompletionRequest, ChatMessage
-from routing.serving.engine import routed_prompt
+from routing.serving.conversation import scored_text
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_valid_request_forwards_only_what_was_set() -> None:
     }
 
 
-def test_routed_prompt_is_the_last_user_turn() -> None:
+def test_the_scored_prompt_is_the_last_user_turn_or_it_with_the_first() -> None:
     messages = [
         ChatMessage.model_validate(m)
         for m in [
@@ -110,6 +110,7 @@ def test_routed_prompt_is_the_last_user_turn() -> None:
             {"role": "assistant", "content": "partial"},
         ]
     ]
-    assert routed_prompt(messages) == "second\nquestion"
+    assert scored_text(messages, "last_user_turn", 1000) == "second\nquestion"
+    assert scored_text(messages, "user_turns", 1000) == "second\nquestion\n\nfirst question"
     with pytest.raises(InvalidRequest, match="needs at least one 'user' message"):
-        routed_prompt(messages[:1])
+        scored_text(messages[:1], "user_turns", 1000)

@@ -147,6 +147,37 @@ def test_the_ingress_writes_the_request_log(client, request_log: Path) -> None: 
     assert (record.router, record.target, record.answered_by) == ("random", "big", "big")
 
 
+def test_a_tool_loop_keeps_its_model_and_says_so(service: str, request_log: Path, strong, weak) -> None:  # type: ignore[no-untyped-def]
+    """The official client drives an agent's loop under one x-session-id: the tool's result and the
+    follow-up stay on the first turn's model while the threshold asked for moves; the headers and
+    the request log say how each was decided."""
+    agent = openai.OpenAI(base_url=f"{service}/v1", api_key=API_KEY, max_retries=0, timeout=30)
+    session = f"agent-{time.time()}"
+    call = {"id": "call_1", "type": "function", "function": {"name": "run_tests", "arguments": "{}"}}
+    first = [{"role": "user", "content": PROMPT}]
+    tool = [{"role": "assistant", "tool_calls": [call]}, {"role": "tool", "tool_call_id": "call_1", "content": "ok"}]
+    follow_up = [{"role": "assistant", "content": "Done."}, {"role": "user", "content": "now commit it"}]
+    loop = [first, [*first, *tool], [*first, *follow_up]]
+    answered = []
+    for messages, threshold in zip(loop, ["0", "1", "1"], strict=True):
+        raw = agent.chat.completions.with_raw_response.create(
+            model=f"router-mf-{threshold}", messages=messages, extra_headers={"x-session-id": session}
+        )
+        assert raw.headers["x-route-session"] == f"header:{session}"
+        answered.append((raw.parse().model, raw.headers["x-route-decided"]))
+    assert answered == [("big", "fresh"), ("big", "inherited"), ("big", "pinned")]
+    logged = [r for r in read_request_log(request_log) if r.session == f"header:{session}"]
+    assert [(r.answered_by, r.decided) for r in logged] == answered
+
+    bad = httpx.post(
+        f"{service}/v1/chat/completions",
+        json={"model": "router-mf", "messages": first},
+        headers={"authorization": f"Bearer {API_KEY}", "x-route-stickiness": "sometimes"},
+        timeout=30,
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "x-route-stickiness"
+
+
 def test_direct_model_names_bypass_routing(client, strong, weak) -> None:  # type: ignore[no-untyped-def]
     raw = ask(client, "small", max_tokens=3)
     assert raw.parse().model == "small" and "x-route-router" not in raw.headers

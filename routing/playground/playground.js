@@ -279,7 +279,9 @@
     try {
       const { body, headers: responseHeaders } = await api("v1/chat/completions", {
         method: "POST",
-        headers: headers({ "content-type": "application/json" }),
+        // Each question is decided afresh at the setting chosen for it, not held to the
+        // conversation's first decision: the playground shows what each setting does.
+        headers: headers({ "content-type": "application/json", "x-route-stickiness": "off" }),
         body: JSON.stringify({ model: modelAlias(), messages }),
       });
       const choice = body.choices && body.choices[0];

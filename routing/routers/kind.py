@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from routing.resources import checkpoint_path
+from routing.routers.conversation_settings import ConversationSettings
 from routing.routers.share_settings import ShareControl, ShareControlSetting
 from routing.settings import Strict, StrongPercent, Threshold
 from routing.upstreams.config import Price
@@ -102,6 +103,10 @@ class RouterSettings(RouterDefaults):
     share_control: ShareControlSetting = Field(
         default_factory=ShareControl,
         description="how router-<name>-<p>% holds p % on live traffic; 'off': the calibration table's threshold",
+    )
+    conversation: ConversationSettings = Field(
+        default_factory=ConversationSettings,
+        description="what of a conversation is scored, and how long its decision holds",
     )
 
     def scoring_ids(self) -> ScoringPair:

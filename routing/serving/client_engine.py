@@ -18,6 +18,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from routing import protocol
 from routing.config import AppConfig, load_app_config
 from routing.serving.client_wire import answer, status_error, stream_error
+from routing.serving.conversation import conversation_of
 from routing.serving.engine import RoutingEngine, in_process_engine
 from routing.serving.headers import route_headers
 from routing.serving.preflight import check_routers
@@ -96,12 +97,13 @@ class EngineThread:
         self, request: protocol.ChatCompletionRequest, timeout: float | None
     ) -> tuple[dict[str, str], ChatCompletion | Cursor]:
         """The ``x-route-*`` headers, and the completion or, for a stream, its open cursor."""
+        conversation = conversation_of(request)
         if request.stream:
-            outcome, chunks = await answer(self.engine.stream(request), timeout, status_error)
+            outcome, chunks = await answer(self.engine.stream(request, conversation), timeout, status_error)
             cursor = Cursor(chunks)
             self.cursors.add(cursor)
             return route_headers(outcome), cursor
-        outcome, completion = await answer(self.engine.complete(request), timeout, status_error)
+        outcome, completion = await answer(self.engine.complete(request, conversation), timeout, status_error)
         body = completion.model_dump(mode="json", exclude_none=True)
         return route_headers(outcome), ChatCompletion.model_construct(**body)
 

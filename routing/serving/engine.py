@@ -1,9 +1,10 @@
 """The request path, independent of how its parts are hosted.
 
-    model name ─► router? ─► embed last user turn ─► router: order its candidates ─► first choice
-                    │                     (the cheapest predicted as good as the most capable)│
-                    └─ no: the upstream of that name ──────────────────────────────────► upstream
-                                                                              (fallback: the next)
+    model name ─► router? ─► pinned? ─► embed the scored turns ─► router: order its candidates ─► first choice
+                    │          │  (the cheapest predicted as good as the most capable)                    │
+                    │          └─ yes (a tool loop, a held conversation): the pinned model ───────────────┤
+                    └─ no: the upstream of that name ─────────────────────────────────────────────► upstream
+                                                                                           (fallback: the next)
 
 The same engine runs behind the Ray Serve ingress (its parts are DeploymentHandles) and in a
 single process (its parts are local objects); only the objects passed in differ.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -34,10 +35,14 @@ from routing.protocol import (
     Usage,
 )
 from routing.routers.kinds import KINDS
+from routing.serving.conversation import ConversationRef, scored_text
 from routing.serving.live_router import LiveRouter, Ranking, RankQuery, RouterState
+from routing.serving.pins import pin_store
 from routing.serving.request_log import RequestLog
-from routing.serving.resilience import ResilientUpstream, close_stream
+from routing.serving.resilience import ResilientUpstream, close_stream, upstream_order
+from routing.serving.sessions import Looked, Sessions
 from routing.serving.telemetry import NO_TELEMETRY, CandidateChoice, Telemetry, cost_of
+from routing.serving.validation import check_limits
 from routing.upstreams import ChatBackend, close_connections, make_backend
 
 T = TypeVar("T")
@@ -68,21 +73,15 @@ class LocalRanker:
         return self.router.state
 
 
-def routed_prompt(messages: Sequence[ChatMessage]) -> str:
-    """The text routers score: the last user turn."""
-    for message in reversed(messages):
-        if message.role == "user":
-            return message.text()
-    raise InvalidRequest("a routed request needs at least one 'user' message", param="messages")
-
-
 @dataclass(frozen=True)
 class Plan:
-    """Upstreams to try in order, the reason for leaving the first choice, and the decision behind it."""
+    """Upstreams to try in order, the reason for leaving the first choice, the decision behind
+    it, and the conversation whose pin the answer updates."""
 
     decision: RouteDecision | None
     order: tuple[str, ...]
     skip_reason: str | None = None
+    looked: Looked | None = None
 
 
 @dataclass
@@ -112,6 +111,7 @@ class RoutingEngine:
         self.candidates = {name: config.candidates(name) for name in config.routers}
         self.reads_embeddings = {name for name, router in config.routers.items() if KINDS.of(router).needs_embeddings}
         self.request_log = RequestLog(config.request_log) if config.request_log else None
+        self.sessions = Sessions(pin_store(config.sessions), telemetry)
 
     async def router_states(
         self, names: Sequence[str] | None = None, timeout_s: float = 5.0
@@ -179,25 +179,11 @@ class RoutingEngine:
         cards += [ModelCard(id=u.model, owned_by=u.backend) for u in self.config.upstreams.values()]
         return ModelList(data=cards)
 
-    def check_limits(self, messages: Sequence[ChatMessage]) -> None:
-        limits = self.config.limits
-        if len(messages) > limits.max_messages:
-            raise InvalidRequest(
-                f"{len(messages)} messages is more than this service takes ({limits.max_messages})",
-                param="messages",
-                code="too_many_messages",
-            )
-        chars = sum(len(m.text()) for m in messages)
-        if chars > limits.max_prompt_chars:
-            raise InvalidRequest(
-                f"the messages hold {chars} characters of text, more than this service takes "
-                f"({limits.max_prompt_chars})",
-                param="messages",
-                code="context_length_exceeded",
-            )
-
-    async def plan(self, model: str, messages: Sequence[ChatMessage]) -> Plan:
-        self.check_limits(messages)
+    async def plan(
+        self, model: str, messages: Sequence[ChatMessage], conversation: ConversationRef | None = None
+    ) -> Plan:
+        """``conversation``: what the request says of its conversation (None: it is decided alone)."""
+        check_limits(self.config.limits, messages)
         alias = parse_router_alias(model)
         if alias is None:
             key = self.config.upstream_by_model(model)
@@ -209,7 +195,38 @@ class RoutingEngine:
             raise ModelNotFound(
                 f"router '{alias.router}' does not exist; available: {', '.join(self.config.routers)}", param="model"
             )
-        prompt = routed_prompt(messages)[: self.config.limits.router_prompt_chars]
+        settings, keys = self.config.routers[alias.router].conversation, [c.key for c in self.candidates[alias.router]]
+        stickiness = conversation.stickiness if conversation and conversation.stickiness else settings.stickiness
+        looked = await self.sessions.look_up(alias.router, stickiness, conversation, keys)
+        if looked is not None and looked.verdict in ("inherit", "keep"):
+            return self._pinned(alias.router, looked)
+        prompt = scored_text(messages, settings.scored, self.config.limits.router_prompt_chars)
+        plan = await self._fresh(alias, prompt)
+        if looked is None or plan.decision is None:
+            return plan
+        if looked.keeps(plan.order[0], keys):
+            return self._pinned(alias.router, looked)
+        self.telemetry.conversation(alias.router, "fresh")
+        decision = plan.decision.model_copy(update={"session": looked.conversation.session.shown, "decided": "fresh"})
+        return replace(plan, decision=decision, looked=looked)
+
+    def _pinned(self, router: str, looked: Looked) -> Plan:
+        """The plan of a request that its conversation's pin decides: the pinned candidate first,
+        then (as the fallback policy allows) the others, most capable first."""
+        assert looked.pin is not None
+        pin, keys = looked.pin, [c.key for c in self.candidates[router]]
+        order, skip_reason = upstream_order(self.config, (pin.key, *(k for k in reversed(keys) if k != pin.key)))
+        decided = "inherited" if looked.verdict == "inherit" else "pinned"
+        self.telemetry.conversation(router, decided)
+        update = {
+            "target": self.config.upstreams[pin.key].model,
+            "fallback": skip_reason,
+            "session": looked.conversation.session.shown,
+            "decided": decided,
+        }
+        return Plan(pin.decision.model_copy(update=update), order, skip_reason, looked)
+
+    async def _fresh(self, alias: RouterAlias, prompt: str) -> Plan:
         keys = [c.key for c in self.candidates[alias.router]]
         began = time.perf_counter()
         try:
@@ -221,12 +238,12 @@ class RoutingEngine:
                 raise
             reason = exc.reason if isinstance(exc, UpstreamError) else exc.code
             fixed = keys[::-1] if end == "most_capable" else keys
-            return Plan(None, *self._order(fixed, first_reason=f"routing_{reason}"))
+            return Plan(None, *upstream_order(self.config, fixed, first_reason=f"routing_{reason}"))
         target = ranking.order[0]
         target_model = self.config.upstreams[target].model
         choice = CandidateChoice(keys.index(target), len(keys))
         self.telemetry.decision(alias.router, target_model, choice, ranking.score, time.perf_counter() - began)
-        order, skip_reason = self._order(ranking.order)
+        order, skip_reason = upstream_order(self.config, ranking.order)
         decision = RouteDecision(
             router=alias.router,
             score=ranking.score,
@@ -239,21 +256,6 @@ class RoutingEngine:
             candidates={self.config.upstreams[key].model: round(p, 6) for key, p in ranking.candidates},
         )
         return Plan(decision, order, skip_reason)
-
-    def _order(self, ranked: Sequence[str], first_reason: str | None = None) -> tuple[tuple[str, ...], str | None]:
-        """The upstreams to try for a routed request, first choice first, and why the first
-        choice is skipped, if it is: an unconfigured one is left out (or is the only one, when
-        the policy says error), and the others follow the first only when the policy lets a
-        failed request fall back."""
-        upstreams, policy = self.config.upstreams, self.config.fallback
-        target = ranked[0]
-        configured = tuple(key for key in ranked if upstreams[key].configured)
-        falls_back = policy.on_upstream_error == "other_model"
-        if upstreams[target].configured:
-            return (configured if falls_back else (target,)), first_reason
-        if policy.on_unconfigured != "other_model" or not configured:
-            return (target,), first_reason
-        return (configured if falls_back else configured[:1]), first_reason or "upstream_unconfigured"
 
     async def _rank(self, router: str, alias: RouterAlias, prompt: str) -> Ranking:
         """Embeds the prompt and ranks the router's candidates for it within the routing time
@@ -279,25 +281,35 @@ class RoutingEngine:
             embedding = (await self.embedder.embed([prompt]))[0]
         return await self.rankers[router].rank(self.query(alias, prompt, embedding))
 
-    async def route(self, model: str, messages: Sequence[ChatMessage]) -> RouteDecision:
-        plan = await self.plan(model, messages)
+    async def route(
+        self, model: str, messages: Sequence[ChatMessage], conversation: ConversationRef | None = None
+    ) -> RouteDecision:
+        """The decision a chat request would get (pinned for its conversation, as if answered by it)."""
+        plan = await self.plan(model, messages, conversation)
         if plan.decision is not None:
+            await self.sessions.remember(plan.looked, plan.order[0], plan.decision)
             return plan.decision
         if plan.skip_reason:  # a router that could not score
             raise RoutingUnavailable(f"the router could not score the prompt ({plan.skip_reason})")
         raise InvalidRequest(f"'{model}' is not a router alias: use 'router-<router>-<threshold>'", param="model")
 
-    async def complete(self, request: ChatCompletionRequest) -> tuple[Outcome, ChatCompletion]:
-        plan = await self.plan(request.model, request.messages)
+    async def complete(
+        self, request: ChatCompletionRequest, conversation: ConversationRef | None = None
+    ) -> tuple[Outcome, ChatCompletion]:
+        plan = await self.plan(request.model, request.messages, conversation)
         outcome, completion = await self._first_success(plan, lambda key: self.upstreams[key].complete(request))
+        await self.sessions.remember(plan.looked, outcome.key, outcome.decision)
         await self._answered(request, outcome, completion.usage)
         return outcome, completion
 
-    async def stream(self, request: ChatCompletionRequest) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
+    async def stream(
+        self, request: ChatCompletionRequest, conversation: ConversationRef | None = None
+    ) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
         """Opens the stream and waits for its first token: until then a failure may still fall back,
-        after it the answer is committed to this upstream."""
-        plan = await self.plan(request.model, request.messages)
+        after it the answer is committed to this upstream (and pinned for its conversation)."""
+        plan = await self.plan(request.model, request.messages, conversation)
         outcome, chunks = await self._first_success(plan, lambda key: self.upstreams[key].open_stream(request))
+        await self.sessions.remember(plan.looked, outcome.key, outcome.decision)
         return outcome, self._watch_usage(request, outcome, chunks)
 
     async def _first_success(self, plan: Plan, attempt: Callable[[str], Awaitable[T]]) -> tuple[Outcome, T]:

@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 from routing.errors import ServiceError, ServiceUnavailable
+from routing.protocol import RouteDecision
 
 if TYPE_CHECKING:  # the HTTP layer's error path needs no engine
     from routing.serving.engine import Outcome
@@ -27,10 +28,22 @@ def route_headers(outcome: Outcome) -> dict[str, str]:
             headers["x-route-strong-percent"] = f"{decision.strong_percent:g}"
         if decision.budget_usd is not None:
             headers["x-route-budget"] = f"{decision.budget_usd:g}"
-        if decision.checkpoint is not None:
-            headers["x-route-checkpoint"] = decision.checkpoint
+        headers |= decision_headers(decision)
     if outcome.fallback:
         headers["x-route-fallback"] = outcome.fallback
+    return headers
+
+
+def decision_headers(decision: RouteDecision) -> dict[str, str]:
+    """What a decision says outside a body: the checkpoint that scored, and the conversation it
+    belongs to with how it was decided (``fresh``, ``pinned``, ``inherited``)."""
+    headers = {}
+    if decision.checkpoint is not None:
+        headers["x-route-checkpoint"] = decision.checkpoint
+    if decision.session is not None:
+        headers["x-route-session"] = decision.session
+    if decision.decided is not None:
+        headers["x-route-decided"] = decision.decided
     return headers
 
 

@@ -57,6 +57,8 @@ class RequestRecord(BaseModel):
     threshold: float | None = None
     target: str | None = None
     checkpoint: str | None = None
+    session: str | None = None  # the conversation, as <source>:<id>
+    decided: str | None = None  # fresh, pinned, or inherited from a tool call
     answered_by: str
     fallback: str | None = None
     prompt_tokens: int | None = None
@@ -134,6 +136,8 @@ class RequestLog:
             threshold=decision.threshold if decision else None,
             target=decision.target if decision else None,
             checkpoint=decision.checkpoint if decision else None,
+            session=decision.session if decision else None,
+            decided=decision.decided if decision else None,
             answered_by=answered_by,
             fallback=fallback,
             prompt_tokens=usage.prompt_tokens if usage else None,

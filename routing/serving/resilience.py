@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from tenacity import (
@@ -28,6 +28,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from routing.config import AppConfig
 from routing.errors import CircuitOpen, UpstreamError, UpstreamTimeout
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from routing.serving.telemetry import NO_TELEMETRY, Telemetry
@@ -233,3 +234,21 @@ async def close_stream(chunks: AsyncIterator[ChatCompletionChunk]) -> None:
     close = getattr(chunks, "aclose", None)
     if close is not None:
         await close()
+
+
+def upstream_order(
+    config: AppConfig, ranked: Sequence[str], first_reason: str | None = None
+) -> tuple[tuple[str, ...], str | None]:
+    """The upstreams to try for a routed request (``ranked``: its candidates, first choice
+    first), and why the first choice is skipped, if it is: an unconfigured one is left out (or is
+    the only one, when the policy says error), and the others follow the first only when the
+    policy lets a failed request fall back."""
+    upstreams, policy = config.upstreams, config.fallback
+    target = ranked[0]
+    configured = tuple(key for key in ranked if upstreams[key].configured)
+    falls_back = policy.on_upstream_error == "other_model"
+    if upstreams[target].configured:
+        return (configured if falls_back else (target,)), first_reason
+    if policy.on_unconfigured != "other_model" or not configured:
+        return (target,), first_reason
+    return (configured if falls_back else configured[:1]), first_reason or "upstream_unconfigured"

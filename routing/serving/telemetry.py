@@ -34,6 +34,13 @@ class Telemetry:
         first), for a prompt scoring ``score``, ``seconds`` after the routing step began
         (embedding and ranking)."""
 
+    def conversation(self, router: str, decided: str) -> None:
+        """A request of a conversation that ``router`` keeps, decided ``fresh``, ``pinned`` or
+        ``inherited`` (from a tool call)."""
+
+    def pins(self, held: int | None) -> None:
+        """The pins the session store holds (None: it does not say)."""
+
     def fallback(self, reason: str, model: str) -> None:
         """A request left its first-choice model (or its routing step) for ``reason`` and was
         answered by ``model``."""

@@ -4,9 +4,29 @@ bad request reads the same whichever way it came in."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from routing.config import Limits
 from routing.errors import InvalidRequest
+from routing.protocol import ChatMessage
+
+
+def check_limits(limits: Limits, messages: Sequence[ChatMessage]) -> None:
+    """Refuses a conversation longer than the service takes, in messages or in characters."""
+    if len(messages) > limits.max_messages:
+        raise InvalidRequest(
+            f"{len(messages)} messages is more than this service takes ({limits.max_messages})",
+            param="messages",
+            code="too_many_messages",
+        )
+    chars = sum(len(m.text()) for m in messages)
+    if chars > limits.max_prompt_chars:
+        raise InvalidRequest(
+            f"the messages hold {chars} characters of text, more than this service takes ({limits.max_prompt_chars})",
+            param="messages",
+            code="context_length_exceeded",
+        )
 
 
 def field_path(loc: tuple[Any, ...], body: Any) -> str | None:

@@ -10,7 +10,7 @@ from routing.embeddings.local import LocalEmbedder
 from routing.offline.commands import Echo
 from routing.offline.data.decontaminate import THRESHOLD, near_duplicate_mask
 from routing.offline.data.files import read_preference_data, write_records
-from routing.offline.evaluation.sources import BENCHMARKS
+from routing.offline.evaluation.sources import BENCHMARKS, mt_bench_turns
 
 
 def build_eval(shared: Path, out: Path, train: Path, echo: Echo = print) -> dict[str, int]:
@@ -27,4 +27,7 @@ def build_eval(shared: Path, out: Path, train: Path, echo: Echo = print) -> dict
             f"{name}: {count} items -> {out / f'{name}.jsonl.gz'} "
             f"({int(near.sum())} dropped with cosine >= {THRESHOLD} to a training prompt)"
         )
+        if name == "mt_bench":
+            turns = mt_bench_turns(shared / "routellm" / "evals", {str(row["id"]) for row in kept})
+            echo(f"mt_bench_turns: {write_records(out / 'mt_bench_turns.jsonl.gz', turns)} conversations")
     return written

@@ -7,6 +7,9 @@ each ``contaminated_prompts.jsonl`` are dropped.
 - MT Bench: the first turn is the prompt (routers route on it); a model's quality is the mean of
   its GPT-4 grades on both turns, since the routed model answers both.
 - MMLU (57 subjects) and GSM8K: correctness, 1 or 0.
+
+Beside MT Bench, its questions' two turns (``mt_bench_turns``), for measuring how a conversation's
+follow-up is routed; no quality column, never a benchmark.
 """
 
 from __future__ import annotations
@@ -50,6 +53,13 @@ def mt_bench(evals: Path) -> list[Row]:
         quality = {m: sum(grades[(question["question_id"], m)]) / 2 for m in (STRONG, WEAK)}
         rows.append({"id": str(question["question_id"]), "prompt": question["turns"][0], **quality})
     return rows
+
+
+def mt_bench_turns(evals: Path, ids: set[str]) -> list[Row]:
+    """The two user turns of each MT Bench question in ``ids`` (the ones kept as the benchmark)."""
+    lines = (evals / "mt_bench" / "question.jsonl").read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line) for line in lines if line.strip()]
+    return [{"id": str(q["question_id"]), "turns": q["turns"]} for q in questions if str(q["question_id"]) in ids]
 
 
 def mmlu(evals: Path) -> list[Row]:
