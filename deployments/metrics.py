@@ -39,6 +39,11 @@ class ServeTelemetry(Telemetry, KeptFresh):
             tag_keys=("router", "decided"),
         )
         self.pins_held = Gauge("routellm_session_pins", "Conversation pins this ingress replica's store holds.")
+        self.store_errors = Counter(
+            "routellm_session_store_errors",
+            "Session store calls that failed (the request decided afresh, or its pin lost), by operation.",
+            tag_keys=("operation",),
+        )
         self.fallbacks = Counter(
             "routellm_fallbacks",
             "Requests that left their first choice, by reason and the model that answered instead.",
@@ -135,6 +140,9 @@ class ServeTelemetry(Telemetry, KeptFresh):
         if held is not None:
             self._pins = held
             self.publish()
+
+    def session_store_error(self, operation: str) -> None:
+        self.store_errors.inc(tags={"operation": operation})
 
     def routing_retry(self, reason: str) -> None:
         self.routing_retries.inc(tags={"reason": reason})

@@ -238,6 +238,7 @@ class AppConfig(Strict):
             **self.model_dump(),
             "upstreams": {key: u.resolve_env(env).model_dump() for key, u in self.upstreams.items()},
             "embedding": self.embedding.resolve_env(env).model_dump(),
+            "sessions": self.sessions.resolve_env(env).model_dump(),
         }
         # Validated again: a variable may have renamed a model onto another one's name.
         return load_app_config(resolved, root="args (with environment variables applied)")

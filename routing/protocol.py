@@ -263,6 +263,11 @@ class RouteDecision(BaseModel):
         description="fresh: scored now; pinned: the conversation's decision held; inherited: a tool's result "
         "went back to the model that called the tool; the x-route-decided header",
     )
+    session_error: str | None = Field(
+        default=None,
+        exclude=True,
+        description="why the session store could not say (the decision is then fresh); x-route-session-error",
+    )
 
 
 class ModelCard(BaseModel):

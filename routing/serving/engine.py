@@ -37,10 +37,9 @@ from routing.protocol import (
 from routing.routers.kinds import KINDS
 from routing.serving.conversation import ConversationRef, scored_text
 from routing.serving.live_router import LiveRouter, Ranking, RankQuery, RouterState
-from routing.serving.pins import pin_store
 from routing.serving.request_log import RequestLog
 from routing.serving.resilience import ResilientUpstream, close_stream, upstream_order
-from routing.serving.sessions import Looked, Sessions
+from routing.serving.sessions import Looked, Sessions, pin_store
 from routing.serving.telemetry import NO_TELEMETRY, CandidateChoice, Telemetry, cost_of
 from routing.serving.validation import check_limits
 from routing.upstreams import ChatBackend, close_connections, make_backend
@@ -207,8 +206,8 @@ class RoutingEngine:
         if looked.keeps(plan.order[0], keys):
             return self._pinned(alias.router, looked)
         self.telemetry.conversation(alias.router, "fresh")
-        decision = plan.decision.model_copy(update={"session": looked.conversation.session.shown, "decided": "fresh"})
-        return replace(plan, decision=decision, looked=looked)
+        update = {"session": looked.conversation.session.shown, "decided": "fresh", "session_error": looked.store_error}
+        return replace(plan, decision=plan.decision.model_copy(update=update), looked=looked)
 
     def _pinned(self, router: str, looked: Looked) -> Plan:
         """The plan of a request that its conversation's pin decides: the pinned candidate first,
@@ -357,8 +356,10 @@ class RoutingEngine:
         await asyncio.wrap_future(written)
 
     async def aclose(self) -> None:
-        """Closes what the engine holds open: upstream and embedding connections, the request log."""
+        """Closes what the engine holds open: upstream, embedding and session store connections,
+        the request log."""
         await close_connections(*(u.backend for u in self.upstreams.values()), self.embedder)
+        await self.sessions.store.aclose()
         if self.request_log is not None:
             await asyncio.to_thread(self.request_log.close)
 

@@ -44,6 +44,8 @@ def decision_headers(decision: RouteDecision) -> dict[str, str]:
         headers["x-route-session"] = decision.session
     if decision.decided is not None:
         headers["x-route-decided"] = decision.decided
+    if decision.session_error is not None:  # one line of plain text, whatever the store's error said
+        headers["x-route-session-error"] = " ".join(decision.session_error.split()).encode("ascii", "replace").decode()
     return headers
 
 

@@ -4,15 +4,20 @@ share control moving a threshold and a checkpoint swap never move a pinned conve
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from routing.protocol import RouteDecision
 from routing.session_settings import SessionStore
+
+
+class PinStoreError(RuntimeError):
+    """The store failed or did not answer in time: the pin is lost for this request, never the request."""
 
 
 class Pin(BaseModel):
@@ -20,6 +25,21 @@ class Pin(BaseModel):
 
     key: str = Field(description="the upstream key of the candidate that answered (or was chosen)")
     decision: RouteDecision
+
+    def to_json(self) -> str:
+        """The pin as a shared store keeps it: its decision whole, the fields sent as headers
+        (the checkpoint, ...) included."""
+        headers = {name for name, field in RouteDecision.model_fields.items() if field.exclude}
+        decision = self.decision.model_dump(mode="json") | {name: getattr(self.decision, name) for name in headers}
+        return json.dumps({"key": self.key, "decision": decision})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Pin:
+        try:
+            data = json.loads(raw)
+            return cls(key=data["key"], decision=RouteDecision.model_validate(data["decision"]))
+        except (ValueError, KeyError, TypeError, ValidationError) as exc:
+            raise PinStoreError(f"a stored pin is not readable: {exc}") from None
 
 
 class PinStore(Protocol):
@@ -30,6 +50,8 @@ class PinStore(Protocol):
     def size(self) -> int | None:
         """Pins held (None: the store does not say)."""
         ...
+
+    async def aclose(self) -> None: ...
 
 
 class MemoryPins:
@@ -64,6 +86,5 @@ class MemoryPins:
     def size(self) -> int | None:
         return len(self._pins)
 
-
-def pin_store(config: SessionStore) -> PinStore:
-    return MemoryPins(config)
+    async def aclose(self) -> None:
+        self._pins.clear()

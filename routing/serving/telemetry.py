@@ -41,6 +41,9 @@ class Telemetry:
     def pins(self, held: int | None) -> None:
         """The pins the session store holds (None: it does not say)."""
 
+    def session_store_error(self, operation: str) -> None:
+        """The session store failed to ``get`` or ``put`` a pin."""
+
     def fallback(self, reason: str, model: str) -> None:
         """A request left its first-choice model (or its routing step) for ``reason`` and was
         answered by ``model``."""
