@@ -222,3 +222,30 @@ def test_answers_show_their_routing_and_the_running_totals(page: Any, strong: Fa
     assert f"{page.current_url}/playground.js" in urls and any(u.endswith("/v1/chat/completions") for u in urls)
     outside = [u for u in urls if not (u.startswith(page.current_url.removesuffix("/playground")) or u == "data:,")]
     assert outside == []
+
+
+def test_a_held_conversation_keeps_its_model_and_each_answer_says_how_it_was_decided(
+    page: Any, strong: FakeUpstream, weak: FakeUpstream
+) -> None:
+    page.refresh()
+    wait(page, lambda d: "strong model: big" in text_of(d, "models"))
+    enter_key(page)
+    page.find_element("id", "hold").click()
+
+    choose(page, "mf", "threshold", "0")
+    badge = ask(page, "What is the capital of France?").find_element("css selector", ".badge")
+    assert badge.find_element("css selector", ".decided").text == "decided fresh"
+    # Afresh, a threshold of 1 would send the follow-up to the weak model: held, it stays.
+    choose(page, "mf", "threshold", "1")
+    badge = ask(page, "And of Italy?").find_element("css selector", ".badge")
+    assert badge.get_attribute("data-model") == "big" and weak.requests() == []
+    assert badge.find_element("css selector", ".decided").text == "decided pinned"
+    asked = {r["body"]["messages"][-1]["content"] for r in strong.requests()}
+    assert asked == {"What is the capital of France?", "And of Italy?"}
+
+    # A new conversation, not held: decided afresh at its own setting.
+    page.find_element("id", "new").click()
+    page.find_element("id", "hold").click()
+    ask(page, "Hello?")
+    badge = ask(page, "And again?").find_element("css selector", ".badge")
+    assert badge.get_attribute("data-model") == "small" and not badge.find_elements("css selector", ".decided")

@@ -12,6 +12,7 @@
   const state = {
     settings: null, // GET playground/settings
     history: [], // this conversation's messages, sent whole with every question
+    session: sessionId(), // this conversation's x-session-id, when its model is held
     totals: { answers: 0, strong: 0, priced: 0, usd: 0, allStrongUsd: 0 },
   };
 
@@ -215,6 +216,7 @@
       element.append(span("candidates", `candidates ${listed.join(" · ")}`));
     }
     if (route("strong-percent")) element.append(span("strong-percent", `strong share ${route("strong-percent")}%`));
+    if (route("decided")) element.append(span("decided", `decided ${route("decided")}`));
     if (route("budget")) element.append(span("budget", `budget $${route("budget")} per request`));
     if (route("fallback")) {
       const chosen = route("target") && route("target") !== model ? ` (${route("target")} was chosen)` : "";
@@ -279,9 +281,12 @@
     try {
       const { body, headers: responseHeaders } = await api("v1/chat/completions", {
         method: "POST",
-        // Each question is decided afresh at the setting chosen for it, not held to the
-        // conversation's first decision: the playground shows what each setting does.
-        headers: headers({ "content-type": "application/json", "x-route-stickiness": "off" }),
+        // Unless the conversation's model is held, each question is decided afresh at the
+        // setting chosen for it: the playground then shows what each setting does.
+        headers: headers({
+          "content-type": "application/json",
+          ...($("hold").checked ? { "x-session-id": state.session } : { "x-route-stickiness": "off" }),
+        }),
         body: JSON.stringify({ model: modelAlias(), messages }),
       });
       const choice = body.choices && body.choices[0];
@@ -304,8 +309,14 @@
     }
   }
 
+  function sessionId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(12));
+    return `playground-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  }
+
   function newConversation() {
     state.history = [];
+    state.session = sessionId();
     $("chat").replaceChildren();
     $("message").focus();
   }
