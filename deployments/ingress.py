@@ -1,7 +1,8 @@
 """The OpenAI-compatible front door: one Serve deployment around the routing engine.
 
 Its HTTP app is built for its engine when the replica starts (``__serve_build_asgi_app__``):
-the OpenAI API (:func:`~deployments.openai_http.openai_app`) and the playground's routes.
+the service's API (:func:`~deployments.service_app.service_app`: chat completions, Responses,
+Messages) and the playground's routes.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.handles import HandleBackend, HandleEmbedder, HandleRanker
 from deployments.metrics import ServeTelemetry
-from deployments.openai_http import IngressState, chat_response, error_response, openai_app, route_response
+from deployments.openai_http import IngressState, chat_response, error_response, route_response
 from deployments.playground import add_playground
+from deployments.service_app import service_app
 from routing.config import AppConfig
 from routing.protocol import ChatCompletionRequest
 from routing.serving.auth import ApiKeys
@@ -73,7 +75,7 @@ class Ingress:
             logger.error("not ready: %s", self.state.api_keys.problem)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        app = openai_app(self.engine, self.state)
+        app = service_app(self.engine, self.state)
         add_playground(app, self.engine, self.state)
         learner = self.learner
 

@@ -26,13 +26,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routing.errors import PayloadTooLarge, ServiceError, Unauthorized
 from routing.protocol import ChatCompletionChunk, ChatCompletionRequest, ErrorBody, ErrorResponse
-from routing.serving.auth import ApiKeys
-from routing.serving.conversation import SESSION_HEADER, STICKINESS_HEADER, ConversationRef, conversation_of
+from routing.serving.auth import ApiKeys, bearer_key
+from routing.serving.conversation import SESSION_HEADER, STICKINESS_HEADER, ConversationRef, Hints, conversation_of
 from routing.serving.engine import Outcome, RoutingEngine
 from routing.serving.headers import decision_headers, error_headers, route_headers
+from routing.serving.messages.protocol import error_object
 from routing.serving.validation import invalid_request
 
 logger = logging.getLogger("ray.serve")
+MESSAGES_PATH = "/v1/messages"
 ROUTER_STATE_TIMEOUT_S = 2.0
 READY_TIMEOUT_S = 5.0
 
@@ -73,9 +75,9 @@ def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
     async def authenticate(request: Request, call_next: Any) -> Any:
         if request.url.path.startswith("/v1/"):
             try:
-                state.api_keys.check(request.headers.get("authorization"))
+                state.api_keys.check(request.headers.get("authorization"), request.headers.get("x-api-key"))
             except Unauthorized as exc:
-                return service_error_response(exc)
+                return service_error_response(exc, request.url.path)
         return await call_next(request)
 
     register_error_handlers(app)
@@ -109,14 +111,20 @@ def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
     return app
 
 
-def conversation_for(request: Request, body: ChatCompletionRequest) -> ConversationRef:
-    """The conversation ``body`` belongs to, by its ``x-session-id`` header, its own ids or its
-    opening (conversations of different client keys never share a pin), and the stickiness its
-    ``x-route-stickiness`` header asks for."""
-    authorization = request.headers.get("authorization")
-    caller = hashlib.sha256(authorization.encode()).hexdigest() if authorization else None
+def hints_of(request: Request) -> Hints:
+    """What ``request``'s headers say of its conversation: its ``x-session-id``, its caller (a
+    digest of its key: conversations of different keys never share a pin or a stored response),
+    and the stickiness its ``x-route-stickiness`` asks for."""
     headers = request.headers
-    return conversation_of(body, headers.get(SESSION_HEADER), caller, headers.get(STICKINESS_HEADER))
+    key = bearer_key(headers.get("authorization")) or headers.get("x-api-key")
+    caller = hashlib.sha256(key.encode()).hexdigest() if key else None
+    return Hints(headers.get(SESSION_HEADER), caller, headers.get(STICKINESS_HEADER))
+
+
+def conversation_for(request: Request, body: ChatCompletionRequest) -> ConversationRef:
+    """The conversation ``body`` belongs to, by its headers, its own ids or its opening."""
+    hints = hints_of(request)
+    return conversation_of(body, hints.session, hints.caller, hints.stickiness)
 
 
 async def chat_response(
@@ -218,13 +226,17 @@ def error_response(
     param: str | None = None,
     code: str | None = None,
     headers: dict[str, str] | None = None,
+    path: str = "",
 ) -> JSONResponse:
+    """OpenAI's error JSON, or Anthropic's on the Messages API's ``path``."""
+    if path.startswith(MESSAGES_PATH):
+        return JSONResponse(error_object(status, message).model_dump(), status_code=status, headers=headers)
     body = ErrorResponse(error=ErrorBody(message=message, type=error_type, param=param, code=code))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def service_error_response(exc: ServiceError) -> JSONResponse:
-    return error_response(exc.status_code, exc.message, exc.error_type, exc.param, exc.code, error_headers(exc))
+def service_error_response(exc: ServiceError, path: str = "") -> JSONResponse:
+    return error_response(exc.status_code, exc.message, exc.error_type, exc.param, exc.code, error_headers(exc), path)
 
 
 class BodyLimit:
@@ -241,7 +253,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await service_error_response(_too_large(limit))(scope, receive, send)
+            await service_error_response(_too_large(limit), scope["path"])(scope, receive, send)
             return
         received = 0
 
@@ -261,25 +273,26 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return service_error_response(invalid_request(list(exc.errors()), exc.body))
+    return service_error_response(invalid_request(list(exc.errors()), exc.body), request.url.path)
 
 
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-    return service_error_response(exc)
+    return service_error_response(exc, request.url.path)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     error_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-    return error_response(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", error_type)
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return error_response(exc.status_code, message, error_type, path=request.url.path)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal error in the router service", "internal_error")
+    return error_response(500, "internal error in the router service", "internal_error", path=request.url.path)
 
 
 def register_error_handlers(target: FastAPI) -> None:
-    """Every failure answered in OpenAI's error shape."""
+    """Every failure answered in its API's error shape: OpenAI's, or Anthropic's on the Messages API."""
     target.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     target.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     target.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

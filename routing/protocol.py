@@ -17,6 +17,25 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class RequestBody(_Request):
+    """A whole request body of one of the APIs: strict, and free of unpaired surrogates."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        # JSON may escape an unpaired surrogate (\ud800); no upstream or tokenizer can take one.
+        reject_unpaired_surrogates(data, "")
+        return data
+
+
+class LenientPart(BaseModel):
+    """A part of a request that a client sends back as it received it (an output item, a content
+    block): strictly typed, but fields this service does not use are let through, whatever its
+    SDK added since."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
 class _Response(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -98,7 +117,7 @@ class StreamOptions(_Request):
     include_obfuscation: bool | None = None
 
 
-class ChatCompletionRequest(_Request):
+class ChatCompletionRequest(RequestBody):
     """POST /v1/chat/completions. ``model`` is an upstream model name or a router alias."""
 
     model: str = Field(min_length=1, max_length=256)
@@ -130,13 +149,6 @@ class ChatCompletionRequest(_Request):
     prompt_cache_key: str | None = None
     verbosity: str | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_unicode(cls, data: Any) -> Any:
-        # JSON may escape an unpaired surrogate (\ud800); no upstream or tokenizer can take one.
-        _reject_unpaired_surrogates(data, "")
-        return data
-
     @model_validator(mode="after")
     def _stop_limit(self) -> ChatCompletionRequest:
         if isinstance(self.stop, list) and len(self.stop) > 4:
@@ -151,7 +163,7 @@ class ChatCompletionRequest(_Request):
         return self.model_dump(exclude_none=True, exclude={"model", "messages", "stream", "stream_options"})
 
 
-def _reject_unpaired_surrogates(value: Any, path: str) -> None:
+def reject_unpaired_surrogates(value: Any, path: str) -> None:
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -161,11 +173,11 @@ def _reject_unpaired_surrogates(value: Any, path: str) -> None:
             ) from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            _reject_unpaired_surrogates(key, path)
-            _reject_unpaired_surrogates(item, f"{path}.{key}")
+            reject_unpaired_surrogates(key, path)
+            reject_unpaired_surrogates(item, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _reject_unpaired_surrogates(item, f"{path}[{index}]")
+            reject_unpaired_surrogates(item, f"{path}[{index}]")
 
 
 # ---------------------------------------------------------------- responses

@@ -24,6 +24,12 @@ class SessionStore(Strict):
     url_env: EnvName | None = Field(default=None, description="redis: a variable holding the url (with a password)")
     ttl_s: float = Field(default=3600.0, gt=0, description="how long a conversation's pin lasts after its last use")
     max_pins: int = Field(default=100_000, ge=1, description="memory: pins kept, the least recently used dropped first")
+    max_response_chars: int = Field(
+        default=256_000_000,
+        ge=1,
+        description="memory: the stored responses' text kept in all (for previous_response_id), the least recently "
+        "used dropped first",
+    )
     timeout_s: float = Field(
         default=0.1, gt=0, description="redis: the longest one attempt may take (a call tries twice at most)"
     )

@@ -132,6 +132,16 @@ def for_serve_deploy() -> Iterator[Cluster]:
         ray.shutdown()
 
 
+def serve_deploy(cluster: Cluster, config: dict[str, Any], workdir: Path) -> None:
+    """``serve deploy`` of ``config`` (a Serve config file's content) to ``cluster``, as an operator runs it."""
+    assert cluster.dashboard_url is not None, "a cluster started for serve deploy"
+    path = workdir / f"config-{time.monotonic_ns()}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    subprocess.run(
+        ["serve", "deploy", "--address", cluster.dashboard_url, str(path)], cwd=ROOT, check=True, capture_output=True
+    )
+
+
 def entry_url(details: dict[str, Any], http_port: int) -> str:
     """Where a client reaches the application: under direct ingress, the ingress replica's own
     port (skipping the proxy); otherwise the proxy's."""

@@ -10,6 +10,8 @@ a wrong key. :class:`FakeUpstream` starts one and steers it over HTTP:
   ``malformed`` (broken JSON), ``cut`` (stream the role chunk and ``cut_after`` content chunks,
   by default all ``chunks`` of them, then drop the connection);
   with ``"times": n`` the mode applies to the next n requests only, then ``ok`` returns;
+  ``"call_tools": true`` answers a request that offers tools and ends in a user turn with a call
+  of its first tool (arguments ``{"step": k}``, streamed in two pieces);
   ``delay_s`` delays every streamed chunk (and a whole answer); ``tokens_per_s`` paces the
   answer's pieces (a whole answer waits for all of them); ``record: false`` stops keeping request
   bodies (for load runs);
@@ -191,8 +193,15 @@ def create_app(name: str, api_key: str | None = None) -> FastAPI:
         delay = float(behaviour.get("delay_s", 0.0))
         pieces = _split(text, int(behaviour.get("chunks", 4)))
         per_piece = 1 / float(behaviour["tokens_per_s"]) if behaviour.get("tokens_per_s") else 0.0
+        call = _tool_call(name, state["count"], body) if behaviour.get("call_tools") else None
         if not body.get("stream"):
             await asyncio.sleep(delay + per_piece * len(pieces))
+            if call is not None:
+                message = {"role": "assistant", "content": None, "tool_calls": [call]}
+                choice = {"index": 0, "message": message, "finish_reason": "tool_calls", "logprobs": None}
+                usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+                completion = {"id": ident, "object": "chat.completion", "created": created, "model": model}
+                return JSONResponse(completion | {"choices": [choice], "usage": usage})
             return JSONResponse(
                 {
                     "id": ident,
@@ -226,12 +235,18 @@ def create_app(name: str, api_key: str | None = None) -> FastAPI:
             yield event({"role": "assistant", "content": ""})
             if cut_after == 0:
                 raise ConnectionResetError("stream cut on purpose")
-            for number, piece in enumerate(pieces, start=1):
+            if call is not None:
+                arguments = call["function"]["arguments"]
+                opened = call | {"index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}
+                yield event({"tool_calls": [opened]})
+                for piece in _split(arguments, 2):
+                    yield event({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            for number, piece in enumerate(pieces if call is None else [], start=1):
                 await asyncio.sleep(delay + per_piece)
                 yield event({"content": piece})
                 if cut_after is not None and number >= cut_after:
                     raise ConnectionResetError("stream cut on purpose")
-            yield event({}, "stop")
+            yield event({}, "tool_calls" if call is not None else "stop")
             if (body.get("stream_options") or {}).get("include_usage"):
                 usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
                 chunk = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model}
@@ -259,6 +274,18 @@ def create_app(name: str, api_key: str | None = None) -> FastAPI:
         )
 
     return app
+
+
+def _tool_call(name: str, count: int, body: dict[str, Any]) -> dict[str, Any] | None:
+    tools, last = body.get("tools"), body["messages"][-1]
+    if not tools or last["role"] != "user":
+        return None
+    arguments = json.dumps({"step": count})
+    return {
+        "id": f"call_{name}_{count}",
+        "type": "function",
+        "function": {"name": tools[0]["function"]["name"], "arguments": arguments},
+    }
 
 
 def _answer(name: str, count: int, body: dict[str, Any], behaviour: dict[str, Any]) -> str:

@@ -14,13 +14,12 @@ import pytest
 
 from routing.config import load_app_config
 from routing.errors import InvalidRequest
-from routing.protocol import ChatCompletionRequest, ChatMessage, RouteDecision
+from routing.protocol import ChatCompletionRequest, ChatMessage
 from routing.resources import CHECKPOINT_DIR
 from routing.serving.conversation import conversation_of, scored_text, session_of, turn_of
 from routing.serving.engine import RoutingEngine, in_process_engine
+from routing.serving.kv_store import MemoryKeyValues
 from routing.serving.live_router import checkpoint_id
-from routing.serving.pins import MemoryPins, Pin
-from routing.session_settings import SessionStore
 from testing.apps import fake_pair_args
 from testing.fake_upstream import FakeUpstream
 
@@ -80,23 +79,29 @@ def test_the_session_comes_from_the_header_then_the_body_ids_then_the_opening() 
         assert shown.startswith("header:") and odd not in shown and len(shown) < 50
 
 
-def test_pins_expire_after_their_last_use_and_the_least_recently_used_goes_first() -> None:
+def test_stored_values_expire_after_their_last_use_and_the_least_recently_used_goes_first() -> None:
     now = [0.0]
-    pins = MemoryPins(SessionStore(ttl_s=10, max_pins=2), clock=lambda: now[0])
-    pin = Pin(key="strong", decision=RouteDecision(router="mf", score=0.6, threshold=0.5, target="big"))
+    pins = MemoryKeyValues(ttl_s=10, max_entries=2, clock=lambda: now[0])
+    texts = MemoryKeyValues(ttl_s=10, max_chars=10, clock=lambda: now[0])
 
     async def scenario() -> None:
-        await pins.put("mf", "a", pin)
+        await pins.put("mf:a", "A")
         now[0] = 8
-        assert await pins.get("mf", "a") == pin  # a use: it lasts 10 s from now
+        assert await pins.get("mf:a") == "A"  # a use: it lasts 10 s from now
         now[0] = 16
-        assert await pins.get("mf", "a") == pin and await pins.get("random", "a") is None
-        await pins.put("mf", "b", pin)
-        await pins.get("mf", "a")
-        await pins.put("mf", "c", pin)  # over max_pins: b, the least recently used, goes
-        assert await pins.get("mf", "b") is None and pins.size() == 2
+        assert await pins.get("mf:a") == "A" and await pins.get("random:a") is None
+        await pins.put("mf:b", "B")
+        await pins.get("mf:a")
+        await pins.put("mf:c", "C")  # over max_entries: b, the least recently used, goes
+        assert await pins.get("mf:b") is None and pins.size() == 2
         now[0] = 100
-        assert await pins.get("mf", "a") is None
+        assert await pins.get("mf:a") is None
+        await texts.put("one", "x" * 6)
+        await texts.put("two", "y" * 4)
+        await texts.put("two", "z" * 4)  # a value written again counts once
+        assert texts.size() == 2
+        await texts.put("three", "w")  # 11 characters: the oldest goes
+        assert await texts.get("one") is None and await texts.get("two") == "zzzz" and texts.size() == 2
 
     asyncio.run(scenario())
 

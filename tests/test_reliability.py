@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 from bench.reliability import checks, outcomes, scenarios
+from bench.reliability.apis import APIS, chat
 from bench.reliability.outcomes import Tally
 from bench.reliability.scenarios import FAULTS
-from bench.reliability.service import LIMITS, METRICS, Service, chat, running_service
+from bench.reliability.service import LIMITS, METRICS, Service, running_service
 
 pytestmark = pytest.mark.cluster
 
 REQUESTS, CONCURRENCY = 4, 2
+OTHER_APIS = ("responses", "messages")
+API_FAULTS = [("http_500", False), ("http_500", True), ("cut_before_first_token", True)]
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +67,24 @@ def test_one_failing_model_every_request_is_answered_by_the_other(
     assert set(tally.fallbacks) <= {expected, "circuit_open"} and expected in tally.fallbacks, tally.row()
 
 
-def test_a_stream_cut_after_bytes_were_sent_ends_with_an_error_event(service: Service) -> None:
-    tally = scenarios.stream_cut_midway(service, REQUESTS, CONCURRENCY)
+API_CASES = [(api, fault, stream) for api in OTHER_APIS for fault, stream in API_FAULTS]
+
+
+@pytest.mark.parametrize(
+    ("api", "fault", "stream"), API_CASES, ids=[f"{a}-{f}-{'stream' if s else 'complete'}" for a, f, s in API_CASES]
+)
+def test_the_responses_and_messages_apis_fall_back_too(service: Service, api: str, fault: str, stream: bool) -> None:
+    tally = scenarios.one_upstream_failing(service, fault, "strong", stream, REQUESTS, CONCURRENCY, APIS[api])
+    assert_contract(tally)  # each stream ended with its API's own terminator
+    assert tally.answered == tally.sent == REQUESTS and sum(tally.fallbacks.values()) == REQUESTS, tally.row()
+
+
+@pytest.mark.parametrize(("api", "event"), [("chat", "upstream_error"), ("responses", "upstream_error"),
+                                            ("messages", "api_error")])  # fmt: skip
+def test_a_stream_cut_after_bytes_were_sent_ends_with_an_error_event(service: Service, api: str, event: str) -> None:
+    tally = scenarios.stream_cut_midway(service, REQUESTS, CONCURRENCY, APIS[api])
     assert_contract(tally)
-    assert not tally.fallbacks and tally.failed == {"stream_error upstream_error": REQUESTS}, tally.row()
+    assert not tally.fallbacks and tally.failed == {f"stream_error {event}": REQUESTS}, tally.row()
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
@@ -100,8 +117,8 @@ def test_a_full_queue_answers_503_with_retry_after(service: Service) -> None:
     assert set(tally.failed) <= {"503 overloaded", "504 upstream_timeout"}, tally.row()
 
 
-def test_malformed_requests_each_get_a_4xx_in_openais_shape(service: Service) -> None:
-    assert len(scenarios.MALFORMED_CORPUS) >= 40
+def test_malformed_requests_each_get_a_4xx_in_their_apis_shape(service: Service) -> None:
+    assert len(scenarios.MALFORMED_CORPUS) >= 70
     tally = scenarios.malformed_requests(service)
     assert_contract(tally)  # includes: a good request is answered afterwards
     assert tally.sent == len(scenarios.MALFORMED_CORPUS) and tally.answered == 0
@@ -111,7 +128,9 @@ def test_malformed_requests_each_get_a_4xx_in_openais_shape(service: Service) ->
 def test_every_missing_or_wrong_key_is_401(service: Service) -> None:
     tally = scenarios.unauthenticated(service)
     assert_contract(tally)
-    assert tally.answered == 0 and set(tally.failed) <= {"401 missing_api_key", "401 invalid_api_key"}
+    assert tally.answered == 0 and set(tally.failed) <= {
+        "401 missing_api_key", "401 invalid_api_key", "401 authentication_error",  # the last: the Messages API's
+    }, tally.row()  # fmt: skip
 
 
 def test_request_ids_are_echoed_and_logged(service: Service) -> None:

@@ -22,7 +22,7 @@ from routing.resources import CHECKPOINT_DIR
 from routing.serving.request_log import read_request_log
 from testing import ROOT
 from testing.apps import fake_pair_args, graph_config, on_fake
-from testing.cluster import Cluster, for_serve_deploy
+from testing.cluster import Cluster, for_serve_deploy, serve_deploy
 from testing.fake_upstream import FakeUpstream
 from testing.traffic import Traffic, wait_for
 
@@ -59,14 +59,6 @@ def serve_config(cluster: Cluster, args: dict[str, Any], user_config: dict[str, 
     )
 
 
-def deploy(cluster: Cluster, config: dict, tmp_path: Path) -> None:
-    path = tmp_path / f"config-{time.monotonic_ns()}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    subprocess.run(
-        ["serve", "deploy", "--address", cluster.dashboard_url, str(path)], cwd=ROOT, check=True, capture_output=True
-    )
-
-
 def status(cluster: Cluster) -> dict:
     """``serve status`` as an operator runs it."""
     printed = subprocess.run(
@@ -100,25 +92,27 @@ def test_user_config_moves_default_thresholds_without_a_restart(
     cluster: Cluster, tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream
 ) -> None:
     args = fake_pair_args(strong, weak, routers={"mf": {"type": "mf", "default_threshold": 0.25}})
-    deploy(cluster, serve_config(cluster, args, None), tmp_path)
+    serve_deploy(cluster, serve_config(cluster, args, None), tmp_path)
     wait_until(lambda: app_status(cluster) == "RUNNING", "the application")
     replicas = router_actors()
     assert len(replicas) == 1
     assert route(cluster, "router-mf")["threshold"] == 0.25
 
-    deploy(cluster, serve_config(cluster, args, {"default_strong_percent": 30}), tmp_path)
+    serve_deploy(cluster, serve_config(cluster, args, {"default_strong_percent": 30}), tmp_path)
     expected = load_calibration(CHECKPOINT_DIR / "mf").threshold(30)  # type: ignore[union-attr]
     decision = wait_until(lambda: (d := route(cluster, "router-mf")).get("strong_percent") == 30 and d, "the update")
     assert decision["threshold"] == pytest.approx(expected)
     assert router_actors() == replicas, "the Router replica was restarted"
 
-    deploy(cluster, serve_config(cluster, args, {"default_threshold": 0.9}), tmp_path)
+    serve_deploy(cluster, serve_config(cluster, args, {"default_threshold": 0.9}), tmp_path)
     wait_until(lambda: route(cluster, "router-mf")["threshold"] == 0.9, "the second update")
     assert router_actors() == replicas
 
     # Two defaults at once: refused with the key's path; the service keeps answering with the
     # previous defaults on the same replica.
-    deploy(cluster, serve_config(cluster, args, {"default_threshold": 0.1, "default_strong_percent": 30}), tmp_path)
+    serve_deploy(
+        cluster, serve_config(cluster, args, {"default_threshold": 0.1, "default_strong_percent": 30}), tmp_path
+    )
     routers = wait_until(
         lambda: (h := get(cluster, "/health/routers")["mf"]).get("user_config_error") and h, "the refusal"
     )
@@ -174,12 +168,12 @@ def test_batching_follows_the_user_config_on_running_replicas(
     config = serve_config(cluster, fake_pair_args(strong, weak, routers={"mf": {"type": "mf"}}), None)
     (embedding,) = [d for d in config["applications"][0]["deployments"] if d["name"] == "Embedding"]
     embedding["user_config"] = {"max_batch_size": 1}
-    deploy(cluster, config, tmp_path)
+    serve_deploy(cluster, config, tmp_path)
     wait_until(lambda: app_status(cluster) == "RUNNING", "the application")
     assert batches_for(cluster, 16, at_least=16) == 16  # one forward pass per request
 
     embedding["user_config"] = {"max_batch_size": 16, "batch_wait_timeout_s": 0.5}
-    deploy(cluster, config, tmp_path)
+    serve_deploy(cluster, config, tmp_path)
     wait_until(lambda: app_status(cluster) == "RUNNING", "the update")
     assert batches_for(cluster, 16, at_least=1) < 8  # gathered: 16 requests in a few forward passes
 
@@ -210,7 +204,7 @@ def test_own_traffic_is_logged_labelled_retrained_evaluated_and_swapped_in(
     routers = {"mf": {"type": "mf", "share_control": "off"}}
     args = fake_pair_args(strong, weak, routers=routers, request_log={"directory": str(requests_dir)})
     config = serve_config(cluster, args, None)
-    deploy(cluster, config, tmp_path)
+    serve_deploy(cluster, config, tmp_path)
     wait_until(lambda: app_status(cluster) == "RUNNING", "the application")
 
     # 1. Traffic, logged by the ingress.
@@ -292,13 +286,13 @@ def swap_in(cluster: Cluster, config: dict, tmp_path: Path, new: Path) -> float:
     mf_deployment = next(d for d in config["applications"][0]["deployments"] if d["name"] == "Router-mf")
 
     mf_deployment["user_config"] = {"checkpoint": str(tmp_path / "missing")}
-    deploy(cluster, config, tmp_path)
+    serve_deploy(cluster, config, tmp_path)
     refused = wait_until(lambda: get(cluster, "/health/routers")["mf"].get("swap_error"), "the refusal")
     assert "does not exist" in refused and app_status(cluster) == "RUNNING"
     assert route_score(cluster, probe) == pytest.approx(old_score)
 
     mf_deployment["user_config"] = {"checkpoint": str(new)}
-    deploy(cluster, config, tmp_path)
+    serve_deploy(cluster, config, tmp_path)
     wait_until(lambda: abs(route_score(cluster, probe) - expected) < 1e-3, "the new checkpoint")
     # Its table came with it: the very next share-routed request uses it.
     shares_on_new(cluster, new, checkpoint_id(new))

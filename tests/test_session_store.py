@@ -16,11 +16,14 @@ import httpx
 import pytest
 
 from routing.config import load_app_config
+from routing.errors import InvalidRequest, ServiceUnavailable
 from routing.protocol import ChatCompletionRequest, RouteDecision
-from routing.serving.conversation import conversation_of
+from routing.serving.conversation import Hints, conversation_of
 from routing.serving.engine import RoutingEngine, in_process_engine
 from routing.serving.pins import Pin
 from routing.serving.request_log import read_request_log
+from routing.serving.responses.protocol import ResponsesRequest
+from routing.serving.responses.serving import ResponsesServing
 from routing.settings import ConfigError
 from testing.apps import fake_pair_args, graph_config
 from testing.cluster import deployed
@@ -109,6 +112,35 @@ def test_a_store_that_is_down_or_hangs_costs_the_pin_never_the_request(
         assert [decided for decided, _ in seen[state]] == ["fresh", "fresh"], seen  # answered, decided afresh
         assert all(cause in (error or "") for _, error in seen[state]), seen
     assert len(strong.requests()) + len(weak.requests()) == 12  # every request answered
+
+
+def test_a_stored_response_is_continued_on_another_replica_and_a_store_that_is_down_says_so(
+    server: RedisServer, strong: FakeUpstream, weak: FakeUpstream
+) -> None:
+    """The Responses API's stored conversations live in the shared store: a response created
+    through one ingress is continued through another, on its model; with the store down, a new
+    response is still answered and continuing one is a 503 that says why."""
+    first, second = (ResponsesServing(engine_on(server, strong, weak)) for _ in range(2))
+    caller = Hints(caller="key digest")
+
+    def asked(threshold: float, **fields: Any) -> ResponsesRequest:
+        return ResponsesRequest.model_validate({"model": f"router-mf-{threshold}", **fields})
+
+    async def scenario() -> None:
+        _, opened = await first.create(asked(0, input=HARD), caller)
+        outcome, continued = await second.create(asked(0.999, input="do it", previous_response_id=opened.id), caller)
+        assert (outcome.model, outcome.decision.decided) == ("big", "pinned")  # type: ignore[union-attr]
+        assert f"routellm:response:{opened.id}" in server.keys()
+        with pytest.raises(InvalidRequest, match="not found"):  # another caller's
+            await second.create(asked(0.999, input="do it", previous_response_id=opened.id), Hints(caller="other"))
+        server.kill()
+        outcome, unstored = await first.create(asked(0, input=HARD), caller)
+        assert outcome.model == "big" and unstored.output
+        with pytest.raises(ServiceUnavailable) as down:
+            await second.create(asked(0.999, input="more", previous_response_id=continued.id), caller)
+        assert down.value.code == "response_store_unavailable" and down.value.retry_after_s == 1
+
+    asyncio.run(scenario())
 
 
 def test_the_store_is_named_by_url_or_by_a_variable(strong: FakeUpstream, weak: FakeUpstream) -> None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from bench.reliability.apis import CHAT, MESSAGES, RESPONSES
 from bench.reliability.checks import keys_in_logs, request_id_round_trip, scrape_metrics
 from bench.reliability.outcomes import Tally
 from bench.reliability.scenarios import (
@@ -31,7 +32,13 @@ def every_scenario(requests: int, concurrency: int) -> Iterator[Callable[[Servic
         for fault in FAULTS:
             for stream in (False, True) if not fault.startswith("cut") else (True,):
                 yield lambda s, f=fault, w=failing, st=stream: one_upstream_failing(s, f, w, st, requests, concurrency)
-    yield lambda s: stream_cut_midway(s, requests, concurrency)
+    for api in (RESPONSES, MESSAGES):
+        for fault, stream in (("http_500", False), ("http_500", True), ("cut_before_first_token", True)):
+            yield lambda s, a=api, f=fault, st=stream: one_upstream_failing(
+                s, f, "strong", st, requests, concurrency, a
+            )
+    for api in (CHAT, RESPONSES, MESSAGES):
+        yield lambda s, a=api: stream_cut_midway(s, requests, concurrency, a)
     for fault in ("http_500", "hang", "refused"):
         for stream in (False, True):
             yield lambda s, f=fault, st=stream: both_down(s, f, st, requests, concurrency)

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.reliability.service import METRICS, Service, chat
+from bench.reliability.apis import chat
+from bench.reliability.service import METRICS, Service
 
 
 def scrape_metrics(service: Service, expected: tuple[str, ...] = METRICS, wait_s: float = 30.0) -> dict[str, float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import time
 from collections import Counter
@@ -13,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from bench.reliability.apis import CHAT, Api, sse_events
 from bench.reliability.service import Service
 
 
@@ -57,49 +57,34 @@ class Outcome:
     seconds: float
     failure: str | None = None  # "<status> <code>", "stream_error <code>" or "transport <exception>"
     fallback: str | None = None
-    problem: str | None = None  # a response that breaks the contract: not OpenAI's error shape, no [DONE]
+    problem: str | None = None  # a response that breaks the contract: not its API's error shape, an unended stream
 
 
-def _error_problem(response: httpx.Response) -> str | None:
-    """None when the body is OpenAI's error JSON, else what is wrong with it."""
-    try:
-        error = response.json()["error"]
-        assert isinstance(error["message"], str) and isinstance(error["type"], str)
-        assert set(error) == {"message", "type", "param", "code"}
-    except Exception:
-        return f"HTTP {response.status_code} without OpenAI's error shape: {response.text[:120]!r}"
-    return None
-
-
-async def send_one(client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str]) -> Outcome:
+async def send_one(
+    client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str], api: Api = CHAT
+) -> Outcome:
     started = time.monotonic()
     try:
         if not body.get("stream"):
-            response = await client.post("/v1/chat/completions", json=body, headers=headers)
-            return outcome_of(response, time.monotonic() - started)
-        async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
+            response = await client.post(api.path, json=body, headers=headers)
+            return outcome_of(response, time.monotonic() - started, api)
+        async with client.stream("POST", api.path, json=body, headers=headers) as response:
             if response.status_code != 200:
                 await response.aread()
-                return outcome_of(response, time.monotonic() - started)
-            events = [line[6:] async for line in response.aiter_lines() if line.startswith("data: ")]
-        seconds = time.monotonic() - started
-        fallback = response.headers.get("x-route-fallback")
-        errors = [json.loads(e)["error"] for e in events if e != "[DONE]" and "error" in json.loads(e)]
-        if errors:
-            return Outcome(seconds, f"stream_error {errors[0].get('code')}", fallback)
-        if events[-1:] != ["[DONE]"]:
-            return Outcome(seconds, "stream_error unterminated", fallback, "a stream ended without [DONE]")
-        return Outcome(seconds, None, fallback)
+                return outcome_of(response, time.monotonic() - started, api)
+            events = sse_events([line async for line in response.aiter_lines()])
+        failure, problem = api.stream_end(events)
+        return Outcome(time.monotonic() - started, failure, response.headers.get("x-route-fallback"), problem)
     except httpx.HTTPError as exc:
         return Outcome(time.monotonic() - started, f"transport {type(exc).__name__}")
 
 
-def outcome_of(response: httpx.Response, seconds: float) -> Outcome:
+def outcome_of(response: httpx.Response, seconds: float, api: Api = CHAT) -> Outcome:
     fallback = response.headers.get("x-route-fallback")
     if response.status_code == 200:
         return Outcome(seconds, None, fallback)
-    problem = _error_problem(response)
-    code = None if problem else response.json()["error"]["code"]
+    problem = api.error_problem(response)
+    code = None if problem else api.error_code(response.json())
     failure = f"{response.status_code} {code}"
     if response.status_code == 503 and "retry-after" not in response.headers:
         problem = problem or "a 503 without Retry-After"
@@ -113,15 +98,16 @@ async def load(
     concurrency: int,
     during: Callable[[], None] | None = None,
     during_at_s: float = 0.0,
+    api: Api = CHAT,
 ) -> Tally:
-    """Sends ``bodies`` with ``concurrency`` in flight; ``during`` runs once, ``during_at_s`` in."""
+    """Sends ``bodies`` to ``api`` with ``concurrency`` in flight; ``during`` runs once, ``during_at_s`` in."""
     tally, queue = Tally(scenario), list(enumerate(bodies))
     async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
 
         async def worker() -> None:
             while queue:
                 _, body = queue.pop(0)
-                tally.add(await send_one(client, body, service.headers()))
+                tally.add(await send_one(client, body, service.headers(), api))
 
         async def disrupt() -> None:
             if during is not None:

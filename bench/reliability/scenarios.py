@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import psutil
 
+from bench.reliability.apis import APIS, CHAT, Api, api_at, chat
 from bench.reliability.outcomes import Outcome, Tally, load, outcome_of
-from bench.reliability.service import TO_STRONG, TO_WEAK, Service, chat
+from bench.reliability.service import TO_STRONG, TO_WEAK, Service
 
 # fault name → how the failing upstream misbehaves (None: its process is stopped, connections refused)
 FAULTS: dict[str, dict[str, Any] | None] = {
@@ -29,7 +30,7 @@ FAULTS: dict[str, dict[str, Any] | None] = {
 
 
 def one_upstream_failing(
-    service: Service, fault: str, failing: str, stream: bool, requests: int, concurrency: int
+    service: Service, fault: str, failing: str, stream: bool, requests: int, concurrency: int, api: Api = CHAT
 ) -> Tally:
     """The router's choice fails in one way, the other model is healthy."""
     service.reset()
@@ -40,15 +41,20 @@ def one_upstream_failing(
     else:
         upstream.behave(**behaviour)
     model = TO_STRONG if failing == "strong" else TO_WEAK
-    name = f"{failing} {fault} ({'stream' if stream else 'complete'})"
-    return asyncio.run(load(service, name, [chat(model, stream)] * requests, concurrency))
+    name = f"{_on(api)}{failing} {fault} ({'stream' if stream else 'complete'})"
+    return asyncio.run(load(service, name, [api.body(model, stream)] * requests, concurrency, api=api))
 
 
-def stream_cut_midway(service: Service, requests: int, concurrency: int) -> Tally:
-    """Bytes already sent: no switch, the stream ends with an error event instead."""
+def stream_cut_midway(service: Service, requests: int, concurrency: int, api: Api = CHAT) -> Tally:
+    """Bytes already sent: no switch, the stream ends with an error event (in the API's shape) instead."""
     service.reset()
     service.strong.behave("cut", chunks=4, cut_after=2)
-    return asyncio.run(load(service, "strong cut mid-stream (stream)", [chat(TO_STRONG, True)] * requests, concurrency))
+    bodies = [api.body(TO_STRONG, True)] * requests
+    return asyncio.run(load(service, f"{_on(api)}strong cut mid-stream (stream)", bodies, concurrency, api=api))
+
+
+def _on(api: Api) -> str:
+    return "" if api is CHAT else f"{api.path}: "
 
 
 def both_down(service: Service, fault: str, stream: bool, requests: int, concurrency: int) -> Tally:
@@ -174,11 +180,44 @@ def _malformed_corpus() -> list[tuple[str, dict[str, str], bytes, str]]:
     return cases
 
 
-MALFORMED_CORPUS = _malformed_corpus()
+def _other_apis_corpus() -> list[tuple[str, dict[str, str], bytes, str]]:
+    """The Responses and Messages APIs' own malformed requests (each answered in its API's shape)."""
+    responses, messages = APIS["responses"], APIS["messages"]
+
+    def to(api: Api, **changes: Any) -> bytes:
+        return json.dumps({**api.body("router-mf-0.5"), **changes}).encode()
+
+    cases = [
+        (f"{api.path}: {case}", {}, content, api.path)
+        for api in (responses, messages)
+        for case, content in [
+            ("not JSON", b"{"),
+            ("no model", json.dumps({k: v for k, v in api.body("m").items() if k != "model"}).encode()),
+            ("unknown field", to(api, foo="bar")),
+            ("unknown model", to(api, model="gpt-unknown")),
+            ("stream is a string", to(api, stream="yes")),
+            ("unpaired surrogate", to(api, model="router-mf-\udfff")),
+        ]
+    ]
+    own: list[tuple[Api, str, bytes, dict[str, str]]] = [
+        (responses, "unknown item", to(responses, input=[{"type": "item_reference", "id": "x"}]), {}),
+        (responses, "hosted tool", to(responses, tools=[{"type": "web_search"}]), {}),
+        (responses, "unknown previous response", to(responses, previous_response_id="resp_none"), {}),
+        (responses, "background", to(responses, background=True), {}),
+        (messages, "no max_tokens", to(messages, max_tokens=None), {}),
+        (messages, "system role", to(messages, messages=[{"role": "system", "content": "x"}]), {}),
+        (messages, "server tool", to(messages, tools=[{"type": "web_search_20250305"}]), {}),
+        (messages, "unknown block", to(messages, messages=[{"role": "user", "content": [{"type": "video"}]}]), {}),
+        (messages, "bad version", to(messages), {"anthropic-version": "june"}),
+    ]
+    return cases + [(f"{api.path}: {case}", headers, content, api.path) for api, case, content, headers in own]
+
+
+MALFORMED_CORPUS = _malformed_corpus() + _other_apis_corpus()
 
 
 def malformed_requests(service: Service) -> Tally:
-    """Every case a 4xx in OpenAI's error shape; afterwards the service still answers."""
+    """Every case a 4xx in its API's error shape; afterwards the service still answers."""
     service.reset()
     tally = Tally(f"malformed requests ({len(MALFORMED_CORPUS)} kinds)")
     with httpx.Client(base_url=service.url, timeout=60) as client:
@@ -193,7 +232,7 @@ def malformed_requests(service: Service) -> Tally:
             except httpx.HTTPError as exc:
                 tally.add(Outcome(time.monotonic() - started, f"transport {type(exc).__name__}", problem=case))
                 continue
-            outcome = outcome_of(response, time.monotonic() - started)
+            outcome = outcome_of(response, time.monotonic() - started, api_at(path))
             if not 400 <= response.status_code < 500:
                 outcome.problem = f"{case}: HTTP {response.status_code}"
             elif outcome.problem:
@@ -219,14 +258,19 @@ def unauthenticated(service: Service) -> Tally:
         {"authorization": f"Bearer {service.api_key}x"},
         {"authorization": f"Bearer {service.api_key[:-1]}"},
         {"authorization": "Bearer"},
-        {"x-api-key": service.api_key},
+        {"x-api-key": "sk-wrong"},
+        {"x-api-key": f"{service.api_key}x"},
+    ]
+    paths = [(api.path, "POST", api) for api in APIS.values()] + [
+        ("/v1/models", "GET", CHAT),
+        ("/v1/route", "POST", CHAT),
     ]
     with httpx.Client(base_url=service.url, timeout=30) as client:
         for headers in variants:
-            for path, method in (("/v1/chat/completions", "POST"), ("/v1/models", "GET"), ("/v1/route", "POST")):
+            for path, method, api in paths:
                 started = time.monotonic()
-                response = client.request(method, path, json=chat("router-mf-0.5"), headers=headers)
-                outcome = outcome_of(response, time.monotonic() - started)
+                response = client.request(method, path, json=api.body("router-mf-0.5"), headers=headers)
+                outcome = outcome_of(response, time.monotonic() - started, api)
                 if response.status_code != 401:
                     outcome.problem = f"{path} with {sorted(headers)}: HTTP {response.status_code}"
                 tally.add(outcome)

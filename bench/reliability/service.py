@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import yaml
 
+from bench.reliability.apis import chat
 from testing import ROOT
 from testing.apps import on_fake
 from testing.cluster import deployed
@@ -24,7 +25,6 @@ LIMITS = {"connect_s": 1.0, "first_token_s": 1.0, "total_s": 2.0}
 RETRY = {"max_retries": 2, "backoff_initial_s": 0.02, "backoff_max_s": 0.2}
 BREAKER = {"failure_threshold": 5, "cooldown_s": 1.0}
 TO_STRONG, TO_WEAK = "router-random-0", "router-random-1"  # random scores are in [0, 1)
-PROMPT = "Explain the difference between a process and a thread."
 METRICS = (
     "ray_routellm_decisions_total",
     "ray_routellm_router_score",
@@ -40,10 +40,6 @@ METRICS = (
 )
 # Counted only when a replica dies with a routing step in flight, which a kill does not always catch.
 ROUTING_RETRIES = "ray_routellm_routing_retries_total"
-
-
-def chat(model: str, stream: bool = False, **fields: Any) -> dict[str, Any]:
-    return {"model": model, "stream": stream, "messages": [{"role": "user", "content": PROMPT}], **fields}
 
 
 @dataclass

@@ -59,16 +59,18 @@ class ApiKeys:
             "which anyone may know and which is refused: replace it with a key of your own"
         )
 
-    def check(self, authorization: str | None) -> None:
-        """Raises :class:`Unauthorized` unless the header carries a configured key."""
+    def check(self, authorization: str | None, api_key: str | None = None) -> None:
+        """Raises :class:`Unauthorized` unless the ``Authorization`` header's bearer token, or
+        else the ``x-api-key`` header (as Anthropic's clients send it), is a configured key."""
         if not self._keys:
             return
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_key(authorization) or (api_key or "").strip()
+        if not token:
             raise Unauthorized(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (or 'x-api-key: <key>').",
+                code="missing_api_key",
             )
-        given = token.strip().encode()
+        given = token.encode()
         # Compared with every key, in constant time each, so the answer's timing tells nothing.
         matched = False
         for key in self._keys:
@@ -79,3 +81,9 @@ class ApiKeys:
             raise Unauthorized(
                 "This API key is published and refused; the service needs a key of its own.", code="invalid_api_key"
             )
+
+
+def bearer_key(authorization: str | None) -> str | None:
+    """The key in an ``Authorization: Bearer <key>`` header, if it holds one."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None

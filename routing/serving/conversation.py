@@ -14,7 +14,7 @@ from routing.routers.conversation_settings import Scored, Stickiness
 
 SESSION_HEADER = "x-session-id"
 STICKINESS_HEADER = "x-route-stickiness"  # a request's own stickiness, e.g. off to be decided alone
-SessionSource = Literal["header", "metadata", "prompt_cache_key", "user", "conversation"]
+SessionSource = Literal["header", "conversation_id", "metadata", "prompt_cache_key", "user", "conversation"]
 METADATA_KEYS = ("session_id", "conversation_id")  # metadata entries that name a conversation
 MAX_SHOWN_ID = 128  # a longer id (or one that is not plain text) is shown by its digest
 
@@ -38,6 +38,16 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class Hints:
+    """What a request says of its conversation outside its body: its ``x-session-id`` header, who
+    sent it (a digest of its key), and its ``x-route-stickiness`` header."""
+
+    session: str | None = None
+    caller: str | None = None
+    stickiness: str | None = None
+
+
+@dataclass(frozen=True)
 class ConversationRef:
     """``stickiness``: the request's own, overriding its router's (None: the router's)."""
 
@@ -52,18 +62,23 @@ def turn_of(messages: Sequence[ChatMessage]) -> Turn:
     return Turn(sum(m.role == "user" for m in messages), tool_result)
 
 
-def session_of(request: ChatCompletionRequest, header: str | None = None, caller: str | None = None) -> Session:
-    """The conversation ``request`` belongs to: the ``x-session-id`` header, else an id the body
-    carries (``metadata.session_id`` or ``conversation_id``, then ``prompt_cache_key``), else the
-    ``user`` with the conversation's opening, else the opening alone (its system prompt and first
-    user turn). ``caller``: who sent it (a digest of its key): callers never share a pin."""
+def session_of(
+    request: ChatCompletionRequest, header: str | None = None, caller: str | None = None, named: str | None = None
+) -> Session:
+    """The conversation ``request`` belongs to: the ``x-session-id`` header, else the conversation
+    its API names (``named``: the Responses API's ``conversation``), else an id the body carries
+    (``metadata.session_id`` or ``conversation_id``, then ``prompt_cache_key``), else the ``user``
+    with the conversation's opening, else the opening alone (its system prompt and first user
+    turn). ``caller``: who sent it (a digest of its key): callers never share a pin."""
     metadata = request.metadata or {}
-    named = next((metadata[k] for k in METADATA_KEYS if metadata.get(k)), None)
+    in_metadata = next((metadata[k] for k in METADATA_KEYS if metadata.get(k)), None)
     found: tuple[SessionSource, str] | None = (
         ("header", header)
         if header
-        else ("metadata", named)
+        else ("conversation_id", named)
         if named
+        else ("metadata", in_metadata)
+        if in_metadata
         else ("prompt_cache_key", request.prompt_cache_key)
         if request.prompt_cache_key
         else None
@@ -81,15 +96,17 @@ def conversation_of(
     header: str | None = None,
     caller: str | None = None,
     stickiness: str | None = None,
+    named: str | None = None,
 ) -> ConversationRef:
-    """``stickiness``: the ``x-route-stickiness`` header, if the request sent one."""
+    """``stickiness``: the ``x-route-stickiness`` header, if the request sent one; ``named``: the
+    conversation the request's API names."""
     if stickiness is not None and stickiness not in get_args(Stickiness):
         raise InvalidRequest(
             f"x-route-stickiness: '{stickiness}' is not one of {', '.join(get_args(Stickiness))}",
             param=STICKINESS_HEADER,
         )
     chosen = cast(Stickiness | None, stickiness)
-    return ConversationRef(session_of(request, header, caller), turn_of(request.messages), chosen)
+    return ConversationRef(session_of(request, header, caller, named), turn_of(request.messages), chosen)
 
 
 def _opening(messages: Sequence[ChatMessage]) -> tuple[str, str]:

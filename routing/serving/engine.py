@@ -36,10 +36,11 @@ from routing.protocol import (
 )
 from routing.routers.kinds import KINDS
 from routing.serving.conversation import ConversationRef, scored_text
+from routing.serving.kv_store import open_stores
 from routing.serving.live_router import LiveRouter, Ranking, RankQuery, RouterState
 from routing.serving.request_log import RequestLog
 from routing.serving.resilience import ResilientUpstream, close_stream, upstream_order
-from routing.serving.sessions import Looked, Sessions, pin_store
+from routing.serving.sessions import Looked, Sessions
 from routing.serving.telemetry import NO_TELEMETRY, CandidateChoice, Telemetry, cost_of
 from routing.serving.validation import check_limits
 from routing.upstreams import ChatBackend, close_connections, make_backend
@@ -110,7 +111,8 @@ class RoutingEngine:
         self.candidates = {name: config.candidates(name) for name in config.routers}
         self.reads_embeddings = {name for name, router in config.routers.items() if KINDS.of(router).needs_embeddings}
         self.request_log = RequestLog(config.request_log) if config.request_log else None
-        self.sessions = Sessions(pin_store(config.sessions), telemetry)
+        self.stores = open_stores(config.sessions)
+        self.sessions = Sessions(self.stores.pins, telemetry)
 
     async def router_states(
         self, names: Sequence[str] | None = None, timeout_s: float = 5.0
@@ -359,7 +361,7 @@ class RoutingEngine:
         """Closes what the engine holds open: upstream, embedding and session store connections,
         the request log."""
         await close_connections(*(u.backend for u in self.upstreams.values()), self.embedder)
-        await self.sessions.store.aclose()
+        await self.stores.aclose()
         if self.request_log is not None:
             await asyncio.to_thread(self.request_log.close)
 

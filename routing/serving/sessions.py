@@ -18,11 +18,9 @@ from typing import Literal
 from routing.protocol import RouteDecision
 from routing.routers.conversation_settings import Stickiness
 from routing.serving.conversation import ConversationRef
-from routing.serving.pins import MemoryPins, Pin, PinStore, PinStoreError
-from routing.serving.redis_pins import RedisPins
+from routing.serving.kv_store import KeyValues, StoreError
+from routing.serving.pins import Pin
 from routing.serving.telemetry import Telemetry
-from routing.session_settings import SessionStore
-from routing.settings import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +59,9 @@ def verdict(stickiness: Stickiness, pin: Pin | None, conversation: ConversationR
     return "fresh" if stickiness == "on_user_turn" else "escalate"
 
 
-def pin_store(config: SessionStore) -> PinStore:
-    if config.store == "memory":
-        return MemoryPins(config)
-    if config.url is None:
-        raise ConfigError(f"sessions.url_env: the variable '{config.url_env}' that holds the store's url is not set")
-    return RedisPins(config)
-
-
 class Sessions:
-    def __init__(self, store: PinStore, telemetry: Telemetry) -> None:
-        self.store = store
+    def __init__(self, pins: KeyValues, telemetry: Telemetry) -> None:
+        self.pins = pins
         self.telemetry = telemetry
 
     async def look_up(
@@ -82,8 +72,9 @@ class Sessions:
         if conversation is None or stickiness == "off":
             return None
         try:
-            pin = await self.store.get(router, conversation.session.key)
-        except PinStoreError as exc:
+            stored = await self.pins.get(_pin_key(router, conversation.session.key))
+            pin = None if stored is None else Pin.from_json(stored)
+        except StoreError as exc:
             self.telemetry.session_store_error("get")
             return Looked(conversation, None, "fresh", str(exc))
         if pin is not None and pin.key not in keys:
@@ -94,10 +85,17 @@ class Sessions:
         """Pins what answered ``looked``'s request: ``key``, by ``decision``."""
         if looked is None or decision is None:
             return
+        if looked.pin is not None and looked.pin.key == key and decision.decided in ("pinned", "inherited"):
+            return  # held as it was: reading it renewed its expiry
         try:
-            await self.store.put(decision.router, looked.conversation.session.key, Pin(key=key, decision=decision))
-        except PinStoreError as exc:  # the answer is on its way: only the pin is lost
+            pin = Pin(key=key, decision=decision)
+            await self.pins.put(_pin_key(decision.router, looked.conversation.session.key), pin.to_json())
+        except StoreError as exc:  # the answer is on its way: only the pin is lost
             self.telemetry.session_store_error("put")
             logger.warning("a conversation's pin was not stored: %s", exc)
             return
-        self.telemetry.pins(self.store.size())
+        self.telemetry.pins(self.pins.size())
+
+
+def _pin_key(router: str, session: str) -> str:
+    return f"{router}:{session}"
