@@ -183,10 +183,11 @@ def test_the_unknown_key_check_finds_a_misspelling() -> None:
 
 def placements(config: dict[str, Any]) -> dict[str, Any]:
     """Takes what a profile may place differently out of a serve config: the host, the clients'
-    keys and each deployment's ray_actor_options; returns the latter by deployment."""
+    keys, the session store and each deployment's ray_actor_options; returns the latter by deployment."""
     config["http_options"].pop("host")
     (application,) = config["applications"]
     application["args"].pop("auth", None)
+    application["args"].pop("sessions", None)
     return {d["name"]: d.pop("ray_actor_options") for d in application["deployments"]}
 
 
@@ -194,6 +195,7 @@ def test_the_cpu_profile_is_the_default_config_on_a_pod() -> None:
     default, cpu = yaml.safe_load((ROOT / "serve_config.yaml").read_text()), serve_config_v2("cpu")
     assert cpu["http_options"]["host"] == "0.0.0.0"
     assert cpu["applications"][0]["args"]["auth"] == {"api_keys_file": "/etc/routellm/api-keys"}
+    assert cpu["applications"][0]["args"]["sessions"] == {"store": "redis", "url": "redis://routellm-sessions:6379/0"}
     assert placements(default) == placements(cpu) and default == cpu
 
 
@@ -240,6 +242,14 @@ def test_the_facts_of_every_profile(profile: str) -> None:
             assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": 8000}, name
     (config_map,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "routellm-serve-env"]
     assert config_map["data"] == SERVE_ENV
+    # The ingress replicas share the session store the profile runs, at the Service's name and port.
+    sessions = serve_config_v2(profile)["applications"][0]["args"]["sessions"]
+    (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "routellm-sessions"]
+    assert sessions["url"] == f"redis://routellm-sessions:{service['spec']['ports'][0]['port']}/0"
+    (store,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "routellm-sessions"]
+    (container,) = store["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+    assert "volumes" not in store["spec"]["template"]["spec"], "the store keeps nothing on disk"
 
 
 def gib(quantity: str) -> float:
@@ -251,13 +261,16 @@ def cpus(quantity: str) -> float:
 
 
 def test_the_cpu_profile_fits_three_4_cpu_16_gib_nodes() -> None:
-    """The head with KubeRay's autoscaler beside it on one node, each worker the group may grow to
-    on one of the others; and the deployments at their minimum replicas within the first worker."""
+    """The head with KubeRay's autoscaler and the session store beside it on one node, each worker
+    the group may grow to on one of the others; and the deployments at their minimum replicas
+    within the first worker."""
     cluster = rayservice("cpu")["spec"]["rayClusterConfig"]
     autoscaler = cluster["autoscalerOptions"]["resources"]["requests"]
     (head,) = cluster["headGroupSpec"]["template"]["spec"]["containers"]
-    head_cpus = cpus(head["resources"]["requests"]["cpu"]) + cpus(autoscaler["cpu"])
-    head_gib = gib(head["resources"]["requests"]["memory"]) + gib(autoscaler["memory"])
+    (store,) = [d for d in rendered("overlays/cpu") if d["kind"] == "Deployment"]
+    sessions = store["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+    head_cpus = cpus(head["resources"]["requests"]["cpu"]) + cpus(autoscaler["cpu"]) + cpus(sessions["cpu"])
+    head_gib = gib(head["resources"]["requests"]["memory"]) + gib(autoscaler["memory"]) + gib(sessions["memory"])
     assert head_cpus <= NODE_CPUS and head_gib <= NODE_GIB
     (group,) = cluster["workerGroupSpecs"]
     (worker,) = group["template"]["spec"]["containers"]
