@@ -29,7 +29,8 @@ from routing.protocol import ChatMessage
 from routing.routers.conversation_settings import Scored
 from routing.routers.kind import DEFAULT_STRONG_PERCENT
 from routing.serving.conversation import scored_text
-from routing.serving.engine import RoutingEngine, in_process_engine
+from routing.serving.engine import RoutingEngine
+from routing.serving.in_process import in_process_engine
 from testing import ROOT
 from testing.apps import shipped_config
 

@@ -17,7 +17,7 @@ request, and a router scores real batches (the Embedding and Router replicas cou
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from ray.exceptions import RayActorError, RayTaskError
@@ -29,6 +29,7 @@ from routing.errors import InvalidRequest, RoutingUnavailable, ServiceError, Ser
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from routing.serving.batching import AdaptiveBatcher
 from routing.serving.live_router import Ranking, RankQuery, RouterState
+from routing.upstreams.config import NativeApi
 
 T = TypeVar("T")
 
@@ -125,9 +126,20 @@ class HandleBackend:
         return await _call(self.handle.complete.remote(request), self._lost)
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        async for chunk in self._streamed(self.handle.options(stream=True).stream.remote(request)):
+            yield chunk
+
+    async def native(self, api: NativeApi, body: dict[str, Any]) -> dict[str, Any]:
+        return await _call(self.handle.native.remote(api, body), self._lost)
+
+    async def native_stream(self, api: NativeApi, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        async for event in self._streamed(self.handle.options(stream=True).native_stream.remote(api, body)):
+            yield event
+
+    async def _streamed(self, items: Any) -> AsyncIterator[Any]:
         try:
-            async for chunk in self.handle.options(stream=True).stream.remote(request):
-                yield chunk
+            async for item in items:
+                yield item
         except Exception as exc:
             translated = _translated(exc, self._lost)
             if translated is exc:

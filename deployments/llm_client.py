@@ -1,17 +1,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from ray import serve
 
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from routing.upstreams import make_backend
-from routing.upstreams.config import Upstream
+from routing.upstreams.config import NativeApi, Upstream
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
 class LLMClient:
-    """One upstream model: an OpenAI-compatible API client, or a local model generating here."""
+    """One upstream model: an OpenAI-compatible or Anthropic API client, or a local model generating here."""
 
     def __init__(self, config: Upstream) -> None:
         self.backend = make_backend(config)
@@ -33,3 +34,11 @@ class LLMClient:
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         async for chunk in self.backend.stream(request):
             yield chunk
+
+    async def native(self, api: NativeApi, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` passed through to the upstream's own API (one it speaks)."""
+        return await self.backend.native(api, body)
+
+    async def native_stream(self, api: NativeApi, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        async for event in self.backend.native_stream(api, body):
+            yield event

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel
 
 from deployments.openai_http import MESSAGES_PATH, IngressState, hints_of, log_outcome, openai_app
 from routing.errors import InvalidRequest
@@ -29,9 +28,9 @@ B = TypeVar("B", contravariant=True)
 
 
 class FrontDoor(Protocol[B]):
-    async def create(self, request: B, hints: Hints) -> tuple[Outcome, BaseModel]: ...
+    async def create(self, request: B, raw: dict[str, Any], hints: Hints) -> tuple[Outcome, dict[str, Any]]: ...
 
-    async def stream(self, request: B, hints: Hints) -> tuple[Outcome, AsyncIterator[str]]: ...
+    async def stream(self, request: B, raw: dict[str, Any], hints: Hints) -> tuple[Outcome, AsyncIterator[str]]: ...
 
 
 def service_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
@@ -53,13 +52,14 @@ def service_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
 
 
 async def answer(door: FrontDoor[B], body: B, stream: bool, request: Request) -> Response:
-    """The front door's answer, whole or as its event stream, with the routing headers."""
-    hints = hints_of(request)
+    """The front door's answer, whole or as its event stream, with the routing headers. The body
+    as it came (already read, and valid) goes along for an upstream that takes it unchanged."""
+    hints, raw = hints_of(request), await request.json()
     if stream:
-        outcome, events = await door.stream(body, hints)
+        outcome, events = await door.stream(body, raw, hints)
         log_outcome(outcome)
         headers = route_headers(outcome) | {"cache-control": "no-cache"}
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
-    outcome, whole = await door.create(body, hints)
+    outcome, whole = await door.create(body, raw, hints)
     log_outcome(outcome)
-    return JSONResponse(whole.model_dump(mode="json"), headers=route_headers(outcome))
+    return JSONResponse(whole, headers=route_headers(outcome))

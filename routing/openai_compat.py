@@ -37,11 +37,12 @@ def async_client(
     )
 
 
-def upstream_error(exc: Exception, model: str) -> UpstreamError:
-    """The service error to raise for a failed call to ``model``."""
-    if isinstance(exc, openai.APITimeoutError):
+def upstream_error(exc: Exception, model: str, sdk: ModuleType = openai) -> UpstreamError:
+    """The service error to raise for a failed call to ``model`` made with ``sdk`` (``openai``, or
+    ``anthropic``, whose errors have the same classes)."""
+    if isinstance(exc, sdk.APITimeoutError):
         return UpstreamTimeout(f"model '{model}' timed out", model=model)
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, sdk.APIStatusError):
         detail = error_detail(exc)
         status = exc.status_code
         if status in CLIENT_FAULT_STATUSES:
@@ -56,11 +57,11 @@ def upstream_error(exc: Exception, model: str) -> UpstreamError:
             retriable=status in RETRIABLE_STATUSES or status >= 500,
             retry_after_s=_retry_after(exc.response),
         )
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, sdk.APIConnectionError):
         return UpstreamError(
             f"model '{model}' is unreachable: {exc}", model=model, reason="upstream_unreachable", retriable=True
         )
-    if isinstance(exc, (openai.APIResponseValidationError, ValueError)):  # pydantic's errors are ValueErrors
+    if isinstance(exc, (sdk.APIResponseValidationError, ValueError)):  # pydantic's errors are ValueErrors
         return UpstreamError(f"model '{model}' sent a malformed response", model=model, reason="upstream_malformed")
     return UpstreamError(f"model '{model}' failed: {type(exc).__name__}", model=model)
 
@@ -75,8 +76,9 @@ def _retry_after(response: Any) -> float | None:
     return seconds if seconds is not None and 0 <= seconds < 86400 else None
 
 
-def error_detail(exc: openai.APIStatusError) -> str:
-    """What the upstream's error body says, as OpenAI's error JSON carries it (at most 500 characters)."""
+def error_detail(exc: Any) -> str:
+    """What the upstream's error body says, as OpenAI's (or Anthropic's) error JSON carries it (at
+    most 500 characters); ``exc``: either SDK's ``APIStatusError``."""
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)

@@ -1,6 +1,6 @@
 """A small OpenAI-compatible server standing in for an upstream LLM API in tests.
 
-Run as its own process: ``python testing/fake_upstream.py --name strong [--port N] [--api-key K]``.
+Run as its own process: ``python -m testing.fake_upstream --name strong [--port N] [--api-key K]``.
 It binds a free port (or N) on 127.0.0.1 and prints ``PORT <n>`` on its first line; with an API
 key, every ``/v1/`` request without ``Authorization: Bearer K`` is answered 401 as OpenAI answers
 a wrong key. :class:`FakeUpstream` starts one and steers it over HTTP:
@@ -25,7 +25,8 @@ message (``"<name> answer <hash>"``), the same whatever the order of requests; w
 with ``"answer": "oracle"`` it judges like one that knows the outcome: ``"winners"`` maps a
 question to ``strong``, ``weak`` or ``tie`` (others: ``"default"``, a tie unless set), and the
 answer whose text starts with that upstream's name (``"strong answer …"``) wins.
-``/v1/embeddings`` returns deterministic unit vectors.
+``/v1/embeddings`` returns deterministic unit vectors. The server also speaks Anthropic's Messages
+API and OpenAI's Responses API (:mod:`testing.fake_native`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
+from testing.fake_native import add_native_apis
+
 
 class FakeUpstream:
     """A running fake upstream process, steered over HTTP."""
@@ -63,7 +66,8 @@ class FakeUpstream:
     def _spawn(self) -> None:
         key = ["--api-key", self.api_key] if self.api_key else []
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--name", self.name, "--port", str(self.port), *key],
+            [sys.executable, "-m", "testing.fake_upstream", "--name", self.name, "--port", str(self.port), *key],
+            cwd=Path(__file__).resolve().parent.parent,
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -180,6 +184,8 @@ def create_app(name: str, api_key: str | None = None) -> FastAPI:
         if behaviour.get("record", True):
             state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
         return body, behaviour, await misbehave(behaviour)
+
+    add_native_apis(app, name, state, admitted)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:

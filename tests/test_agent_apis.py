@@ -20,6 +20,7 @@ import pytest
 
 from routing.resources import CHECKPOINT_DIR
 from routing.serving.live_router import checkpoint_id
+from testing import cluster as clusters
 from testing.apps import fake_pair_args, graph_config
 from testing.cluster import Cluster, for_serve_deploy, serve_deploy, wait_until_healthy
 from testing.fake_upstream import FakeUpstream
@@ -180,3 +181,34 @@ def test_agent_loops_keep_their_model_through_every_api_while_threshold_and_chec
     for api, turns in loops(cluster.url, "alone").items():
         answered = [turn(threshold, alone)[0] for turn, threshold in zip(turns, [0, 1, 1], strict=True)]
         assert answered == ["big", "small", "small"], api
+
+
+def test_requests_pass_through_the_graph_to_upstreams_that_speak_their_api(
+    strong: FakeUpstream, weak: FakeUpstream
+) -> None:
+    """On a running graph, through the LLM client replicas: a Messages request to an Anthropic
+    upstream and a Responses request to one that speaks Responses go as they came, plain and
+    streamed; a chat completion to the Anthropic upstream is translated."""
+    args = fake_pair_args(strong, weak, routers={"random": {"type": "random"}})
+    args["upstreams"]["strong"] = {"backend": "anthropic", "model": "big", "base_url": strong.url}
+    args["upstreams"]["weak"] |= {"responses_api": True}
+    with clusters.in_process(args) as running:
+        messages = anthropic.Anthropic(base_url=running.url, api_key="none", max_retries=0, timeout=60)
+        said = messages.messages.create(
+            model="router-random-0", max_tokens=64, messages=[{"role": "user", "content": HARD}]
+        )
+        with messages.messages.stream(
+            model="router-random-0", max_tokens=64, messages=[{"role": "user", "content": HARD}]
+        ) as events:
+            streamed = events.get_final_message()
+        assert (said.id, streamed.id) == ("msg_strong_1", "msg_strong_2")  # the upstream's own messages
+        responses = openai.OpenAI(base_url=f"{running.url}/v1", api_key="none", max_retries=0, timeout=60)
+        first = responses.responses.create(model="router-random-1", input=HARD)
+        more = responses.responses.create(
+            model="router-random-1", input="more", previous_response_id=first.id, stream=True
+        )
+        done = [e for e in more if e.type == "response.completed"]
+        assert first.id == "resp_weak_1" and done[0].response.id == "resp_weak_2"
+        assert weak.requests()[-1]["body"]["previous_response_id"] == "resp_weak_1"
+        chat = responses.chat.completions.create(model="router-random-0", messages=[{"role": "user", "content": HARD}])
+        assert chat.choices[0].message.content == "strong answer #3" and "system" not in strong.requests()[-1]["body"]

@@ -20,8 +20,8 @@ from routing.model_names import RouterAlias, parse_router_alias
 from routing.offline.commands.prompts import read_prompts
 from routing.protocol import ChatCompletionRequest, ChatMessage
 from routing.resources import CHECKPOINT_DIR
-from routing.serving.engine import in_process_engine
 from routing.serving.headers import route_headers
+from routing.serving.in_process import in_process_engine
 from routing.upstreams.config import Price
 from testing import ROOT
 from testing.apps import fake_pair_args

@@ -21,7 +21,7 @@ from routing.protocol import ChatMessage
 from routing.resources import CHECKPOINT_DIR
 from routing.routers.checkpoint import CheckpointError
 from routing.routers.kind import RouterDefaults
-from routing.serving.engine import in_process_engine
+from routing.serving.in_process import in_process_engine
 from routing.serving.preflight import check_routers
 from routing.settings import ConfigError
 from testing import ROOT

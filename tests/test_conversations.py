@@ -17,7 +17,8 @@ from routing.errors import InvalidRequest
 from routing.protocol import ChatCompletionRequest, ChatMessage
 from routing.resources import CHECKPOINT_DIR
 from routing.serving.conversation import conversation_of, scored_text, session_of, turn_of
-from routing.serving.engine import RoutingEngine, in_process_engine
+from routing.serving.engine import RoutingEngine
+from routing.serving.in_process import in_process_engine
 from routing.serving.kv_store import MemoryKeyValues
 from routing.serving.live_router import checkpoint_id
 from testing.apps import fake_pair_args

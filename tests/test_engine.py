@@ -10,7 +10,8 @@ import pytest
 from routing.config import load_app_config
 from routing.errors import ModelNotFound, UpstreamUnconfigured
 from routing.protocol import ChatCompletionRequest
-from routing.serving.engine import RoutingEngine, in_process_engine
+from routing.serving.engine import RoutingEngine
+from routing.serving.in_process import in_process_engine
 from testing.apps import fake_pair_args
 from testing.fake_upstream import FakeUpstream
 

@@ -14,7 +14,7 @@ import pytest
 from deployments.openai_http import IngressState, openai_app
 from routing.config import AuthConfig, load_app_config
 from routing.serving.auth import ApiKeys
-from routing.serving.engine import in_process_engine
+from routing.serving.in_process import in_process_engine
 from testing.apps import fake_pair_args
 from testing.fake_upstream import FakeUpstream
 

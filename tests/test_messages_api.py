@@ -17,7 +17,7 @@ from deployments.openai_http import IngressState
 from deployments.service_app import service_app
 from routing.config import load_app_config
 from routing.serving.auth import ApiKeys
-from routing.serving.engine import in_process_engine
+from routing.serving.in_process import in_process_engine
 from testing.apps import fake_pair_args
 from testing.fake_upstream import FakeUpstream
 from testing.local_server import serving

@@ -19,7 +19,8 @@ from routing.config import load_app_config
 from routing.offline.commands.prompts import read_prompts
 from routing.offline.data.files import DataFileError
 from routing.protocol import ChatCompletionRequest
-from routing.serving.engine import RoutingEngine, in_process_engine
+from routing.serving.engine import RoutingEngine
+from routing.serving.in_process import in_process_engine
 from routing.serving.request_log import RequestRecord, read_request_log
 from routing.settings import ConfigError
 from testing.apps import fake_pair_args
@@ -215,7 +216,7 @@ def test_a_failing_disk_costs_the_record_never_the_answer(
 CRASHING_SERVICE = """
 import asyncio, json, os, signal, sys
 from routing.config import load_app_config
-from routing.serving.engine import in_process_engine
+from routing.serving.in_process import in_process_engine
 from routing.protocol import ChatCompletionRequest
 
 engine = in_process_engine(load_app_config(json.loads(sys.argv[1])).resolve_env({}))

@@ -17,7 +17,8 @@ import pytest
 from routing.config import load_app_config
 from routing.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from routing.protocol import ChatCompletionRequest
-from routing.serving.engine import Outcome, RoutingEngine, in_process_engine
+from routing.serving.engine import Outcome, RoutingEngine
+from routing.serving.in_process import in_process_engine
 from routing.serving.request_log import read_request_log
 from routing.serving.telemetry import cost_of
 from testing.apps import fake_pair_args, on_fake

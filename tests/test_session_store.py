@@ -19,7 +19,8 @@ from routing.config import load_app_config
 from routing.errors import InvalidRequest, ServiceUnavailable
 from routing.protocol import ChatCompletionRequest, RouteDecision
 from routing.serving.conversation import Hints, conversation_of
-from routing.serving.engine import RoutingEngine, in_process_engine
+from routing.serving.engine import RoutingEngine
+from routing.serving.in_process import in_process_engine
 from routing.serving.pins import Pin
 from routing.serving.request_log import read_request_log
 from routing.serving.responses.protocol import ResponsesRequest
@@ -123,21 +124,24 @@ def test_a_stored_response_is_continued_on_another_replica_and_a_store_that_is_d
     first, second = (ResponsesServing(engine_on(server, strong, weak)) for _ in range(2))
     caller = Hints(caller="key digest")
 
-    def asked(threshold: float, **fields: Any) -> ResponsesRequest:
-        return ResponsesRequest.model_validate({"model": f"router-mf-{threshold}", **fields})
+    def asked(threshold: float, **fields: Any) -> tuple[ResponsesRequest, dict[str, Any]]:
+        raw = {"model": f"router-mf-{threshold}", **fields}
+        return ResponsesRequest.model_validate(raw), raw
 
     async def scenario() -> None:
-        _, opened = await first.create(asked(0, input=HARD), caller)
-        outcome, continued = await second.create(asked(0.999, input="do it", previous_response_id=opened.id), caller)
+        _, opened = await first.create(*asked(0, input=HARD), caller)
+        outcome, continued = await second.create(
+            *asked(0.999, input="do it", previous_response_id=opened["id"]), caller
+        )
         assert (outcome.model, outcome.decision.decided) == ("big", "pinned")  # type: ignore[union-attr]
-        assert f"routellm:response:{opened.id}" in server.keys()
+        assert f"routellm:response:{opened['id']}" in server.keys()
         with pytest.raises(InvalidRequest, match="not found"):  # another caller's
-            await second.create(asked(0.999, input="do it", previous_response_id=opened.id), Hints(caller="other"))
+            await second.create(*asked(0.999, input="do it", previous_response_id=opened["id"]), Hints(caller="other"))
         server.kill()
-        outcome, unstored = await first.create(asked(0, input=HARD), caller)
-        assert outcome.model == "big" and unstored.output
+        outcome, unstored = await first.create(*asked(0, input=HARD), caller)
+        assert outcome.model == "big" and unstored["output"]
         with pytest.raises(ServiceUnavailable) as down:
-            await second.create(asked(0.999, input="more", previous_response_id=continued.id), caller)
+            await second.create(*asked(0.999, input="more", previous_response_id=continued["id"]), caller)
         assert down.value.code == "response_store_unavailable" and down.value.retry_after_s == 1
 
     asyncio.run(scenario())

@@ -5,7 +5,7 @@
                                                    └─ ServiceError ─► the openai exception the
                                                       HTTP service's error would have raised
 
-The engine is :func:`~routing.serving.engine.in_process_engine`, the one the service runs with its parts
+The engine is :func:`~routing.serving.in_process.in_process_engine`, the one the service runs with its parts
 as local objects, so a request is routed, falls back and fails exactly as over HTTP.
 """
 

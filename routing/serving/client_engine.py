@@ -19,8 +19,9 @@ from routing import protocol
 from routing.config import AppConfig, load_app_config
 from routing.serving.client_wire import answer, status_error, stream_error
 from routing.serving.conversation import conversation_of
-from routing.serving.engine import RoutingEngine, in_process_engine
+from routing.serving.engine import RoutingEngine
 from routing.serving.headers import route_headers
+from routing.serving.in_process import in_process_engine
 from routing.serving.preflight import check_routers
 from routing.serving.resilience import close_stream
 from routing.settings import ConfigError

@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from routing.config import AppConfig
-from routing.embeddings import Embedder, make_embedder
+from routing.embeddings import Embedder
 from routing.errors import InvalidRequest, ModelNotFound, RoutingUnavailable, ServiceError, UpstreamError
 from routing.model_names import ROUTER_PREFIX, RouterAlias, parse_router_alias
 from routing.protocol import (
@@ -37,15 +37,16 @@ from routing.protocol import (
 from routing.routers.kinds import KINDS
 from routing.serving.conversation import ConversationRef, scored_text
 from routing.serving.kv_store import open_stores
-from routing.serving.live_router import LiveRouter, Ranking, RankQuery, RouterState
+from routing.serving.live_router import Ranking, RankQuery, RouterState
 from routing.serving.request_log import RequestLog
 from routing.serving.resilience import ResilientUpstream, close_stream, upstream_order
 from routing.serving.sessions import Looked, Sessions
 from routing.serving.telemetry import NO_TELEMETRY, CandidateChoice, Telemetry, cost_of
 from routing.serving.validation import check_limits
-from routing.upstreams import ChatBackend, close_connections, make_backend
+from routing.upstreams import ChatBackend, close_connections
 
 T = TypeVar("T")
+S = TypeVar("S")
 READINESS_PROBE = "readiness check"
 
 
@@ -55,22 +56,6 @@ class Ranker(Protocol):
     async def rank(self, query: RankQuery) -> Ranking: ...
 
     async def state(self) -> RouterState: ...
-
-
-class LocalRanker:
-    """A router in this process, as a :class:`Ranker`."""
-
-    def __init__(self, router: LiveRouter) -> None:
-        self.router = router
-
-    async def rank(self, query: RankQuery) -> Ranking:
-        (ranking,) = self.router.rank([query])
-        if isinstance(ranking, InvalidRequest):
-            raise ranking
-        return ranking
-
-    async def state(self) -> RouterState:
-        return self.router.state
 
 
 @dataclass(frozen=True)
@@ -297,21 +282,43 @@ class RoutingEngine:
     async def complete(
         self, request: ChatCompletionRequest, conversation: ConversationRef | None = None
     ) -> tuple[Outcome, ChatCompletion]:
-        plan = await self.plan(request.model, request.messages, conversation)
-        outcome, completion = await self._first_success(plan, lambda key: self.upstreams[key].complete(request))
-        await self.sessions.remember(plan.looked, outcome.key, outcome.decision)
-        await self._answered(request, outcome, completion.usage)
-        return outcome, completion
+        return await self.answer(request, conversation, lambda key: self.upstreams[key].complete(request), _usage)
 
     async def stream(
         self, request: ChatCompletionRequest, conversation: ConversationRef | None = None
     ) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
-        """Opens the stream and waits for its first token: until then a failure may still fall back,
-        after it the answer is committed to this upstream (and pinned for its conversation)."""
+        return await self.open(request, conversation, lambda key: self.upstreams[key].open_stream(request), _usage)
+
+    async def answer(
+        self,
+        request: ChatCompletionRequest,
+        conversation: ConversationRef | None,
+        attempt: Callable[[str], Awaitable[T]],
+        usage: Callable[[T], Usage | None],
+    ) -> tuple[Outcome, T]:
+        """``request`` routed, and answered by ``attempt`` of the upstreams its plan names, in
+        turn (an API's front door asks in its own way: translated, or passed through); its answer
+        pinned for its conversation, its ``usage`` recorded."""
         plan = await self.plan(request.model, request.messages, conversation)
-        outcome, chunks = await self._first_success(plan, lambda key: self.upstreams[key].open_stream(request))
+        outcome, answer = await self._first_success(plan, attempt)
         await self.sessions.remember(plan.looked, outcome.key, outcome.decision)
-        return outcome, self._watch_usage(request, outcome, chunks)
+        await self._answered(request, outcome, usage(answer))
+        return outcome, answer
+
+    async def open(
+        self,
+        request: ChatCompletionRequest,
+        conversation: ConversationRef | None,
+        attempt: Callable[[str], Awaitable[AsyncIterator[S]]],
+        usage: Callable[[S], Usage | None],
+    ) -> tuple[Outcome, AsyncIterator[S]]:
+        """The same, streamed: ``attempt`` opens the stream and waits for its first token; until
+        then a failure may still fall back, after it the answer is committed to this upstream (and
+        pinned for its conversation). The last usage the stream carries is recorded as it ends."""
+        plan = await self.plan(request.model, request.messages, conversation)
+        outcome, items = await self._first_success(plan, attempt)
+        await self.sessions.remember(plan.looked, outcome.key, outcome.decision)
+        return outcome, self._watch_usage(request, outcome, items, usage)
 
     async def _first_success(self, plan: Plan, attempt: Callable[[str], Awaitable[T]]) -> tuple[Outcome, T]:
         """Tries the plan's upstreams in order; if all fail, the first choice's error is raised,
@@ -366,28 +373,21 @@ class RoutingEngine:
             await asyncio.to_thread(self.request_log.close)
 
     async def _watch_usage(
-        self, request: ChatCompletionRequest, outcome: Outcome, chunks: AsyncIterator[ChatCompletionChunk]
-    ) -> AsyncIterator[ChatCompletionChunk]:
+        self,
+        request: ChatCompletionRequest,
+        outcome: Outcome,
+        items: AsyncIterator[S],
+        usage_of: Callable[[S], Usage | None],
+    ) -> AsyncIterator[S]:
         usage = None
         try:
-            async for chunk in chunks:
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                yield chunk
+            async for item in items:
+                usage = usage_of(item) or usage
+                yield item
         finally:
-            await close_stream(chunks)
+            await close_stream(items)
             await self._answered(request, outcome, usage)
 
 
-def in_process_engine(config: AppConfig) -> RoutingEngine:
-    """The whole request path in this process: no Ray, same behaviour as the service."""
-    routers = {
-        name: LocalRanker(LiveRouter(name, router, config.candidates(name), config.embedding.model_id))
-        for name, router in config.routers.items()
-    }
-    return RoutingEngine(
-        config,
-        make_embedder(config.embedding) if config.needs_embeddings else None,
-        routers,
-        {key: make_backend(upstream) for key, upstream in config.upstreams.items()},
-    )
+def _usage(answer: ChatCompletion | ChatCompletionChunk) -> Usage | None:
+    return answer.usage

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -34,9 +34,11 @@ from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletion
 from routing.serving.telemetry import NO_TELEMETRY, Telemetry
 from routing.upstreams import ChatBackend
 from routing.upstreams.config import CircuitBreaker as CircuitBreakerConfig
-from routing.upstreams.config import RetryPolicy, Upstream
+from routing.upstreams.config import NativeApi, RetryPolicy, Upstream
 
 T = TypeVar("T")
+S = TypeVar("S")
+OPENING_EVENTS = {"response.created", "response.in_progress", "response.queued", "message_start", "ping"}
 
 
 class CircuitBreaker:
@@ -116,24 +118,38 @@ class ResilientUpstream:
         """The stream, once its first token has arrived. Nothing reaches the client before that, so
         until then failures are retried and raised here (and the engine may still switch models);
         after it they are raised from the iterator, with the total time limit still applied."""
+        return await self._open(lambda: self.backend.stream(request), _carries_output)
+
+    async def call_native(self, api: NativeApi, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` passed through to the upstream's own ``api``, with the same limits as a chat completion."""
+        deadline = self.clock() + self.config.timeouts.total_s
+        return await self._attempts(lambda: self._timed(self.backend.native(api, body), deadline, "answer"), deadline)
+
+    async def open_native(self, api: NativeApi, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The upstream's own event stream for ``body``, once an event beyond its opening ones arrived."""
+        return await self._open(lambda: self.backend.native_stream(api, body), _native_output)
+
+    async def _open(
+        self, start: Callable[[], AsyncIterator[S]], carries_output: Callable[[S], bool]
+    ) -> AsyncIterator[S]:
         deadline = self.clock() + self.config.timeouts.total_s
 
-        async def attempt() -> AsyncIterator[ChatCompletionChunk]:
-            chunks = aiter(self.backend.stream(request))
+        async def attempt() -> AsyncIterator[S]:
+            items = aiter(start())
             first_by = min(deadline, self.clock() + self.config.timeouts.first_token_s)
             try:
-                head = await self._timed(_until_first_token(chunks), first_by, "first token")
+                head = await self._timed(_until_first_token(items, carries_output), first_by, "first token")
             except BaseException:
-                await close_stream(chunks)
+                await close_stream(items)
                 raise
-            if not head or not _carries_output(head[-1]):
-                await close_stream(chunks)
+            if not head or not carries_output(head[-1]):
+                await close_stream(items)
                 raise UpstreamError(
                     f"model '{self.model}' ended its stream before the first token",
                     model=self.model,
                     reason="upstream_malformed",
                 )
-            return self._rest(head, chunks, deadline)
+            return self._rest(head, items, deadline)
 
         return await self._attempts(attempt, deadline)
 
@@ -196,9 +212,7 @@ class ResilientUpstream:
         except asyncio.TimeoutError:
             raise UpstreamTimeout(f"model '{self.model}' sent no {what} in time", model=self.model) from None
 
-    async def _rest(
-        self, head: list[ChatCompletionChunk], chunks: AsyncIterator[ChatCompletionChunk], deadline: float
-    ) -> AsyncIterator[ChatCompletionChunk]:
+    async def _rest(self, head: list[S], chunks: AsyncIterator[S], deadline: float) -> AsyncIterator[S]:
         try:
             for chunk in head:
                 yield chunk
@@ -211,12 +225,12 @@ class ResilientUpstream:
             await close_stream(chunks)
 
 
-async def _until_first_token(chunks: AsyncIterator[ChatCompletionChunk]) -> list[ChatCompletionChunk]:
-    """The chunks up to and including the first that carries output (empty if the stream ends first)."""
+async def _until_first_token(items: AsyncIterator[S], carries_output: Callable[[S], bool]) -> list[S]:
+    """The items up to and including the first that carries output (empty if the stream ends first)."""
     head = []
-    async for chunk in chunks:
-        head.append(chunk)
-        if _carries_output(chunk):
+    async for item in items:
+        head.append(item)
+        if carries_output(item):
             break
     return head
 
@@ -230,7 +244,12 @@ def _carries_output(chunk: ChatCompletionChunk) -> bool:
     )
 
 
-async def close_stream(chunks: AsyncIterator[ChatCompletionChunk]) -> None:
+def _native_output(event: dict[str, Any]) -> bool:
+    """Anything beyond an API's opening events (which say only that an answer has begun)."""
+    return event.get("type") not in OPENING_EVENTS
+
+
+async def close_stream(chunks: AsyncIterator[Any]) -> None:
     close = getattr(chunks, "aclose", None)
     if close is not None:
         await close()

@@ -1,9 +1,10 @@
-"""Upstream LLMs: OpenAI-compatible APIs, or a local transformers model in this process."""
+"""Upstream LLMs: OpenAI-compatible APIs, Anthropic's Messages API, or a local transformers model
+in this process."""
 
 from __future__ import annotations
 
 from routing.upstreams.base import ChatBackend
-from routing.upstreams.config import OpenAIUpstream, Upstream
+from routing.upstreams.config import AnthropicUpstream, OpenAIUpstream, Upstream
 
 
 def make_backend(config: Upstream) -> ChatBackend:
@@ -11,6 +12,10 @@ def make_backend(config: Upstream) -> ChatBackend:
         from routing.upstreams.openai_api import OpenAIChatBackend
 
         return OpenAIChatBackend(config)
+    if isinstance(config, AnthropicUpstream):
+        from routing.upstreams.anthropic_api import AnthropicBackend
+
+        return AnthropicBackend(config)
     from routing.upstreams.local import LocalChatBackend
 
     return LocalChatBackend(config)

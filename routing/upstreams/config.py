@@ -70,6 +70,11 @@ class OpenAIUpstream(_UpstreamBase):
     base_url: str | None = None
     base_url_env: EnvName | None = Field(default=None, description="variable holding the base URL")
     api_key_env: EnvName | None = Field(default=None, description="variable holding the API key")
+    responses_api: bool = Field(
+        default=False,
+        description="the endpoint serves OpenAI's Responses API itself: Responses requests routed here are passed "
+        "through unchanged (their model set to this one) instead of translated to chat completions",
+    )
 
     @property
     def configured(self) -> bool:
@@ -78,6 +83,31 @@ class OpenAIUpstream(_UpstreamBase):
     def resolve_env(self, env: Mapping[str, str]) -> OpenAIUpstream:
         model = env.get(self.model_env, "") if self.model_env else ""
         base_url = self.base_url or (env.get(self.base_url_env, "") if self.base_url_env else "")
+        return self.model_copy(update={"model": model or self.model, "base_url": base_url or None})
+
+
+class AnthropicUpstream(_UpstreamBase):
+    """Anthropic's Messages API (or a server speaking it): Messages requests routed here are passed
+    through unchanged (their model set to this one); chat completions and Responses requests are
+    translated to messages and back."""
+
+    backend: Literal["anthropic"]
+    model_env: EnvName | None = Field(default=None, description="variable that overrides 'model' when set")
+    base_url: str | None = Field(default="https://api.anthropic.com", description="the API's root, without /v1")
+    base_url_env: EnvName | None = Field(default=None, description="variable holding the base URL")
+    api_key_env: EnvName | None = Field(default=None, description="variable holding the API key")
+    anthropic_version: str = Field(default="2023-06-01", description="the anthropic-version header sent")
+    max_tokens: int = Field(
+        default=4096, ge=1, description="the answer's limit for a translated request without one (Messages needs one)"
+    )
+
+    @property
+    def configured(self) -> bool:
+        return self.base_url is not None
+
+    def resolve_env(self, env: Mapping[str, str]) -> AnthropicUpstream:
+        model = env.get(self.model_env, "") if self.model_env else ""
+        base_url = (env.get(self.base_url_env, "") if self.base_url_env else "") or self.base_url
         return self.model_copy(update={"model": model or self.model, "base_url": base_url or None})
 
 
@@ -99,7 +129,15 @@ class LocalUpstream(_UpstreamBase):
         return self
 
 
-Upstream = Annotated[OpenAIUpstream | LocalUpstream, Field(discriminator="backend")]
+Upstream = Annotated[OpenAIUpstream | AnthropicUpstream | LocalUpstream, Field(discriminator="backend")]
+NativeApi = Literal["responses", "messages"]
+
+
+def speaks(upstream: Upstream, api: NativeApi) -> bool:
+    """Whether ``upstream`` serves ``api`` itself, so that its requests are passed through to it."""
+    if api == "messages":
+        return isinstance(upstream, AnthropicUpstream)
+    return isinstance(upstream, OpenAIUpstream) and upstream.responses_api
 
 
 def check_pair(strong: str, weak: str, upstreams: Mapping[str, Upstream]) -> None:

@@ -7,45 +7,25 @@ from typing import Any
 
 import openai
 
-from routing.errors import UpstreamError, UpstreamUnconfigured
-from routing.openai_compat import async_client, error_detail, upstream_error
+from routing.errors import UpstreamError
+from routing.openai_compat import async_client
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
-from routing.upstreams.base import ChatBackend
 from routing.upstreams.config import OpenAIUpstream
+from routing.upstreams.sdk_backend import SdkBackend
 
 
-class OpenAIChatBackend(ChatBackend):
+class OpenAIChatBackend(SdkBackend):
+    sdk = openai
+    native_path = "/responses"  # the base URL ends in /v1
+
     def __init__(self, config: OpenAIUpstream) -> None:
-        self.model = config.model
-        self.config = config
-        self.client = async_client(
-            config.base_url, config.api_key_env, config.timeouts.total_s, config.timeouts.connect_s
+        timeouts = config.timeouts
+        super().__init__(
+            config, async_client(config.base_url, config.api_key_env, timeouts.total_s, timeouts.connect_s)
         )
 
-    async def aclose(self) -> None:
-        """Closes the connections to the upstream; the backend is not used afterwards."""
-        await self.client.close()
-
-    async def rejected_key(self) -> str | None:
-        if not self.config.configured:
-            return None
-        try:
-            await self.client.models.list()
-        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            return f"HTTP {exc.status_code}: {error_detail(exc)}"
-        except Exception:  # unreachable, or no model list: not the key, as far as can be told
-            return None
-        return None
-
-    def check_health(self) -> None:
-        if self.client.is_closed():
-            raise RuntimeError(f"the HTTP client of model '{self.model}' is closed")
-
     def _arguments(self, request: ChatCompletionRequest) -> dict[str, Any]:
-        if not self.config.configured:
-            raise UpstreamUnconfigured(
-                f"model '{self.model}' has no endpoint: set {self.config.base_url_env or 'base_url'}", model=self.model
-            )
+        self.check_configured()
         return {
             "model": self.model,
             "messages": [m.model_dump(exclude_none=True) for m in request.messages],
@@ -58,7 +38,7 @@ class OpenAIChatBackend(ChatBackend):
             response = await self.client.chat.completions.create(**arguments)
             return ChatCompletion.model_validate({**response.model_dump(exclude_unset=True), "model": self.model})
         except Exception as exc:  # every failure becomes an UpstreamError the caller can act on
-            raise upstream_error(exc, self.model) from None
+            raise self.error(exc) from None
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         arguments = self._arguments(request)
@@ -67,7 +47,7 @@ class OpenAIChatBackend(ChatBackend):
         try:
             chunks = await self.client.chat.completions.create(**arguments, stream=True)
         except Exception as exc:
-            raise upstream_error(exc, self.model) from None
+            raise self.error(exc) from None
         async with chunks:  # closes the upstream connection when the client goes away
             received = 0
             try:
@@ -77,7 +57,7 @@ class OpenAIChatBackend(ChatBackend):
                         {**chunk.model_dump(exclude_unset=True), "model": self.model}
                     )
             except Exception as exc:
-                raise upstream_error(exc, self.model) from None
+                raise self.error(exc) from None
             if not received:
                 raise UpstreamError(
                     f"model '{self.model}' sent a stream without any chunk",

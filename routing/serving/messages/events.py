@@ -5,19 +5,19 @@ ends the stream with an ``error`` event."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from routing.errors import ServiceError
 from routing.protocol import ChatCompletionChunk
+from routing.serving.event_stream import Event
 from routing.serving.messages.protocol import MessageObject, Usage, error_object
 from routing.serving.messages.translate import stop_reason
 
 
 @dataclass
 class MessageEvents:
-    """Turns one stream's chunks into events (each a ``(name, payload)`` pair)."""
+    """Turns one stream's chunks into events."""
 
     message: MessageObject = field(
         default_factory=lambda: MessageObject(
@@ -28,12 +28,12 @@ class MessageEvents:
     _open: str | None = None  # the open block's kind: text, or the index of the tool call it is
     _finish_reason: str | None = None
 
-    def start(self, model: str) -> list[tuple[str, dict[str, Any]]]:
+    def start(self, model: str) -> list[Event]:
         self.message.model = model
-        return [("message_start", {"type": "message_start", "message": self.message.model_dump(mode="json")})]
+        return [{"type": "message_start", "message": self.message.model_dump(mode="json")}]
 
-    def feed(self, chunk: ChatCompletionChunk) -> list[tuple[str, dict[str, Any]]]:
-        events: list[tuple[str, dict[str, Any]]] = []
+    def feed(self, chunk: ChatCompletionChunk) -> list[Event]:
+        events: list[Event] = []
         if chunk.usage is not None:
             self.message.usage = Usage(
                 input_tokens=chunk.usage.prompt_tokens, output_tokens=chunk.usage.completion_tokens
@@ -60,37 +60,30 @@ class MessageEvents:
                 self._finish_reason = choice.finish_reason
         return events
 
-    def finish(self) -> list[tuple[str, dict[str, Any]]]:
+    def finish(self) -> list[Event]:
         delta = {"stop_reason": stop_reason(self._finish_reason), "stop_sequence": None}
         usage = self.message.usage.model_dump(exclude_none=True)
         return [
             *self._stop_block(),
-            ("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}),
-            ("message_stop", {"type": "message_stop"}),
+            {"type": "message_delta", "delta": delta, "usage": usage},
+            {"type": "message_stop"},
         ]
 
-    def fail(self, error: ServiceError) -> list[tuple[str, dict[str, Any]]]:
-        return [("error", error_object(error.status_code, error.message).model_dump())]
+    def fail(self, error: ServiceError) -> list[Event]:
+        return [error_object(error.status_code, error.message).model_dump()]
 
-    def _start_block(self, block: dict[str, Any], kind: str) -> list[tuple[str, dict[str, Any]]]:
+    def _start_block(self, block: dict[str, Any], kind: str) -> list[Event]:
         events = self._stop_block()
         self._block += 1
         self._open = kind
-        events.append(
-            ("content_block_start", {"type": "content_block_start", "index": self._block, "content_block": block})
-        )
+        events.append({"type": "content_block_start", "index": self._block, "content_block": block})
         return events
 
-    def _delta(self, delta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        return "content_block_delta", {"type": "content_block_delta", "index": self._block, "delta": delta}
+    def _delta(self, delta: dict[str, Any]) -> Event:
+        return {"type": "content_block_delta", "index": self._block, "delta": delta}
 
-    def _stop_block(self) -> list[tuple[str, dict[str, Any]]]:
+    def _stop_block(self) -> list[Event]:
         if self._open is None:
             return []
         self._open = None
-        return [("content_block_stop", {"type": "content_block_stop", "index": self._block})]
-
-
-def server_sent(event: tuple[str, dict[str, Any]]) -> str:
-    name, payload = event
-    return f"event: {name}\ndata: {json.dumps(payload)}\n\n"
+        return [{"type": "content_block_stop", "index": self._block}]

@@ -5,13 +5,12 @@ A failure once events are flowing ends the stream with an ``error`` event and ``
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from routing.errors import ServiceError
-from routing.protocol import AssistantMessage, ChatCompletionChunk, Usage
+from routing.protocol import ChatCompletionChunk, Usage
 from routing.serving.responses.protocol import ResponseObject, ResponsesRequest, new_id
 from routing.serving.responses.translate import (
     echoed,
@@ -33,22 +32,19 @@ class _OpenCall:
 
 @dataclass
 class ResponseEvents:
-    """Turns one stream's chunks into events (each a ``(type, payload)`` pair), keeping the output
-    so far; :attr:`response` is the finished response once :meth:`finish` ran."""
+    """Turns one stream's chunks into events, keeping the output so far."""
 
     request: ResponsesRequest
     response_id: str = field(default_factory=lambda: new_id("resp"))
     model: str = ""
     created_at: int = field(default_factory=lambda: int(time.time()))
     output: list[dict[str, Any]] = field(default_factory=list)
-    response: ResponseObject | None = None
     _sequence: int = 0
     _text: str | None = None
     _text_id: str = ""
     _text_index: int = 0
     _refusal: str = ""
     _call: _OpenCall | None = None
-    _calls: list[dict[str, Any]] = field(default_factory=list)
     _finish_reason: str | None = None
     _usage: Usage | None = None
 
@@ -79,10 +75,10 @@ class ResponseEvents:
 
     def finish(self) -> list[dict[str, Any]]:
         events = self._close_text() + self._close_call()
-        self.response = response_object(self.request, self.model, self.output, self._finish_reason, self._usage)
-        self.response.id, self.response.created_at = self.response_id, self.created_at
-        kind = "response.completed" if self.response.status == "completed" else "response.incomplete"
-        return [*events, self._event(kind, response=self.response.model_dump(mode="json"))]
+        response = response_object(self.request, self.model, self.output, self._finish_reason, self._usage)
+        response.id, response.created_at = self.response_id, self.created_at
+        kind = "response.completed" if response.status == "completed" else "response.incomplete"
+        return [*events, self._event(kind, response=response.model_dump(mode="json"))]
 
     def fail(self, error: ServiceError) -> list[dict[str, Any]]:
         failed = self._snapshot("failed") | {
@@ -92,11 +88,6 @@ class ResponseEvents:
             self._event("error", code=error.code, message=error.message, param=error.param),
             self._event("response.failed", response=failed),
         ]
-
-    def assistant_message(self) -> AssistantMessage:
-        """What the stream answered, as the chat message a later turn continues from."""
-        text = next((i["content"][0].get("text") for i in self.output if i["type"] == "message"), None)
-        return AssistantMessage(content=text, tool_calls=self._calls or None)
 
     def _snapshot(self, status: str) -> dict[str, Any]:
         response = ResponseObject(
@@ -171,14 +162,8 @@ class ResponseEvents:
         item = function_call_item(call.call_id, call.name, call.arguments, id_=call.item_id)
         index = next(i for i, o in enumerate(self.output) if o.get("id") == call.item_id)
         self.output[index] = item
-        function = {"name": call.name, "arguments": call.arguments}
-        self._calls.append({"id": call.call_id, "type": "function", "function": function})
         at = {"item_id": call.item_id, "output_index": index}
         return [
             self._event("response.function_call_arguments.done", **at, name=call.name, arguments=call.arguments),
             self._event("response.output_item.done", output_index=index, item=item),
         ]
-
-
-def server_sent(event: dict[str, Any]) -> str:
-    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"

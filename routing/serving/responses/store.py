@@ -26,6 +26,7 @@ class StoredResponse(BaseModel):
     session_shown: str
     session_source: SessionSource
     messages: list[ChatMessage]
+    native_key: str | None = None  # the upstream that gave it through its own Responses API, which keeps it too
 
     @property
     def session(self) -> Session:
@@ -65,6 +66,7 @@ class ResponseStore:
         session: Session,
         messages: Sequence[ChatMessage],
         answer: AssistantMessage,
+        native_key: str | None = None,
     ) -> None:
         """Stores the conversation ending in ``answer``; a store that fails loses it (logged), not the answer."""
         content = answer.content if answer.content is not None or answer.tool_calls else ""
@@ -76,6 +78,7 @@ class ResponseStore:
             session_shown=session.shown,
             session_source=session.source,
             messages=[*messages, said],
+            native_key=native_key,
         )
         try:
             await self.values.put(response_id, stored.model_dump_json(exclude_none=True))

@@ -232,8 +232,73 @@ def response_usage(usage: Usage) -> ResponseUsage:
     )
 
 
-def answered(request: ResponsesRequest, completion: ChatCompletion) -> tuple[ResponseObject, AssistantMessage]:
-    """A chat completion as the response object, and the assistant message a later turn continues from."""
+def answered(request: ResponsesRequest, completion: ChatCompletion) -> ResponseObject:
+    """A chat completion as the response object."""
     choice = completion.choices[0]
-    output = output_items(choice.message)
-    return response_object(request, completion.model, output, choice.finish_reason, completion.usage), choice.message
+    return response_object(
+        request, completion.model, output_items(choice.message), choice.finish_reason, completion.usage
+    )
+
+
+def assistant_of(output: list[dict[str, Any]]) -> AssistantMessage:
+    """A response's output items as the assistant's chat message, which a later turn continues from."""
+    texts = [
+        part.get("text", "")
+        for item in output
+        if item.get("type") == "message"
+        for part in item.get("content") or []
+        if part.get("type") == "output_text"
+    ]
+    calls = [
+        {"id": i["call_id"], "type": "function", "function": {"name": i["name"], "arguments": i.get("arguments", "")}}
+        for i in output
+        if i.get("type") == "function_call"
+    ]
+    return AssistantMessage(content="".join(texts) if texts else None, tool_calls=calls or None)
+
+
+def input_items(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    """Chat messages as Responses input items: how a conversation stored here is sent to an
+    upstream that speaks Responses itself and never saw it."""
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "tool":
+            items.append({"type": "function_call_output", "call_id": message.tool_call_id, "output": message.text()})
+            continue
+        if message.content:
+            if message.role == "assistant":
+                content: Any = [output_text(message.text())]
+            elif isinstance(message.content, str):
+                content = message.content
+            else:
+                content = [_input_part(part.model_dump()) for part in message.content]
+            items.append({"type": "message", "role": message.role, "content": content})
+        items += [
+            {"type": "function_call", "call_id": c["id"], "name": c["function"]["name"],
+             "arguments": c["function"].get("arguments", "")}
+            for c in message.tool_calls or []
+        ]  # fmt: skip
+    return items
+
+
+def _input_part(part: dict[str, Any]) -> dict[str, Any]:
+    if part["type"] == "image_url":
+        return {
+            "type": "input_image",
+            "image_url": part["image_url"]["url"],
+            "detail": part["image_url"].get("detail") or "auto",
+        }
+    if part["type"] == "file":
+        return {"type": "input_file", **part["file"]}
+    return {"type": "input_text", "text": part.get("text", "")}
+
+
+def native_body(raw: dict[str, Any], earlier_messages: list[ChatMessage] | None) -> dict[str, Any]:
+    """The request as sent to an upstream that speaks Responses itself: unchanged, unless it
+    continues a response that upstream did not give (``earlier_messages``): then that
+    conversation comes first in its ``input`` instead of the id."""
+    if earlier_messages is None:
+        return raw
+    given = raw["input"] if isinstance(raw["input"], list) else [{"role": "user", "content": raw["input"]}]
+    body = {key: value for key, value in raw.items() if key != "previous_response_id"}
+    return body | {"input": [*input_items(earlier_messages), *given]}
