@@ -80,18 +80,23 @@ class ServeTelemetry(Telemetry, KeptFresh):
         self.tokens = Counter(
             "routellm_tokens", "Tokens the upstreams reported, by direction.", tag_keys=("model", "direction")
         )
-        self.cost = Counter("routellm_cost_usd", "Estimated cost of the answers, in USD.", tag_keys=("model",))
+        # By the name of the API key that asked ("open" without keys): as many as the config names.
+        self.cost = Counter("routellm_cost_usd", "Estimated cost of the answers, in USD.", tag_keys=("model", "key"))
         self.cost_all_strong = Counter(
             "routellm_cost_all_strong_usd",
             "What each answer's router's most capable candidate would have charged for the same tokens, in USD.",
+            tag_keys=("key",),
         )
         # A Counter only grows: a saving and an overspend (a dearer model answered) are counted apart.
         self.cost_saved = Counter(
-            "routellm_cost_saved_usd", "Estimated saving against the most capable candidates, where positive, in USD."
+            "routellm_cost_saved_usd",
+            "Estimated saving against the most capable candidates, where positive, in USD.",
+            tag_keys=("key",),
         )
         self.cost_overspent = Counter(
             "routellm_cost_overspent_usd",
             "Estimated cost above the most capable candidates (a dearer model answered), in USD.",
+            tag_keys=("key",),
         )
         self._chosen: dict[str, Tally[bool]] = {}
         self.key_rejected = Gauge(
@@ -156,17 +161,20 @@ class ServeTelemetry(Telemetry, KeptFresh):
     def upstream_retry(self, model: str, reason: str) -> None:
         self.upstream_retries.inc(tags={"model": model, "reason": reason})
 
-    def usage(self, model: str, prompt_tokens: int, completion_tokens: int, cost: Cost | None) -> None:
+    def usage(
+        self, model: str, prompt_tokens: int, completion_tokens: int, cost: Cost | None, key: str | None = None
+    ) -> None:
         if prompt_tokens > 0:
             self.tokens.inc(prompt_tokens, tags={"model": model, "direction": "in"})
         if completion_tokens > 0:
             self.tokens.inc(completion_tokens, tags={"model": model, "direction": "out"})
         if cost is not None:
+            by_key = {"key": key or "open"}
             if cost.usd > 0:
-                self.cost.inc(cost.usd, tags={"model": model})
+                self.cost.inc(cost.usd, tags={"model": model} | by_key)
             if cost.all_strong_usd > 0:
-                self.cost_all_strong.inc(cost.all_strong_usd)
+                self.cost_all_strong.inc(cost.all_strong_usd, tags=by_key)
             if cost.saved_usd > 0:
-                self.cost_saved.inc(cost.saved_usd)
+                self.cost_saved.inc(cost.saved_usd, tags=by_key)
             elif cost.saved_usd < 0:
-                self.cost_overspent.inc(-cost.saved_usd)
+                self.cost_overspent.inc(-cost.saved_usd, tags=by_key)

@@ -75,7 +75,8 @@ def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
     async def authenticate(request: Request, call_next: Any) -> Any:
         if request.url.path.startswith("/v1/"):
             try:
-                state.api_keys.check(request.headers.get("authorization"), request.headers.get("x-api-key"))
+                headers = request.headers
+                request.state.key_name = state.api_keys.check(headers.get("authorization"), headers.get("x-api-key"))
             except Unauthorized as exc:
                 return service_error_response(exc, request.url.path)
         return await call_next(request)
@@ -84,7 +85,9 @@ def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-        return await chat_response(engine, body, conversation_for(request, body))
+        hints = hints_of(request)
+        conversation = conversation_of(body, hints.session, hints.caller, hints.stickiness)
+        return await chat_response(engine, body, conversation, hints.key_name)
 
     @app.post("/v1/route")
     async def route(body: ChatCompletionRequest, request: Request) -> Response:
@@ -118,7 +121,8 @@ def hints_of(request: Request) -> Hints:
     headers = request.headers
     key = bearer_key(headers.get("authorization")) or headers.get("x-api-key")
     caller = hashlib.sha256(key.encode()).hexdigest() if key else None
-    return Hints(headers.get(SESSION_HEADER), caller, headers.get(STICKINESS_HEADER))
+    key_name = getattr(request.state, "key_name", None)
+    return Hints(headers.get(SESSION_HEADER), caller, headers.get(STICKINESS_HEADER), key_name)
 
 
 def conversation_for(request: Request, body: ChatCompletionRequest) -> ConversationRef:
@@ -128,17 +132,21 @@ def conversation_for(request: Request, body: ChatCompletionRequest) -> Conversat
 
 
 async def chat_response(
-    engine: RoutingEngine, body: ChatCompletionRequest, conversation: ConversationRef | None = None
+    engine: RoutingEngine,
+    body: ChatCompletionRequest,
+    conversation: ConversationRef | None = None,
+    key_name: str | None = None,
 ) -> Response:
+    """``key_name``: the name of the API key that asked, for the request log and the metrics."""
     if body.stream:
-        outcome, chunks = await engine.stream(body, conversation)
+        outcome, chunks = await engine.stream(body, conversation, key_name)
         log_outcome(outcome)
         return StreamingResponse(
             server_sent_events(chunks),
             media_type="text/event-stream",
             headers=route_headers(outcome) | {"cache-control": "no-cache"},
         )
-    outcome, completion = await engine.complete(body, conversation)
+    outcome, completion = await engine.complete(body, conversation, key_name)
     log_outcome(outcome)
     return JSONResponse(completion.model_dump(mode="json", exclude_none=True), headers=route_headers(outcome))
 

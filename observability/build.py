@@ -100,6 +100,20 @@ PANELS = (
         ),
     ),
     Panel(
+        "Spent, would have spent (all most capable) and net saving, per API key, USD per hour",
+        "currencyUSD",
+        (
+            ("3600 * sum by (key) (rate(ray_routellm_cost_usd_total[5m]))", "spent {{key}}"),
+            ("3600 * sum by (key) (rate(ray_routellm_cost_all_strong_usd_total[5m]))", "would have spent {{key}}"),
+            (
+                "3600 * (sum by (key) (rate(ray_routellm_cost_saved_usd_total[5m]))"
+                " - (sum by (key) (rate(ray_routellm_cost_overspent_usd_total[5m]))"
+                " or 0 * sum by (key) (rate(ray_routellm_cost_saved_usd_total[5m]))))",
+                "net saving {{key}}",
+            ),
+        ),
+    ),
+    Panel(
         "Fallbacks per second, by reason and the model that answered",
         "reqps",
         (("sum by (reason, model) (rate(ray_routellm_fallbacks_total[5m]))", "{{reason}} → {{model}}"),),

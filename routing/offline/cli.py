@@ -26,6 +26,7 @@ calibrate routers.
     routellm-serve models builtin:mf
     routellm-serve versions mf --directory /var/lib/routellm/learner
     routellm-serve rollback mf --directory /var/lib/routellm/learner
+    routellm-serve report --log /var/lib/routellm/requests --since 2026-12-01 --png savings.png
 
 ``--data`` takes files (JSONL, CSV, Parquet), folders of them, or Hugging Face dataset ids; it
 defaults to the shipped training set in ``data/train``.
@@ -61,6 +62,15 @@ def _weight(value: str) -> tuple[str, float]:
     if not equals or not ref or not weight > 0:
         raise argparse.ArgumentTypeError(f"'{value}': expected DATA=WEIGHT with a weight above 0, e.g. labels/train=3")
     return ref, weight
+
+
+def _time(value: str) -> float:
+    from routing.offline.commands.report import parse_time
+
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _csv(value: str) -> list[str]:
@@ -208,6 +218,13 @@ def main(argv: list[str] | None = None) -> None:
             help="the learner's directory (learner.directory; default: $ROUTELLM_LEARNER_DIR)",
         )
 
+    savings = commands.add_parser(
+        "report", help="what routing spent and saved, per API key and router, from the request log"
+    )
+    savings.add_argument("--log", type=Path, required=True, help="the request log's directory")
+    savings.add_argument("--since", type=_time, help="from this time: seconds since the epoch or ISO 8601")
+    savings.add_argument("--until", type=_time, help="up to (not including) this time")
+    savings.add_argument("--png", type=Path, help="also draw spent against would-have-spent into this PNG")
     train = commands.add_parser("train", help="train a router and save its checkpoint")
     train.add_argument("kind", choices=KINDS.names())
     train.add_argument("--data", action="append", help="file, folder or Hugging Face dataset id (repeatable)")
@@ -308,6 +325,10 @@ def run(args: argparse.Namespace) -> None:
             held.versions(args.directory, args.router)
         else:
             getattr(held, args.command)(args.directory, args.router, args.version)
+    elif args.command == "report":
+        from routing.offline.commands.report import report_command
+
+        print(report_command(args.log, args.since, args.until, args.png))
     elif args.command == "validate":
         from routing.offline.commands.validate import DEFAULT_ROUTERS, validate
 

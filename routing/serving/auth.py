@@ -1,14 +1,17 @@
 """Who may call the service: API keys the ingress accepts as ``Authorization: Bearer <key>``.
 
 Keys come from an environment variable (comma-separated) and/or a file with one key per line
-(e.g. a mounted Kubernetes Secret; blank lines and ``#`` comments are skipped). They are read
-by the ingress replica when it starts and are never logged, put in a config dump or a metric.
+(e.g. a mounted Kubernetes Secret; blank lines and ``#`` comments are skipped). Each entry is a
+key, or a name and its key (``team-a sk-...``): the name is what the request log, the metrics and
+the savings report call the key's traffic (an unnamed key is ``key-<digest>``). Keys are read by
+the ingress replica when it starts and are never logged, put in a config dump or a metric.
 With no key configured the service is open. A key this repository has published (a template's
 placeholder) is never accepted, and keeps the service from answering ready until it is replaced.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +25,9 @@ PUBLISHED_KEYS = frozenset({"replace-with-a-client-key", "replace-with-the-stron
 
 class ApiKeys:
     def __init__(self, keys: list[str], published_in: list[str] | None = None) -> None:
-        self._keys = [key.encode() for key in keys]
+        """``keys``: entries as configured, each a key or ``<name> <key>``."""
+        named = [named_key(entry) for entry in keys]
+        self._keys = [(name, key.encode()) for name, key in named]
         self.published_in = published_in or []
 
     @classmethod
@@ -42,8 +47,8 @@ class ApiKeys:
             # Auth was asked for: starting open because a variable is unset would be a silent hole.
             where = " or ".join(f for f in (config.api_keys_env, config.api_keys_file) if f)
             raise ValueError(f"auth is configured but {where} holds no API key")
-        published = sorted({where for where, key in found if key in PUBLISHED_KEYS})
-        return cls([key for _, key in found], published)
+        published = sorted({where for where, entry in found if named_key(entry)[1] in PUBLISHED_KEYS})
+        return cls([entry for _, entry in found], published)
 
     @property
     def enabled(self) -> bool:
@@ -59,11 +64,12 @@ class ApiKeys:
             "which anyone may know and which is refused: replace it with a key of your own"
         )
 
-    def check(self, authorization: str | None, api_key: str | None = None) -> None:
-        """Raises :class:`Unauthorized` unless the ``Authorization`` header's bearer token, or
-        else the ``x-api-key`` header (as Anthropic's clients send it), is a configured key."""
+    def check(self, authorization: str | None, api_key: str | None = None) -> str | None:
+        """The name of the configured key the ``Authorization`` header's bearer token, or else the
+        ``x-api-key`` header (as Anthropic's clients send it), holds (None: the service is open);
+        raises :class:`Unauthorized` when it holds none."""
         if not self._keys:
-            return
+            return None
         token = bearer_key(authorization) or (api_key or "").strip()
         if not token:
             raise Unauthorized(
@@ -72,15 +78,25 @@ class ApiKeys:
             )
         given = token.encode()
         # Compared with every key, in constant time each, so the answer's timing tells nothing.
-        matched = False
-        for key in self._keys:
-            matched |= hmac.compare_digest(given, key)
-        if not matched:
+        matched = None
+        for name, key in self._keys:
+            if hmac.compare_digest(given, key):
+                matched = name
+        if matched is None:
             raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
         if given.decode(errors="replace") in PUBLISHED_KEYS:
             raise Unauthorized(
                 "This API key is published and refused; the service needs a key of its own.", code="invalid_api_key"
             )
+        return matched
+
+
+def named_key(entry: str) -> tuple[str, str]:
+    """A configured entry as (name, key): ``<name> <key>``, or a bare key named by its digest."""
+    name, _, key = entry.strip().rpartition(" ")
+    if name.strip():
+        return name.strip(), key
+    return f"key-{hashlib.sha256(key.encode()).hexdigest()[:8]}", key
 
 
 def bearer_key(authorization: str | None) -> str | None:

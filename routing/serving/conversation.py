@@ -39,12 +39,13 @@ class Turn:
 
 @dataclass(frozen=True)
 class Hints:
-    """What a request says of its conversation outside its body: its ``x-session-id`` header, who
-    sent it (a digest of its key), and its ``x-route-stickiness`` header."""
+    """What a request says of itself outside its body: its ``x-session-id`` header, who sent it (a
+    digest of its key, and the key's name), and its ``x-route-stickiness`` header."""
 
     session: str | None = None
     caller: str | None = None
     stickiness: str | None = None
+    key_name: str | None = None
 
 
 @dataclass(frozen=True)

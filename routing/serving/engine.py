@@ -280,14 +280,17 @@ class RoutingEngine:
         raise InvalidRequest(f"'{model}' is not a router alias: use 'router-<router>-<threshold>'", param="model")
 
     async def complete(
-        self, request: ChatCompletionRequest, conversation: ConversationRef | None = None
+        self, request: ChatCompletionRequest, conversation: ConversationRef | None = None, key_name: str | None = None
     ) -> tuple[Outcome, ChatCompletion]:
-        return await self.answer(request, conversation, lambda key: self.upstreams[key].complete(request), _usage)
+        attempt = lambda key: self.upstreams[key].complete(request)  # noqa: E731
+        return await self.answer(request, conversation, attempt, _usage, key_name)
 
     async def stream(
-        self, request: ChatCompletionRequest, conversation: ConversationRef | None = None
+        self, request: ChatCompletionRequest, conversation: ConversationRef | None = None, key_name: str | None = None
     ) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
-        return await self.open(request, conversation, lambda key: self.upstreams[key].open_stream(request), _usage)
+        return await self.open(
+            request, conversation, lambda key: self.upstreams[key].open_stream(request), _usage, key_name
+        )
 
     async def answer(
         self,
@@ -295,14 +298,16 @@ class RoutingEngine:
         conversation: ConversationRef | None,
         attempt: Callable[[str], Awaitable[T]],
         usage: Callable[[T], Usage | None],
+        key_name: str | None = None,
     ) -> tuple[Outcome, T]:
         """``request`` routed, and answered by ``attempt`` of the upstreams its plan names, in
         turn (an API's front door asks in its own way: translated, or passed through); its answer
-        pinned for its conversation, its ``usage`` recorded."""
+        pinned for its conversation, its ``usage`` recorded (under ``key_name``, the name of the
+        API key that asked)."""
         plan = await self.plan(request.model, request.messages, conversation)
         outcome, answer = await self._first_success(plan, attempt)
         await self.sessions.remember(plan.looked, outcome.key, outcome.decision)
-        await self._answered(request, outcome, usage(answer))
+        await self._answered(request, outcome, usage(answer), key_name)
         return outcome, answer
 
     async def open(
@@ -311,6 +316,7 @@ class RoutingEngine:
         conversation: ConversationRef | None,
         attempt: Callable[[str], Awaitable[AsyncIterator[S]]],
         usage: Callable[[S], Usage | None],
+        key_name: str | None = None,
     ) -> tuple[Outcome, AsyncIterator[S]]:
         """The same, streamed: ``attempt`` opens the stream and waits for its first token; until
         then a failure may still fall back, after it the answer is committed to this upstream (and
@@ -318,7 +324,7 @@ class RoutingEngine:
         plan = await self.plan(request.model, request.messages, conversation)
         outcome, items = await self._first_success(plan, attempt)
         await self.sessions.remember(plan.looked, outcome.key, outcome.decision)
-        return outcome, self._watch_usage(request, outcome, items, usage)
+        return outcome, self._watch_usage(request, outcome, items, usage, key_name)
 
     async def _first_success(self, plan: Plan, attempt: Callable[[str], Awaitable[T]]) -> tuple[Outcome, T]:
         """Tries the plan's upstreams in order; if all fail, the first choice's error is raised,
@@ -341,7 +347,9 @@ class RoutingEngine:
             first.args = (first.message,)
         raise first
 
-    async def _answered(self, request: ChatCompletionRequest, outcome: Outcome, usage: Usage | None) -> None:
+    async def _answered(
+        self, request: ChatCompletionRequest, outcome: Outcome, usage: Usage | None, key_name: str | None
+    ) -> None:
         """Records an answer: its usage and cost in telemetry, and the request log's line, which
         is written (off the event loop) before the answer goes out."""
         cost = None
@@ -349,7 +357,7 @@ class RoutingEngine:
             router = outcome.decision.router if outcome.decision else None
             most_capable = self.candidates[router][-1].key if router else None
             cost = cost_of(self.config, outcome.key, usage.prompt_tokens, usage.completion_tokens, most_capable)
-            self.telemetry.usage(outcome.model, usage.prompt_tokens, usage.completion_tokens, cost)
+            self.telemetry.usage(outcome.model, usage.prompt_tokens, usage.completion_tokens, cost, key_name)
         if self.request_log is None:
             return
         written = self.request_log.record(
@@ -361,6 +369,7 @@ class RoutingEngine:
             outcome.fallback,
             usage,
             cost,
+            key_name,
         )
         await asyncio.wrap_future(written)
 
@@ -378,6 +387,7 @@ class RoutingEngine:
         outcome: Outcome,
         items: AsyncIterator[S],
         usage_of: Callable[[S], Usage | None],
+        key_name: str | None,
     ) -> AsyncIterator[S]:
         usage = None
         try:
@@ -386,7 +396,7 @@ class RoutingEngine:
                 yield item
         finally:
             await close_stream(items)
-            await self._answered(request, outcome, usage)
+            await self._answered(request, outcome, usage, key_name)
 
 
 def _usage(answer: ChatCompletion | ChatCompletionChunk) -> Usage | None:

@@ -67,6 +67,7 @@ class RequestRecord(BaseModel):
     # Against the router's most capable candidate (for a request naming a model: the default
     # candidates'); negative when a dearer model answered.
     saved_usd: float | None = None
+    key: str | None = None  # the name of the API key that asked (never the key); None: the service is open
 
 
 Redactor = Callable[[RequestRecord], RequestRecord | None]
@@ -125,6 +126,7 @@ class RequestLog:
         fallback: str | None,
         usage: Usage | None,
         cost: Cost | None,
+        key: str | None = None,
     ) -> Future[None]:
         record = RequestRecord(
             time=time.time(),
@@ -144,6 +146,7 @@ class RequestLog:
             completion_tokens=usage.completion_tokens if usage else None,
             cost_usd=cost.usd if cost else None,
             saved_usd=cost.saved_usd if cost else None,
+            key=key,
         )
         return self.submit(record)
 

@@ -60,9 +60,11 @@ class Telemetry:
     def rejected_keys(self, rejected: Mapping[str, bool]) -> None:
         """Whether each upstream (by model) refused its key when last asked."""
 
-    def usage(self, model: str, prompt_tokens: int, completion_tokens: int, cost: Cost | None) -> None:
+    def usage(
+        self, model: str, prompt_tokens: int, completion_tokens: int, cost: Cost | None, key: str | None = None
+    ) -> None:
         """An upstream reported token usage; ``cost`` is known when both it and the most capable
-        candidate it is measured against have prices."""
+        candidate it is measured against have prices; ``key``: the name of the API key that asked."""
 
 
 NO_TELEMETRY = Telemetry()

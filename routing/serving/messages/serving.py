@@ -34,7 +34,8 @@ class MessagesServing:
             return answered(await self.engine.upstreams[key].complete(chat)).model_dump(mode="json")
 
         conversation = conversation_of(chat, hints.session, hints.caller, hints.stickiness)
-        return await self.engine.answer(chat, conversation, attempt, lambda message: _usage(message.get("usage"), 0))
+        usage = lambda message: _usage(message.get("usage"), 0)  # noqa: E731
+        return await self.engine.answer(chat, conversation, attempt, usage, hints.key_name)
 
     async def stream(
         self, request: MessagesRequest, raw: dict[str, Any], hints: Hints
@@ -50,7 +51,7 @@ class MessagesServing:
             return translated(MessageEvents(), self.engine.config.upstreams[key].model, chunks)
 
         conversation = conversation_of(chat, hints.session, hints.caller, hints.stickiness)
-        outcome, events = await self.engine.open(chat, conversation, attempt, _StreamUsage())
+        outcome, events = await self.engine.open(chat, conversation, attempt, _StreamUsage(), hints.key_name)
         return outcome, server_sent(events, MessageEvents().fail)
 
     def _speaks(self, key: str) -> bool:

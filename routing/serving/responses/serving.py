@@ -58,7 +58,7 @@ class ResponsesServing:
             completion = await self.engine.upstreams[key].complete(asked.chat)
             return answered(request, completion).model_dump(mode="json")
 
-        outcome, response = await self.engine.answer(asked.chat, asked.conversation, attempt, _usage)
+        outcome, response = await self.engine.answer(asked.chat, asked.conversation, attempt, _usage, hints.key_name)
         await self._store(asked, response, outcome.key)
         return outcome, response
 
@@ -75,7 +75,7 @@ class ResponsesServing:
             chunks = await self.engine.upstreams[key].open_stream(asked.chat)
             return translated(ResponseEvents(request), self.engine.config.upstreams[key].model, chunks)
 
-        outcome, events = await self.engine.open(asked.chat, asked.conversation, attempt, _event_usage)
+        outcome, events = await self.engine.open(asked.chat, asked.conversation, attempt, _event_usage, hints.key_name)
 
         async def stored(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
             async for event in events:
