@@ -81,9 +81,7 @@ def split(benchmark: Benchmark, held_out_share: float, held_out_max: int, traffi
 def baselines(held_out: Benchmark) -> dict[str, float]:
     """Random (mean of 10 draws), prompt length and optimal on the held-out slice."""
     strong, weak = held_out.quality["strong"], held_out.quality["weak"]
-    length = measure(
-        np.array([len(p) for p in held_out.prompts], dtype=float), held_out, "strong", "weak", 0.5, 10, 0
-    ).apgr
+    length = measure(np.array([len(p) for p in held_out.prompts], dtype=float), strong, weak, 0.5, 10, 0).apgr
     best = apgr(optimal_curve(strong, weak), float(weak.mean()), float(strong.mean()))
     return {"random": float(random_baseline(strong, weak).apgrs.mean()), "prompt length": length, "optimal": best}
 
@@ -181,7 +179,7 @@ def run(url: str, data: Split, sampling: str, rounds: int, max_labels: int, stat
 
 def _measured(url: str, data: Split, number: int, current: dict[str, Any], outcome: str) -> Point:
     scores = serving_scores(url, data.held_out.prompts)
-    measured = measure(scores, data.held_out, "strong", "weak", 0.5, 1000, number)
+    measured = measure(scores, data.held_out.quality["strong"], data.held_out.quality["weak"], 0.5, 1000, number)
     labels = current["train_labels"] + current["test_labels"]
     return Point(
         number, labels, current["champion_version"], measured.apgr, measured.low, measured.high,

@@ -11,13 +11,16 @@ from routing.judge_settings import Grading, JudgePrompts, JudgeUpstream
 from routing.settings import Strict
 
 Sampling = Literal["active", "uniform"]
+Family = Literal["length", "linear", "neighbours", "champion"]
+FAMILIES: tuple[Family, ...] = ("length", "linear", "neighbours", "champion")
 
 
 class LearnerConfig(Strict):
     """Every ``interval_s``, or every ``every_requests`` new logged requests, a round samples
     prompts from the request log, labels them with ``judge`` within ``budget_usd_per_day``,
-    trains a challenger, evaluates it against the champion on a test slice of the labels that
-    is never trained on, and promotes it when it is better by ``margin``."""
+    trains challengers, evaluates the best against the champion on a test slice of the labels
+    that is never trained on, and promotes it when it is the better in at least ``confidence``
+    of the paired bootstrap draws of that slice."""
 
     router: str = Field(description="the entry of 'routers' that learns; its kind needs a trainer")
     directory: str = Field(
@@ -52,14 +55,28 @@ class LearnerConfig(Strict):
     promotion: Literal["auto", "manual"] = Field(
         default="auto", description="manual: a better challenger waits for 'routellm-serve promote'"
     )
-    margin: float = Field(default=0.02, ge=0, description="APGR a challenger must gain over the champion")
+    confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        lt=1,
+        description="share of paired bootstrap draws of the test slice in which the challenger's APGR "
+        "must beat the champion's for a promotion",
+    )
     min_test_labels: int = Field(default=30, ge=2, description="test labels needed before any promotion")
-    bootstrap: int = Field(default=200, ge=10, le=10_000, description="resamples of the APGR interval")
+    bootstrap: int = Field(
+        default=500, ge=10, le=10_000, description="resamples of the APGR interval and of the paired comparison"
+    )
     method: Literal["refit", "retrain"] = Field(
         default="refit",
-        description="refit: the champion, corrected by the own labels (kinds with a refit, e.g. mf); "
-        "retrain: the kind's trainer on 'data' and the own labels",
+        description="refit: challengers of every family in 'families' fit on the own labels, the best by "
+        "cross-validation (kinds with a refit, e.g. mf); retrain: the kind's trainer on 'data' and the own labels",
     )
+    families: list[Family] = Field(
+        default_factory=lambda: list(FAMILIES),
+        min_length=1,
+        description="refit: the challenger families tried each round (length, linear, neighbours, champion)",
+    )
+    folds: int = Field(default=5, ge=2, le=20, description="refit: folds of the cross-validation that chooses a family")
     data: list[str] = Field(
         default_factory=list, description="retrain: training data mixed with the own labels (e.g. data/train)"
     )

@@ -14,7 +14,7 @@ from routing.resources import checkpoint_path
 from routing.routers.checkpoint import CheckpointError, load_manifest, save
 from routing.routers.kind import Candidate
 from routing.routers.kinds import MFRouterConfig, SWRankingRouterConfig, load_router
-from routing.routers.mf import DIRECTION_FORM
+from routing.routers.learned_forms import LINEAR_FORM
 from routing.serving.live_router import LiveRouter, Ranking, RankQuery
 
 CHEAP, MID, TOP = "mistral-7b-instruct-v0.1", "gpt-3.5-turbo-0125", "gpt-4-1106-preview"
@@ -91,7 +91,7 @@ def test_a_middle_candidate_is_scored_by_its_model_name_without_a_router_model_i
 def test_a_refit_checkpoint_of_one_pair_cannot_route_three_candidates(tmp_path: Path) -> None:
     pair = {"models": [TOP, CHEAP], "default_strong": TOP, "default_weak": CHEAP}
     manifest = load_manifest(checkpoint_path("builtin:mf"), "mf").model_copy(
-        update={**pair, "params": {"form": DIRECTION_FORM}}
+        update={**pair, "params": {"form": LINEAR_FORM}}
     )
     save(tmp_path / "refit", manifest, {"direction": torch.ones(384)})
     config = MFRouterConfig(type="mf", checkpoint=str(tmp_path / "refit"))

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from learning_setup import learner_args, log_requests, questions, winners
@@ -20,6 +21,8 @@ from routing.offline.labelling.run import Prompt
 from routing.offline.learning.learner import Learner
 from routing.offline.learning.sampling import Logged, choose, in_test_slice
 from routing.offline.learning.store import LearnerStore, read_champion
+from routing.routers.learned_forms import LinearForm
+from routing.routers.mf import MFRouter
 from routing.settings import ConfigError
 from testing import ROOT
 from testing.fake_upstream import FakeUpstream
@@ -50,6 +53,10 @@ def test_a_round_promotes_a_better_challenger_and_the_operator_can_go_back(
     evaluation = store.evaluation(1)
     assert evaluation is not None and evaluation.test_labels >= 8
     assert evaluation.challenger.apgr > evaluation.champion.apgr + 0.02  # type: ignore[operator]
+    assert evaluation.p_better is not None and evaluation.p_better >= 0.95
+    # Every family was cross-validated on the round's training labels; the chosen one challenged.
+    assert [f.family for f in evaluation.families] == ["length", "linear", "neighbours", "champion"]
+    assert all(f.cv_apgr is not None for f in evaluation.families) and evaluation.family in evaluation.reason
     low, high = evaluation.challenger.low, evaluation.challenger.high
     assert low is not None and high is not None and low <= evaluation.challenger.apgr <= high
     sampled = list(store.sampled.read())
@@ -60,7 +67,7 @@ def test_a_round_promotes_a_better_challenger_and_the_operator_can_go_back(
 
     cli(["versions", "mf", "--directory", str(tmp_path / "learner")])
     listed = capsys.readouterr().out
-    assert "*    1" in listed and "promoted: APGR" in listed
+    assert "*    1" in listed and "promoted: APGR" in listed and "cross-validated / on the test slice" in listed
     cli(["rollback", "mf", "--directory", str(tmp_path / "learner")])
     assert store.champion().version == 0 and store.champion().checkpoint == "builtin:mf"
     cli(["promote", "mf", "1", "--directory", str(tmp_path / "learner")])
@@ -70,6 +77,27 @@ def test_a_round_promotes_a_better_challenger_and_the_operator_can_go_back(
     with pytest.raises(SystemExit):
         cli(["rollback", "mf", "7", "--directory", str(tmp_path / "learner")])
     assert "no version 7" in capsys.readouterr().err
+
+
+def test_prompt_length_alone_can_become_the_champion(
+    tmp_path: Path, strong: FakeUpstream, weak: FakeUpstream, judge: FakeUpstream
+) -> None:
+    # The hard questions are the longer ones here: a router of length alone learns them.
+    prompts = questions("Length", 90)
+    judge.behave("ok", answer="oracle", winners=winners(prompts))
+    log_requests(tmp_path / "requests", prompts)
+    args = learner_args(strong, weak, judge, tmp_path, labels_per_round=90, families=["length"])
+    record = Learner(load_app_config(args)).run_round()
+
+    assert record.promoted and record.outcome.endswith("; challenger length, chosen by cross-validation of length"), (
+        record
+    )
+    champion = LearnerStore(tmp_path / "learner", "mf").champion()
+    served = MFRouter(Path(champion.checkpoint))
+    assert isinstance(served.learned, LinearForm) and not served.learned.direction.any()
+    assert served.learned.feature_weights["log_chars"] > 0
+    long, short = served.score(["x" * 300, "x" * 10], np.zeros((2, 384), np.float32))
+    assert long > short
 
 
 def test_the_budget_covers_k_labels_and_the_round_stops_at_k(

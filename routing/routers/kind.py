@@ -138,7 +138,7 @@ class RouterKind:
     - ``trainer``: ``(TrainJob) -> Trained``, for ``routellm-serve train <name>``;
     - ``in_domain``: ``(router, prompts, embeddings, outcomes) -> (scores, FitAndScore)``, the
       refit of ``evaluate``'s in-domain setting; without one a kind is evaluated out of domain only;
-    - ``refit``: ``(RefitJob) -> None``, the learner's challenger from the champion and the own
+    - ``refit``: ``(RefitJob) -> Refit``, the learner's challengers from the champion and the own
       labels (:mod:`routing.offline.learning.refit`); without one the learner retrains with ``trainer``;
     - ``baseline``: ``evaluate`` draws it over many seeds as the random baseline instead.
     """

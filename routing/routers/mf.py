@@ -6,9 +6,9 @@ serving it collapses to one vector per model, u_m = W1ᵀ (w2 ⊙ v̂_m), so a s
 product σ((u_strong − u_weak) · e_q) per prompt, batched as a matrix product. Any pair of the
 checkpoint's models can be scored, and several pairs at once (one column of directions each).
 
-A *refit* checkpoint (``params.form: direction``, written by the learner) holds that serving form
-for its one pair directly, with a bias and a weight on the prompt's log length in characters:
-σ(d · e_q + b + w · log(1 + |q|)).
+A checkpoint the learner writes for one pair holds one of its learned forms instead
+(:mod:`routing.routers.learned_forms`: linear in the embedding and prompt features, or the
+nearest labelled prompts' votes).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch import nn
 
 from routing.routers.checkpoint import CheckpointError, load_manifest, load_tensors
 from routing.routers.kind import ModelPair, PairsScorer, RouterSettings, ScoringPair
+from routing.routers.learned_forms import LinearForm, load_learned
 from routing.routers.pair import check_embeddings, scoring_pair
 
 
@@ -51,22 +52,15 @@ def load_model(directory: Path) -> MFModel:
     return model.eval()
 
 
-DIRECTION_FORM = "direction"
-
-
 class MFRouter:
     def __init__(self, directory: Path, strong: str | None = None, weak: str | None = None) -> None:
         self.manifest = load_manifest(directory, "mf")
         self.pair = scoring_pair(self.manifest, strong, weak)
-        self.bias = float(self.manifest.params.get("bias", 0.0))
-        self.length_weight = float(self.manifest.params.get("length_weight", 0.0))
-        self.model_vectors: np.ndarray | None = None  # a refit checkpoint holds its one pair's direction only
-        if self.manifest.params.get("form") == DIRECTION_FORM:
-            self.direction = load_tensors(directory)["direction"].numpy().astype(np.float32)
-            return
-        with torch.no_grad():
-            self.model_vectors = load_model(directory).model_vectors().numpy().astype(np.float32)
-        self.direction = self._directions([self.pair])[:, 0]
+        self.learned = load_learned(self.manifest, directory)
+        self.model_vectors: np.ndarray | None = None  # a learned checkpoint scores its one pair only
+        if self.learned is None:
+            with torch.no_grad():
+                self.model_vectors = load_model(directory).model_vectors().numpy().astype(np.float32)
 
     def _directions(self, pairs: Sequence[ModelPair]) -> np.ndarray:
         """u_a − u_b for each pair (a, b), one column each."""
@@ -74,41 +68,50 @@ class MFRouter:
         index = {name: i for i, name in enumerate(self.manifest.models)}
         return np.stack([self.model_vectors[index[a]] - self.model_vectors[index[b]] for a, b in pairs], axis=1)
 
-    def logits(self, prompts: list[str], embeddings: np.ndarray, directions: np.ndarray | None = None) -> np.ndarray:
-        logits = embeddings.astype(np.float32) @ (self.direction if directions is None else directions) + self.bias
-        if self.length_weight:
-            lengths = log_length(prompts)
-            logits += self.length_weight * (lengths if logits.ndim == 1 else lengths[:, None])
-        return logits
+    def linear(self) -> LinearForm | None:
+        """Its score of its pair as a linear form (what a refit builds on); None for neighbours."""
+        if self.learned is None:
+            return LinearForm(self._directions([self.pair])[:, 0])
+        return self.learned if isinstance(self.learned, LinearForm) else None
+
+    @property
+    def dim(self) -> int:
+        return self.learned.dim if self.learned is not None else int(self.model_vectors.shape[1])  # type: ignore[union-attr]
 
     def score(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
-        embeddings = check_embeddings(embeddings, prompts, self.direction.shape[0], "mf")
-        return 1.0 / (1.0 + np.exp(-self.logits(prompts, embeddings)))
+        embeddings = check_embeddings(embeddings, prompts, self.dim, "mf")
+        if self.learned is not None:
+            return self.learned.probabilities(prompts, embeddings)
+        return self.against([self.pair]).score(prompts, embeddings)[:, 0]
 
     def against(self, pairs: Sequence[ModelPair]) -> PairsScorer:
-        if self.model_vectors is None:
+        if self.learned is not None:
             if any(pair != self.pair for pair in pairs):
                 raise CheckpointError(
                     f"this refit checkpoint scores only {self.pair[0]} against {self.pair[1]}; "
                     "route among more candidates with a checkpoint that holds every model's vector"
                 )
-            return _MFPairs(self, self.direction[:, None])
-        return _MFPairs(self, self._directions([scoring_pair(self.manifest, a, b) for a, b in pairs]))
+            return _OnePair(self)
+        return _MFPairs(self._directions([scoring_pair(self.manifest, a, b) for a, b in pairs]))
 
 
 class _MFPairs:
-    """An MF router's scores of several pairs: one matrix product for all of them."""
+    """A trained MF checkpoint's scores of several pairs: one matrix product for all of them."""
 
-    def __init__(self, router: MFRouter, directions: np.ndarray) -> None:
-        self.router, self.directions = router, directions
+    def __init__(self, directions: np.ndarray) -> None:
+        self.directions = directions
 
     def score(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         embeddings = check_embeddings(embeddings, prompts, self.directions.shape[0], "mf")
-        return 1.0 / (1.0 + np.exp(-self.router.logits(prompts, embeddings, self.directions)))
+        return 1.0 / (1.0 + np.exp(-(embeddings.astype(np.float32) @ self.directions)))
 
 
-def log_length(prompts: list[str]) -> np.ndarray:
-    return np.log1p(np.array([len(p) for p in prompts], dtype=np.float32))
+class _OnePair:
+    def __init__(self, router: MFRouter) -> None:
+        self.router = router
+
+    def score(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        return self.router.score(prompts, embeddings)[:, None]
 
 
 def router_for(directory: Path, config: RouterSettings, pair: ScoringPair) -> MFRouter:

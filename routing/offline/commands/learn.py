@@ -15,7 +15,7 @@ import yaml
 from routing.config import AppConfig, load_app_config
 from routing.offline.commands import Echo
 from routing.offline.learning.learner import Learner
-from routing.offline.learning.store import Champion, LearnerStore, Version
+from routing.offline.learning.store import Champion, LearnerStore, Version, family_scores
 from routing.settings import ConfigError
 
 
@@ -63,6 +63,9 @@ def versions(directory: Path, router: str, echo: Echo = print) -> list[Version]:
                 f"  round {evaluation.round} at {when} UTC, {evaluation.train_labels} train / "
                 f"{evaluation.test_labels} test labels: {evaluation.reason}"
             )
+            if evaluation.families:
+                scores = family_scores(evaluation.families, evaluation.family)
+                line += f"\n         APGR cross-validated / on the test slice: {scores}"
         echo(line)
     echo(f"* in service since {_when(champion)} ({champion.by})")
     return kept

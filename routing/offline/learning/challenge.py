@@ -1,6 +1,7 @@
-"""A round's challenger: the champion refit on the own labels (or the kind retrained on them
-and any configured data), given a strong-share table measured on recent traffic, and measured
-against the champion on the test slice, with a bootstrap interval of each APGR."""
+"""A round's challenger: the best of the challenger families fit on the own labels (or the kind
+retrained on them and any configured data), given a strong-share table measured on recent
+traffic, and measured against the champion on the test slice: a bootstrap interval of each APGR,
+and a paired bootstrap of the two for the chance that the challenger is the better."""
 
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ import numpy as np
 
 from routing.calibration import CalibrationTable, save_calibration
 from routing.embeddings import Embedder
-from routing.offline.evaluation.benchmark import Benchmark
-from routing.offline.evaluation.metrics import apgr, router_curve
-from routing.offline.learning.refit import RefitJob
+from routing.offline.learning.families import Labelled, apgr_of
+from routing.offline.learning.refit import Refit, RefitJob
 from routing.offline.learning.store import Interval
 from routing.offline.training.common import Log
-from routing.offline.training.data import read_training_data
 from routing.offline.training.fit import train_checkpoint
 from routing.routers.kind import Candidate, RouterSettings, resolve
 from routing.routers.kinds import KINDS
@@ -90,23 +89,13 @@ def train_challenger(
 
 
 def refit_challenger(
-    champion: Contender, checkpoint: str, labels: Path, embedder: Embedder | None, out: Path, seed: int, log: Log
-) -> None:
-    """The champion's kind's refit (:mod:`routing.offline.learning.refit`) on the battles of ``labels``."""
+    champion: Contender, checkpoint: str, labels: Labelled, families: Sequence[str], folds: int, seed: int
+) -> tuple[RefitJob, Refit]:
+    """The champion's kind's refit (:mod:`routing.offline.learning.refit`) on ``labels``."""
     strong, weak = label_names(champion.candidates)
-    battles = read_training_data([str(labels)], {}, log).battles
-    job = RefitJob(
-        champion=champion.scorer.model,
-        champion_checkpoint=checkpoint,
-        strong=strong,
-        weak=weak,
-        battles=battles,
-        embed=(lambda texts: embed_all(embedder, texts)) if embedder is not None else None,  # type: ignore[arg-type,return-value]
-        out=out,
-        seed=seed,
-    )
+    job = RefitJob(champion.scorer.model, checkpoint, strong, weak, labels, families, folds, seed)
     assert champion.scorer.kind.refit is not None
-    resolve(champion.scorer.kind.refit)(job)
+    return job, resolve(champion.scorer.kind.refit)(job)
 
 
 def calibrate_on(contender: Contender, kind: str, prompts: list[str], embeddings: np.ndarray | None, out: Path) -> None:
@@ -117,26 +106,34 @@ def calibrate_on(contender: Contender, kind: str, prompts: list[str], embeddings
 
 
 def measure(
-    scores: np.ndarray, benchmark: Benchmark, strong: str, weak: str, threshold: float, resamples: int, seed: int
+    scores: np.ndarray, strong_q: np.ndarray, weak_q: np.ndarray, threshold: float, resamples: int, seed: int
 ) -> Interval:
-    """APGR of ``scores`` on ``benchmark`` with a 95 % bootstrap interval (items resampled), and
-    the share of its prompts sent to the strong model at ``threshold``."""
-    strong_q, weak_q = benchmark.quality[strong], benchmark.quality[weak]
-    point = _apgr(scores, strong_q, weak_q)
+    """APGR of ``scores`` on items of the strong and weak quality given, with a 95 % bootstrap
+    interval (items resampled), and the share of them sent to the strong model at ``threshold``."""
+    point = apgr_of(scores, strong_q, weak_q)
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(resamples):
         rows = rng.integers(0, len(scores), len(scores))
-        value = _apgr(scores[rows], strong_q[rows], weak_q[rows])
+        value = apgr_of(scores[rows], strong_q[rows], weak_q[rows])
         if value is not None:
             draws.append(value)
     low, high = (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))) if draws else (None, None)
     return Interval(apgr=point, low=low, high=high, strong_share=float(np.mean(scores >= threshold)))
 
 
-def _apgr(scores: np.ndarray, strong_q: np.ndarray, weak_q: np.ndarray) -> float | None:
-    strong, weak = float(np.mean(strong_q)), float(np.mean(weak_q))
-    if strong <= weak:  # no gap to recover: APGR measures nothing here
-        return None
-    curve, _ = router_curve(scores, strong_q, weak_q)
-    return float(apgr(curve, weak, strong))
+def p_better(
+    champion: np.ndarray, challenger: np.ndarray, strong_q: np.ndarray, weak_q: np.ndarray, resamples: int, seed: int
+) -> float | None:
+    """The share of paired bootstrap draws of the items (one draw serves both routers) in which
+    the challenger's APGR is the higher, a tie counting half: near 0.5 for two equal routers
+    whatever the slice's size, near 1 for a better one only when the slice can show it."""
+    rng = np.random.default_rng(seed)
+    wins = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(champion), len(champion))
+        ours = apgr_of(champion[rows], strong_q[rows], weak_q[rows])
+        theirs = apgr_of(challenger[rows], strong_q[rows], weak_q[rows])
+        if ours is not None and theirs is not None:
+            wins.append(1.0 if theirs > ours else 0.5 if theirs == ours else 0.0)
+    return float(np.mean(wins)) if wins else None

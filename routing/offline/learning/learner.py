@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 from pydantic import BaseModel
 
 from routing.config import AppConfig
@@ -32,12 +33,22 @@ from routing.offline.learning.challenge import (
     embed_all,
     label_names,
     measure,
+    p_better,
     refit_challenger,
     train_challenger,
 )
+from routing.offline.learning.families import Labelled, fit_length
+from routing.offline.learning.promotion import Decision, challenging_family, decide
 from routing.offline.learning.refit import RefitError
 from routing.offline.learning.sampling import LogCounter, choose, recent_prompts, routed_prompts
-from routing.offline.learning.store import Evaluation, Interval, LearnerStore, RoundRecord
+from routing.offline.learning.store import (
+    Evaluation,
+    FamilyScore,
+    Interval,
+    LearnerStore,
+    RoundRecord,
+    family_scores,
+)
 from routing.routers.kinds import KINDS
 from routing.routers.scorer import calibration_of, inspect_checkpoint
 from routing.serving.request_log import read_request_log
@@ -220,41 +231,68 @@ class Learner:
 
     def _challenge(self) -> tuple[str, int | None, bool]:
         train_dir, test_dir = self.store.labels / "train", self.store.labels / "test"
-        if not train_dir.is_dir():
+        train = self._labelled(train_dir)
+        if train is None:
             return "no training labels yet", None, False
-        strong, weak = self.ends
+        test = self._labelled(test_dir)
+        counts = (len(train.prompts), len(test.prompts) if test is not None else 0)
         newest = self.store.versions()[-1].evaluation
-        counts = (_count_labelled(train_dir, strong, weak), _count_labelled(test_dir, strong, weak))
         if newest is not None and (newest.train_labels, newest.test_labels) == counts:
             return "no new labels: no challenger", None, False
         number, partial = self.store.partial_version()
         champion = self.store.champion()
         serving = self._contender(champion.checkpoint)
-        log = _training_log
-        if self.config.method == "refit":
+        config = self.config
+        family: str | None = None
+        families: list[FamilyScore] = []
+        if config.method == "refit":
             try:
-                refit_challenger(
-                    serving, champion.checkpoint, train_dir, self.embedder, partial, self.round_number, log
+                job, refit = refit_challenger(
+                    serving, champion.checkpoint, train, config.families, config.folds, self.round_number
                 )
             except RefitError as exc:
                 return f"no challenger: {exc}", None, False
+            family, families, why = challenging_family(refit, test)
+            self.log(
+                f"learner round {self.round_number} ({self.name}) families, APGR cross-validated / on the "
+                f"test slice: {family_scores(families, family)}"
+            )
+            refit.save(family, job, partial)
+            family_note = (
+                f"challenger {family}, chosen by cross-validation of {', '.join(config.families)}{why}{refit.note}"
+            )
         else:
-            config = self.config
             train_challenger(
                 self.router_config, self.candidates, partial, train_dir, config.data, config.label_weight,
-                config.train, self.round_number, log,
+                config.train, self.round_number, _training_log,
             )  # fmt: skip
+            family_note = "challenger retrained"
         challenger = self._contender(str(partial))
         recent = recent_prompts(self.request_log, self.name, self.config.calibration_prompts)
         if self.kind.calibrated and recent:
             calibrate_on(challenger, self.kind.name, recent, embed_all(self.embedder, recent), partial)
-        evaluation = self._evaluate(champion.version, serving, challenger, counts[0], test_dir)
+        evaluation = self._evaluate(champion.version, serving, challenger, train, test)
+        evaluation = evaluation.model_copy(
+            update={"family": family, "families": families, "reason": f"{evaluation.reason}; {family_note}"}
+        )
         promote = evaluation.promoted and self.config.promotion == "auto"
         self.store.commit_version(number, partial, evaluation.model_copy(update={"promoted": promote}))
         if promote:
             self.store.set_champion(number, "promotion")
         self.store.prune(self.config.keep_versions)
         return evaluation.reason, number, promote
+
+    def _labelled(self, directory: Path) -> Labelled | None:
+        """The labels in ``directory`` (the pair's quality per prompt), with embeddings where the
+        router reads them (else a zero column: prompt length needs none)."""
+        strong, weak = self.ends
+        found = _labels_benchmark(directory, strong, weak, self.config.grading)
+        if found is None or len(found.prompts) < 2:
+            return None
+        embeddings = embed_all(self.embedder, found.prompts)
+        if embeddings is None:
+            embeddings = np.zeros((len(found.prompts), 1), np.float32)
+        return Labelled(found.prompts, embeddings, found.quality[strong], found.quality[weak])
 
     def _contender(self, checkpoint: str) -> Contender:
         return Contender.load(self.router_config, checkpoint, self.candidates, self.app.embedding.model_id)
@@ -266,34 +304,37 @@ class Learner:
         return self._embedder
 
     def _evaluate(
-        self, champion_version: int, champion: Contender, challenger: Contender, train_labels: int, test_dir: Path
+        self, champion_version: int, champion: Contender, challenger: Contender, train: Labelled, test: Labelled | None
     ) -> Evaluation:
-        strong, weak = self.ends
-        test = _test_benchmark(test_dir, strong, weak, self.config.grading)
-        config = self.config
-        if test is None or len(test.prompts) < 2:
-            return _evaluation(self, train_labels, 0, champion_version, NOTHING, NOTHING, False, "no test labels yet")
-        embeddings = embed_all(self.embedder, test.prompts)
-        seed = self.round_number
-        ours = measure(
-            champion.scores(test.prompts, embeddings), test, strong, weak, self.threshold, config.bootstrap, seed
+        ours = theirs = NOTHING
+        length, chance = None, None
+        decision = Decision(False, "no test labels yet")
+        if test is not None:
+            config, seed = self.config, self.round_number
+            embeddings = test.embeddings if self.kind.needs_embeddings else None
+            scores = (
+                champion.scores(test.prompts, embeddings),
+                challenger.scores(test.prompts, embeddings),
+                fit_length(train).probabilities(test.prompts, test.embeddings),
+            )
+            quality = test.strong_quality, test.weak_quality
+            ours, theirs, length = (measure(s, *quality, self.threshold, config.bootstrap, seed) for s in scores)
+            chance = p_better(scores[0], scores[1], *quality, config.bootstrap, seed)
+            decision = decide(config, len(test.prompts), ours, theirs, length, chance)
+        return Evaluation(
+            round=self.round_number,
+            time=time.time(),
+            train_labels=len(train.prompts),
+            test_labels=len(test.prompts) if test is not None else 0,
+            threshold=self.threshold,
+            champion_version=champion_version,
+            champion=ours,
+            challenger=theirs,
+            length=length,
+            p_better=chance,
+            promoted=decision.promoted,
+            reason=decision.reason,
         )
-        theirs = measure(
-            challenger.scores(test.prompts, embeddings), test, strong, weak, self.threshold, config.bootstrap, seed
-        )
-        size = len(test.prompts)
-        if size < config.min_test_labels:
-            promoted, reason = False, f"{size} test labels, {config.min_test_labels} needed to promote"
-        elif ours.apgr is None or theirs.apgr is None:
-            promoted, reason = False, "on the test labels the strong model is not the better one: no APGR"
-        elif theirs.apgr - ours.apgr >= config.margin:
-            promoted = True
-            verb = "promoted" if config.promotion == "auto" else "better: awaits 'routellm-serve promote'"
-            reason = f"{verb}: APGR {theirs.apgr:.3f} against {ours.apgr:.3f} on {size} test labels"
-        else:
-            promoted = False
-            reason = f"kept the champion: APGR {theirs.apgr:.3f} against {ours.apgr:.3f} (margin {config.margin:g})"
-        return _evaluation(self, train_labels, size, champion_version, ours, theirs, promoted, reason)
 
     # ------------------------------------------------------------ what it has done
 
@@ -337,31 +378,7 @@ def _training_log(line: str) -> None:
     logger.debug("learner training: %s", line)
 
 
-def _evaluation(
-    learner: Learner,
-    train_labels: int,
-    test_labels: int,
-    champion_version: int,
-    ours: Interval,
-    theirs: Interval,
-    promoted: bool,
-    reason: str,
-) -> Evaluation:
-    return Evaluation(
-        round=learner.round_number,
-        time=time.time(),
-        train_labels=train_labels,
-        test_labels=test_labels,
-        threshold=learner.threshold,
-        champion_version=champion_version,
-        champion=ours,
-        challenger=theirs,
-        promoted=promoted,
-        reason=reason,
-    )
-
-
-def _test_benchmark(directory: Path, strong: str, weak: str, grading: str) -> Benchmark | None:
+def _labels_benchmark(directory: Path, strong: str, weak: str, grading: str) -> Benchmark | None:
     if not directory.is_dir():
         return None
     suffix = "-pairwise" if grading == "pairwise" else "-graded"

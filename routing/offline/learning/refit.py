@@ -1,28 +1,35 @@
-"""The learner's default way to a challenger: the champion, refit on the own labels.
-
-A refit keeps what the champion knows and learns from the labels how this traffic differs. For
-``mf`` that is a logistic regression of "the strong model won" on the prompt embedding, the
-prompt's log length *and the champion's own logit*, its L2 strength chosen by cross-validation
-inside the labels: with few or noisy labels it leans on the champion, with many it learns the
-traffic's own direction. The result is linear in the embedding and the log length, so it is saved
-as an mf checkpoint of the serving form σ(d · e + b + w · log(1 + |q|)) (``params.form:
-direction``) for the candidates' pair.
+"""The learner's way to a challenger for a kind with a refit (``mf``): every challenger family
+(:mod:`routing.offline.learning.families`) cross-validated on the round's training labels, each
+fit on all of them, and the best by that score chosen. Any of them is saved as an mf checkpoint
+of its learned form for the candidates' pair.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from routing.offline.data.schema import Battle
-from routing.offline.evaluation.in_domain import INNER_FOLDS, fit_logistic
-from routing.routers.checkpoint import Manifest, TrainingRecord, save
+from routing.learner_config import FAMILIES
+from routing.offline.learning.families import (
+    MIN_EACH_OUTCOME,
+    CrossValidated,
+    Fit,
+    Labelled,
+    best_of,
+    champion_fit,
+    cross_validate,
+    fit_length,
+    fit_linear,
+    fit_neighbours,
+)
+from routing.routers.checkpoint import EmbeddingSpec, Manifest, TrainingRecord, save
 from routing.routers.kind import Router
-from routing.routers.mf import DIRECTION_FORM, MFRouter, log_length
+from routing.routers.learned_forms import LearnedForm
+from routing.routers.mf import MFRouter
 from routing.routers.model_aliases import canonical_model_name
 
 
@@ -32,68 +39,81 @@ class RefitError(ValueError):
 
 @dataclass(frozen=True)
 class RefitJob:
-    """A kind's refit is given the champion as it serves the candidates' pair, the own labels'
-    battles between the pair's ``strong`` and ``weak`` names, and the embedding function."""
+    """A kind's refit is given the champion as it serves the candidates' pair, the round's
+    training labels (prompts, the pair's ``strong`` and ``weak`` quality, and embeddings where
+    the kind reads them), the families to try and the cross-validation's folds."""
 
     champion: Router
     champion_checkpoint: str
     strong: str
     weak: str
-    battles: Sequence[Battle]
-    embed: Callable[[list[str]], np.ndarray] | None
-    out: Path
+    labels: Labelled
+    families: Sequence[str]
+    folds: int
     seed: int
 
 
-def strong_won(battles: Sequence[Battle], strong: str, weak: str) -> tuple[list[str], np.ndarray]:
-    """The prompts of the decisive battles between ``strong`` and ``weak``, and whether the strong one won."""
-    prompts, won = [], []
-    for battle in battles:
-        a, b = canonical_model_name(battle.model_a), canonical_model_name(battle.model_b)
-        if {a, b} != {strong, weak} or battle.winner not in ("model_a", "model_b"):
-            continue
-        prompts.append(battle.prompt)
-        won.append((battle.winner == "model_a") == (a == strong))
-    return prompts, np.array(won, dtype=np.int64)
+@dataclass(frozen=True)
+class Refit:
+    """Every family's cross-validated APGR, each family fit on all the labels, and the chosen one."""
 
+    scores: list[CrossValidated]
+    fitted: dict[str, LearnedForm]
+    chosen: str
+    embedding: EmbeddingSpec | None
+    note: str = ""
 
-def refit_mf(job: RefitJob) -> None:
-    champion = job.champion
-    assert isinstance(champion, MFRouter) and job.embed is not None
-    strong, weak = canonical_model_name(job.strong), canonical_model_name(job.weak)
-    prompts, won = strong_won(job.battles, strong, weak)
-    counts = np.bincount(won, minlength=2)
-    if counts.min() < INNER_FOLDS:
-        raise RefitError(
-            f"{counts[1]} labels where {strong} won and {counts[0]} where {weak} did: "
-            f"a refit needs {INNER_FOLDS} of each"
+    def save(self, family: str, job: RefitJob, out: Path) -> None:
+        form = self.fitted[family]
+        strong, weak = canonical_model_name(job.strong), canonical_model_name(job.weak)
+        target = job.labels.strong_better
+        manifest = Manifest(
+            router="mf",
+            embedding=self.embedding,
+            models=[strong, weak],
+            default_strong=strong,
+            default_weak=weak,
+            params=form.params(),
+            training=TrainingRecord(
+                hyperparameters={"method": "refit", "family": family, "champion": job.champion_checkpoint},
+                metrics={
+                    "labels": len(target),
+                    "strong_better": int(target.sum()),
+                    **{f"cv_apgr_{s.family}": round(s.apgr, 4) for s in self.scores if s.apgr is not None},
+                },
+            ),
         )
-    embeddings = np.asarray(job.embed(prompts), dtype=np.float64)
-    length = log_length(prompts).astype(np.float64)
-    champion_logit = champion.logits(prompts, embeddings).astype(np.float64)
-    model = fit_logistic(np.column_stack([embeddings, length, champion_logit]), won)
-    scaler, regression = model[0], model[-1]
-    weights = regression.coef_[0] / scaler.scale_
-    intercept = float(regression.intercept_[0] - weights @ scaler.mean_)
-    # The champion's logit is d_c · e + b_c + w_c · length: its weight folds into all three.
-    on_champion = weights[-1]
-    direction = weights[:-2] + on_champion * champion.direction
-    bias = intercept + on_champion * champion.bias
-    length_weight = float(weights[-2] + on_champion * champion.length_weight)
-    manifest = Manifest(
-        router="mf",
-        embedding=champion.manifest.embedding,
-        models=[strong, weak],
-        default_strong=strong,
-        default_weak=weak,
-        params={"form": DIRECTION_FORM, "bias": bias, "length_weight": length_weight},
-        training=TrainingRecord(
-            hyperparameters={"method": "refit", "champion": job.champion_checkpoint, "C": float(regression.C_)},
-            metrics={
-                "labels": len(prompts),
-                "strong_wins": int(counts[1]),
-                "champion_weight": round(float(on_champion), 4),
-            },
-        ),
-    )
-    save(job.out, manifest, {"direction": torch.tensor(direction, dtype=torch.float32)})
+        save(out, manifest, {name: torch.from_numpy(t) for name, t in form.tensors().items()})
+
+
+def refit_mf(job: RefitJob) -> Refit:
+    champion = job.champion
+    assert isinstance(champion, MFRouter)
+    target = job.labels.strong_better
+    counts = np.bincount(target, minlength=2)
+    if counts.min() < MIN_EACH_OUTCOME:
+        raise RefitError(
+            f"{counts[1]} labels where {job.strong}'s answer was better and {counts[0]} where "
+            f"{job.weak}'s was as good: a refit needs {MIN_EACH_OUTCOME} of each"
+        )
+    fits = _fits(job.families, champion)
+    skipped = [f for f in job.families if f not in fits]
+    scores = cross_validate(fits, job.labels, job.folds, job.seed)
+    chosen = best_of(scores)
+    if chosen is None:
+        raise RefitError("on the training labels the strong model is not the better one: no APGR to choose by")
+    fitted = {name: fit(job.labels) for name, fit in fits.items()}
+    note = f" ({', '.join(skipped)}: the champion's score is not linear)" if skipped else ""
+    return Refit(scores, fitted, chosen, champion.manifest.embedding, note)
+
+
+def _fits(families: Sequence[str], champion: MFRouter) -> dict[str, Fit]:
+    linear = champion.linear()
+    every: dict[str, Fit | None] = {
+        "length": fit_length,
+        "linear": fit_linear,
+        "neighbours": fit_neighbours,
+        "champion": champion_fit(linear) if linear is not None else None,
+    }
+    assert set(every) == set(FAMILIES)
+    return {name: fit for name in families if (fit := every[name]) is not None}

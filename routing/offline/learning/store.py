@@ -65,8 +65,30 @@ class Interval(_Record):
     strong_share: float
 
 
+class FamilyScore(_Record):
+    """A challenger family's APGR cross-validated on the round's training labels, and on the test slice."""
+
+    family: str
+    cv_apgr: float | None
+    test_apgr: float | None = None
+
+
+def family_scores(families: list[FamilyScore], chosen: str | None) -> str:
+    """``length 0.612 / 0.580, linear* 0.640 / 0.655, …``: each family's cross-validated and test APGR."""
+
+    def number(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    marked = [
+        f"{f.family}{'*' if f.family == chosen else ''} {number(f.cv_apgr)} / {number(f.test_apgr)}" for f in families
+    ]
+    return ", ".join(marked)
+
+
 class Evaluation(_Record):
-    """Challenger against champion on the test slice of the own labels."""
+    """Challenger against champion on the test slice of the own labels: each one's APGR with its
+    interval, and the share of paired bootstrap draws of the slice in which the challenger is the
+    better (``p_better``); the families tried, and the one that challenged."""
 
     round: int
     time: float
@@ -78,6 +100,10 @@ class Evaluation(_Record):
     challenger: Interval
     promoted: bool
     reason: str
+    p_better: float | None = None
+    family: str | None = None
+    families: list[FamilyScore] = Field(default_factory=list)
+    length: Interval | None = None
 
 
 class RoundRecord(_Record):
