@@ -1,14 +1,16 @@
 """How fast the learner learns a user's traffic: ``python -m bench.learning``.
 
-A benchmark's prompts are replayed as traffic through the running service (fake upstreams, and a
-fake judge that answers from the benchmark's own outcome columns, so labels are free and exact).
+A benchmark's prompts (MMLU, GSM8K, MT Bench, or the chat prompts of the training source
+``arena-bench``, whose outcomes are GPT-4's grades of the two models) are replayed as traffic
+through the running service (fake upstreams, and a fake judge that answers from the
+benchmark's own outcome columns, so labels are free and exact).
 Each round of traffic starts a learner round; after it, the serving router (``router-mf-0.5``,
 asked through ``/v1/route``) is measured on a fixed slice of the benchmark that is never sent as
 traffic. Printed per benchmark and sampling strategy: APGR (with a 95 % bootstrap interval)
 against the labels used, beside random, prompt length and optimal on the same slice; written
 to ``--out`` as ``<benchmark>.json``, ``.md`` and ``.png``.
 
-    python -m bench.learning --out docs/learning
+    python -m bench.learning --out docs/learning      # mmlu, gsm8k and arena-bench
     python -m bench.learning --benchmark gsm8k --sampling uniform --rounds 3
 """
 
@@ -29,6 +31,7 @@ import httpx
 import numpy as np
 
 from routing.offline.evaluation.benchmark import Benchmark, read_benchmark
+from routing.offline.evaluation.labels import labels_benchmarks
 from routing.offline.evaluation.metrics import apgr, optimal_curve, random_baseline
 from routing.offline.learning.challenge import measure
 from routing.resources import DEFAULT_STRONG, DEFAULT_WEAK
@@ -36,6 +39,8 @@ from testing.cluster import free_port
 from testing.fake_upstream import FakeUpstream
 
 EVAL = Path("data/eval")
+# Chat sources replayed from the training data: their judge's grades of the two models are the outcomes.
+CHAT = {"arena-bench": Path("data/train/arena-bench-v1.judge_scores.jsonl.gz")}
 CONCURRENCY = 16
 
 
@@ -76,6 +81,13 @@ def split(benchmark: Benchmark, held_out_share: float, held_out_max: int, traffi
         for p, s, w in zip(benchmark.prompts, strong, weak, strict=True)
     }
     return Split([benchmark.prompts[i] for i in rest], held_out, winners)
+
+
+def load(ref: str) -> Benchmark:
+    if ref in CHAT:
+        graded = labels_benchmarks(CHAT[ref], DEFAULT_STRONG, DEFAULT_WEAK)[0]
+        return Benchmark(ref, graded.ids, graded.prompts, graded.quality)
+    return read_benchmark(Path(ref) if Path(ref).is_file() else EVAL / f"{ref}.jsonl.gz")
 
 
 def baselines(held_out: Benchmark) -> dict[str, float]:
@@ -218,7 +230,9 @@ def plot(name: str, found: dict[str, Any], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--benchmark", action="append", help="mmlu, gsm8k, mt_bench or a benchmark file (repeatable)")
+    parser.add_argument(
+        "--benchmark", action="append", help="mmlu, gsm8k, mt_bench, arena-bench or a benchmark file (repeatable)"
+    )
     parser.add_argument("--sampling", action="append", choices=["active", "uniform"])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-labels", type=int, default=1000)
@@ -229,9 +243,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     with cluster() as url, tempfile.TemporaryDirectory() as work:
-        for ref in args.benchmark or ["mmlu", "gsm8k", "mt_bench"]:
-            path = Path(ref) if Path(ref).is_file() else EVAL / f"{ref}.jsonl.gz"
-            benchmark = read_benchmark(path)
+        for ref in args.benchmark or ["mmlu", "gsm8k", "arena-bench"]:
+            benchmark = load(ref)
             data = split(benchmark, args.held_out_share, args.held_out_max, args.traffic_max, args.seed)
             # A slice of a small benchmark cannot hold 30 test labels; it promotes on fewer.
             min_test = min(30, max(5, len(data.traffic) // 10))

@@ -56,7 +56,7 @@ class LearnerConfig(Strict):
         default="auto", description="manual: a better challenger waits for 'routellm-serve promote'"
     )
     confidence: float = Field(
-        default=0.95,
+        default=0.9,
         ge=0.5,
         lt=1,
         description="share of paired bootstrap draws of the test slice in which the challenger's APGR "
