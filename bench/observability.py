@@ -2,7 +2,8 @@
 
     python -m bench.observability [--minutes 4] [--out docs/observability]
 
-starts the graph (both models, and the learner's judge, on fake upstreams; the learner waits),
+starts the graph (both models, and the learner's judge, on fake upstreams; the learner shadows
+half the cheaper model's answers in a round every 65 requests),
 Debian's Prometheus scraping Ray's metrics endpoint every second with the shipped
 ``observability/prometheus.yml``, and traffic in three phases: routed requests at a share, a
 threshold and a random split; then the strong model failing (fallbacks, errors, an open circuit);
@@ -130,8 +131,10 @@ def own_metrics(exposition: str) -> str:
 
 
 def app_args(strong: FakeUpstream, weak: FakeUpstream, judge: FakeUpstream, state: Path) -> dict[str, Any]:
-    """Both models priced, a circuit that opens after 3 failures for 20 s, and a learner that
-    reports its budget but waits (no round within the run)."""
+    """Both models priced, a circuit that opens after 3 failures for 20 s, and a learner whose
+    rounds (every 65 requests: in the tests' traffic, once the strong model has recovered) shadow
+    half the answers of the cheaper model and label one prompt (the judge set to grade:
+    ``judge.behave("ok", answer="judge")``)."""
     upstream = {"timeouts": {"total_s": 5}, "retry": {"max_retries": 0}}
     breaker = {"circuit_breaker": {"failure_threshold": 3, "cooldown_s": 20}}
     return {
@@ -149,7 +152,9 @@ def app_args(strong: FakeUpstream, weak: FakeUpstream, judge: FakeUpstream, stat
             "directory": str(state / "learner"),
             "judge": {"model": "judge-1", "base_url": judge.base_url, "timeouts": {"total_s": 5}},
             "budget_usd_per_day": 5.0,
-            "every_requests": 1_000_000,
+            "every_requests": 65,
+            "labels_per_round": 1,
+            "shadow": {"fraction": 0.5},
             "check_s": 1,
         },
     }
@@ -218,6 +223,7 @@ def main() -> None:
     args = parser.parse_args()
     phase_s = 60 * args.minutes / 3
     strong, weak, judge = FakeUpstream("strong"), FakeUpstream("weak"), FakeUpstream("judge")
+    judge.behave("ok", answer="judge")
     with tempfile.TemporaryDirectory() as tmp:
         workdir, metrics_port = Path(tmp), free_port()
         ray.init(address="local", num_cpus=2, include_dashboard=False, _metrics_export_port=metrics_port)

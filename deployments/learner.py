@@ -21,8 +21,8 @@ from ray.serve.metrics import Counter, Gauge
 
 from routing.config import AppConfig
 from routing.offline.learning.learner import Learner as LearningRounds
-from routing.offline.learning.learner import LearnerStatus
-from routing.offline.learning.store import LearnerStore
+from routing.offline.learning.shadow import OPEN
+from routing.offline.learning.store import LearnerStatus, LearnerStore
 from routing.serving.learned_version import LearnedVersion
 
 logger = logging.getLogger("ray.serve")
@@ -46,6 +46,14 @@ class LearnerMetrics:
             "routellm_learner_seconds_since_promotion", "Time since the champion took over.", tag_keys=("router",)
         )
         self.rounds = Counter("routellm_learner_rounds", "Rounds run, by outcome.", tag_keys=("router", "outcome"))
+        self.judged = Gauge(
+            "routellm_shadow_judged", "Shadowed requests the judge gave a verdict on.", tag_keys=("router", "key")
+        )
+        self.as_good = Gauge(
+            "routellm_shadow_as_good_share",
+            "Share of the shadowed requests whose cheaper answer the judge found as good as the most capable's.",
+            tag_keys=("router", "key"),
+        )
 
     def show(self, status: LearnerStatus) -> None:
         router = {"router": status.router}
@@ -58,6 +66,12 @@ class LearnerMetrics:
         self.rollbacks.set(status.rollbacks, router)
         if status.champion_since:
             self.since.set(time.time() - status.champion_since, router)
+        if status.shadow is not None:
+            for key, measured in status.shadow.by_key.items():
+                tags = {**router, "key": "open" if key == OPEN else key}  # as the cost metrics name it
+                self.judged.set(measured.judged, tags)
+                if measured.share is not None:
+                    self.as_good.set(measured.share, tags)
         evaluation = status.last_evaluation
         if evaluation is not None:
             for role, measured in (("champion", evaluation.champion), ("challenger", evaluation.challenger)):

@@ -145,6 +145,11 @@ PANELS = (
             ("max by (router) (ray_routellm_learner_budget_usd)", "budget {{router}}"),
         ),
     ),
+    Panel(
+        "Shadow evaluation: cheaper answers as good as the most capable one's, per API key",
+        "percentunit",
+        (("max by (router, key) (ray_routellm_shadow_as_good_share)", "{{router}} {{key}}"),),
+    ),
 )
 
 

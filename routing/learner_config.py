@@ -15,6 +15,16 @@ Family = Literal["length", "linear", "neighbours", "champion"]
 FAMILIES: tuple[Family, ...] = ("length", "linear", "neighbours", "champion")
 
 
+class ShadowConfig(Strict):
+    """Shadow evaluation (:mod:`routing.offline.learning.shadow`): a share of the requests the
+    router sent to a cheaper candidate is asked again of the most capable one, and the judge
+    says whether the cheaper answer was as good, within the learner's budget."""
+
+    fraction: float = Field(
+        gt=0, le=1, description="share of the requests a cheaper candidate answered that are shadowed"
+    )
+
+
 class LearnerConfig(Strict):
     """Every ``interval_s``, or every ``every_requests`` new logged requests, a round samples
     prompts from the request log, labels them with ``judge`` within ``budget_usd_per_day``,
@@ -89,6 +99,9 @@ class LearnerConfig(Strict):
     concurrency: int = Field(default=4, ge=1, le=256, description="prompts labelled at once")
     answer_max_tokens: int = Field(default=1024, ge=1)
     judge_max_tokens: int = Field(default=512, ge=1)
+    shadow: ShadowConfig | None = Field(
+        default=None, description="shadow evaluation of the cheaper candidates' answers; off unless set"
+    )
     niceness: int = Field(default=10, ge=0, le=19, description="the learner process's CPU priority (nice)")
     torch_threads: int = Field(default=1, ge=1)
 

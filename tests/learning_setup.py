@@ -58,12 +58,13 @@ def learner_args(
     )
 
 
-def log_requests(directory: Path, prompts: list[str], router: str = "mf") -> None:
-    """Records ``prompts`` in the request log as ``router`` routed them, at its threshold."""
+def log_requests(directory: Path, prompts: list[str], router: str = "mf", answered_by: str = "big") -> None:
+    """Records ``prompts`` in the request log as ``router`` routed them, at its threshold, and
+    ``answered_by`` answered them."""
     log = RequestLog(RequestLogConfig(directory=str(directory)))
     decision = RouteDecision(router=router, score=0.5, threshold=0.5, target="big")
     for prompt in prompts:
         log.record(
-            "router-mf-0.5", [ChatMessage(role="user", content=prompt)], False, decision, "big", None, None, None
+            "router-mf-0.5", [ChatMessage(role="user", content=prompt)], False, decision, answered_by, None, None, None
         )
     log.close()

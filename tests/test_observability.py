@@ -78,6 +78,7 @@ def scraped(
     model; a third upstream, 'spare', refuses the key the service holds for it (it takes the random
     router's place on the two CPUs: no router sends to it)."""
     strong, weak, judge = upstreams["strong"], upstreams["weak"], upstreams["judge"]
+    judge.behave("ok", answer="judge")
     spare = FakeUpstream("spare", api_key="sk-not-the-services")
     state = tmp_path_factory.mktemp("observability")
     args = obs.app_args(strong, weak, judge, state)

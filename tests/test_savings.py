@@ -16,7 +16,8 @@ from deployments.openai_http import IngressState
 from deployments.service_app import service_app
 from routing.config import AuthConfig, load_app_config
 from routing.errors import Unauthorized
-from routing.offline.commands.report import render, summarize
+from routing.offline.commands.report import render, report_command, summarize
+from routing.offline.learning.shadow import ShadowVerdict
 from routing.serving.auth import ApiKeys, named_key
 from routing.serving.in_process import in_process_engine
 from routing.serving.request_log import RequestRecord, read_request_log
@@ -108,9 +109,43 @@ def test_a_dearer_answer_is_a_negative_saving_and_the_cli_draws_the_report(tmp_p
         [sys.executable, "-m", "routing.offline.cli", "report", "--log", str(log), "--until", "800", "--png", str(png)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    assert "| team-a | 2 | small 50%, huge 50% | 2 | 0.021000 | 0.020000 | -0.001000 |" in printed
-    assert "| (open) | 1 | small 100% | 0 | — | — | — |" in printed
+    assert "| team-a | 2 | small 50%, huge 50% | 2 | 0.021000 | 0.020000 | -0.001000 | — |" in printed
+    assert "| (open) | 1 | small 100% | 0 | — | — | — | — |" in printed
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = subprocess.run([sys.executable, "-m", "routing.offline.cli", "report", "--log", str(log), "--since", "soon"],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "neither seconds since the epoch nor an ISO 8601 time" in bad.stderr
+
+
+def test_the_report_shows_the_shadow_evaluations_verdicts_per_key_and_router(tmp_path: Path) -> None:
+    log, learner = tmp_path / "requests", tmp_path / "learner"
+    log.mkdir()
+    (log / "requests-host-1.jsonl").write_text(
+        RequestRecord(time=100.0, model="router-mf", stream=False, router="mf", answered_by="small", key="team-a")
+        .model_dump_json() + "\n"
+    )  # fmt: skip
+    verdicts = [
+        ShadowVerdict(
+            request_time=100.0 + i,
+            prompt_id=str(i),
+            prompt="q",
+            router="mf",
+            key="team-a",
+            served="small",
+            most_capable="big",
+            order="weak_first",
+            outcome="weak" if i < 8 else "strong",
+            cost_usd=0.0,
+            time=0.0,
+        )  # fmt: skip
+        for i in range(10)
+    ]
+    (learner / "mf").mkdir(parents=True)
+    (learner / "mf" / "shadow.ndjson").write_text("".join(v.model_dump_json() + "\n" for v in verdicts))
+    printed = report_command(log, None, None, None, learner)
+    assert "| team-a | 1 | small 100% | 0 | — | — | — | 80% (49%–94%) of 10 |" in printed
+    assert "| mf | 1 | small 100% | 0 | — | — | — | 80% (49%–94%) of 10 |" in printed
+    # Counted by the time of the request judged, like the requests themselves.
+    assert "| team-a | 1 | small 100% | 0 | — | — | — | 100% (61%–100%) of 6 |" in report_command(
+        log, None, 106.0, None, learner
+    )

@@ -225,6 +225,9 @@ def main(argv: list[str] | None = None) -> None:
     savings.add_argument("--since", type=_time, help="from this time: seconds since the epoch or ISO 8601")
     savings.add_argument("--until", type=_time, help="up to (not including) this time")
     savings.add_argument("--png", type=Path, help="also draw spent against would-have-spent into this PNG")
+    savings.add_argument(
+        "--learner", type=Path, help="the learner's directory: add the shadow evaluation's verdicts per key and router"
+    )
     train = commands.add_parser("train", help="train a router and save its checkpoint")
     train.add_argument("kind", choices=KINDS.names())
     train.add_argument("--data", action="append", help="file, folder or Hugging Face dataset id (repeatable)")
@@ -328,7 +331,7 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "report":
         from routing.offline.commands.report import report_command
 
-        print(report_command(args.log, args.since, args.until, args.png))
+        print(report_command(args.log, args.since, args.until, args.png, args.learner))
     elif args.command == "validate":
         from routing.offline.commands.validate import DEFAULT_ROUTERS, validate
 

@@ -1,8 +1,10 @@
 """``routellm-serve report``: what routing spent and saved, from the request log, per API key (by
 its name), per router and in total: requests, the share each model answered, what was spent,
 what the routers' most capable candidates would have charged for the same tokens, and the
-difference (negative where a dearer model answered). Costs come from the upstreams' ``price``
-at the time of each answer; an answer without a known price is counted, but not in the money."""
+difference (negative where a dearer model answered), and where the learner's shadow evaluation
+ran (``--learner``), the share of the judged requests whose cheaper answer was as good. Costs come
+from the upstreams' ``price`` at the time of each answer; an answer without a known price is
+counted, but not in the money."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from routing.offline.learning.shadow import SHADOW_FILE, ShadowVerdict, read_verdicts, wilson
 from routing.serving.request_log import RequestRecord, read_request_log
 
 OPEN, DIRECT = "(open)", "(no router)"  # requests without a key (no auth), or naming a model
@@ -24,6 +27,8 @@ class Totals:
     priced: int = 0
     spent_usd: float = 0.0
     saved_usd: float = 0.0
+    judged: int = 0
+    as_good: int = 0
 
     @property
     def would_have_spent_usd(self) -> float:
@@ -37,6 +42,11 @@ class Totals:
             self.spent_usd += record.cost_usd
             self.saved_usd += record.saved_usd
 
+    def judge(self, verdict: ShadowVerdict) -> None:
+        if verdict.as_good is not None:
+            self.judged += 1
+            self.as_good += int(verdict.as_good)
+
 
 @dataclass
 class Report:
@@ -48,15 +58,34 @@ class Report:
     routers: dict[str, Totals] = field(default_factory=dict)
     total: Totals = field(default_factory=Totals)
 
+    def totals_of(self, key: str | None, router: str | None) -> tuple[Totals, Totals, Totals]:
+        return (
+            self.keys.setdefault(key or OPEN, Totals()),
+            self.routers.setdefault(router or DIRECT, Totals()),
+            self.total,
+        )
 
-def summarize(records: Iterable[RequestRecord], since: float | None = None, until: float | None = None) -> Report:
+
+def summarize(
+    records: Iterable[RequestRecord],
+    since: float | None = None,
+    until: float | None = None,
+    verdicts: Iterable[ShadowVerdict] = (),
+) -> Report:
+    """``verdicts``: the shadow evaluation's, counted by the time of the request they judged."""
     report = Report(since, until)
+
+    def within(at: float) -> bool:
+        return (since is None or at >= since) and (until is None or at < until)
+
     for record in records:
-        if (since is not None and record.time < since) or (until is not None and record.time >= until):
-            continue
-        report.keys.setdefault(record.key or OPEN, Totals()).add(record)
-        report.routers.setdefault(record.router or DIRECT, Totals()).add(record)
-        report.total.add(record)
+        if within(record.time):
+            for totals in report.totals_of(record.key, record.router):
+                totals.add(record)
+    for verdict in verdicts:
+        if within(verdict.request_time):
+            for totals in report.totals_of(verdict.key, verdict.router):
+                totals.judge(verdict)
     return report
 
 
@@ -66,8 +95,9 @@ def render(report: Report) -> str:
     lines = [f"Requests in the log: {report.total.requests} ({span})", ""]
     for title, groups in (("API key", report.keys), ("router", report.routers), ("", {"total": report.total})):
         lines += [
-            f"| {title or 'all'} | requests | answered by | priced | spent, USD | would have spent, USD | saved, USD |",
-            "|---|---:|---|---:|---:|---:|---:|",
+            f"| {title or 'all'} | requests | answered by | priced | spent, USD | would have spent, USD | saved, USD "
+            "| cheaper answer as good (shadow) |",
+            "|---|---:|---|---:|---:|---:|---:|---:|",
         ]
         lines += [_row(name, totals) for name, totals in sorted(groups.items())]
         lines.append("")
@@ -78,7 +108,13 @@ def _row(name: str, totals: Totals) -> str:
     shares = ", ".join(f"{model} {count / totals.requests:.0%}" for model, count in totals.answered_by.most_common())
     saved = f"{totals.saved_usd:+.6f}" if totals.priced else "—"
     money = (f"{totals.spent_usd:.6f}", f"{totals.would_have_spent_usd:.6f}") if totals.priced else ("—", "—")
-    return f"| {name} | {totals.requests} | {shares} | {totals.priced} | {money[0]} | {money[1]} | {saved} |"
+    verdict = "—"
+    if totals.judged:
+        share = wilson(totals.judged, totals.as_good)
+        verdict = f"{share.share:.0%} ({share.low:.0%}–{share.high:.0%}) of {totals.judged}"
+    return (
+        f"| {name} | {totals.requests} | {shares} | {totals.priced} | {money[0]} | {money[1]} | {saved} | {verdict} |"
+    )
 
 
 def _when(timestamp: float | None) -> str:
@@ -123,10 +159,15 @@ def parse_time(value: str) -> float:
         raise ValueError(f"'{value}' is neither seconds since the epoch nor an ISO 8601 time") from None
 
 
-def report_command(log: Path, since: float | None, until: float | None, png: Path | None) -> str:
+def report_command(
+    log: Path, since: float | None, until: float | None, png: Path | None, learner: Path | None = None
+) -> str:
     if not log.is_dir():
         raise FileNotFoundError(f"--log: no directory {log} (the request_log.directory of the service's config)")
-    report = summarize(read_request_log(log), since, until)
+    if learner is not None and not learner.is_dir():
+        raise FileNotFoundError(f"--learner: no directory {learner} (the learner.directory of the service's config)")
+    verdicts = [v for path in sorted(learner.glob(f"*/{SHADOW_FILE}")) for v in read_verdicts(path)] if learner else []
+    report = summarize(read_request_log(log), since, until, verdicts)
     if png is not None:
         plot(report, png)
     return render(report)

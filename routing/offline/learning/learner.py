@@ -17,13 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-import numpy as np
-from pydantic import BaseModel
-
 from routing.config import AppConfig
 from routing.embeddings import Embedder, make_embedder
-from routing.offline.evaluation.benchmark import Benchmark
-from routing.offline.evaluation.labels import labels_benchmarks
 from routing.offline.labelling.budget import Budget
 from routing.offline.labelling.config import LabelConfig
 from routing.offline.labelling.run import Labeller, Prompt
@@ -38,42 +33,28 @@ from routing.offline.learning.challenge import (
     train_challenger,
 )
 from routing.offline.learning.families import Labelled, fit_length
+from routing.offline.learning.own_labels import count_labelled, read_labelled
 from routing.offline.learning.promotion import Decision, challenging_family, decide
 from routing.offline.learning.refit import RefitError
 from routing.offline.learning.sampling import LogCounter, choose, recent_prompts, routed_prompts
+from routing.offline.learning.shadow import SHADOW_LABELS, ShadowEvaluator, ShadowSettings
 from routing.offline.learning.store import (
     Evaluation,
     FamilyScore,
     Interval,
+    LearnerStatus,
     LearnerStore,
     RoundRecord,
     family_scores,
 )
 from routing.routers.kinds import KINDS
 from routing.routers.scorer import calibration_of, inspect_checkpoint
-from routing.serving.request_log import read_request_log
+from routing.serving.request_log import RequestRecord, read_request_log
 from routing.settings import ConfigError
 
 logger = logging.getLogger(__name__)
 DAY_S = 86_400
 NOTHING = Interval(apgr=None, low=None, high=None, strong_share=0.0)
-
-
-class LearnerStatus(BaseModel):
-    """What the learner has done, for its metrics and ``GET /health/learner``."""
-
-    router: str
-    rounds: int
-    train_labels: int
-    test_labels: int
-    spent_today_usd: float
-    budget_usd_per_day: float
-    champion_version: int
-    champion_since: float
-    promotions: int
-    rollbacks: int
-    last_round: RoundRecord | None
-    last_evaluation: Evaluation | None
 
 
 @dataclass(frozen=True)
@@ -116,6 +97,19 @@ class Learner:
         self._last_round_at = rounds[-1].started if rounds else time.time()
         self._embedder: Embedder | None = None
         self._counts: _Counts | None = None
+        self.shadow = self._shadow_evaluator()
+
+    def _shadow_evaluator(self) -> ShadowEvaluator | None:
+        config = self.config
+        if config.shadow is None:
+            return None
+        upstreams = self.app.upstreams
+        cheaper = {upstreams[c.key].model: upstreams[c.key] for c in self.candidates[:-1]}
+        settings = ShadowSettings(
+            self.name, config.shadow.fraction, upstreams[self.candidates[-1].key], cheaper, config.judge,
+            config.judge_prompts, config.answer_max_tokens, config.judge_max_tokens, config.concurrency,
+        )  # fmt: skip
+        return ShadowEvaluator(self.store.root, settings)
 
     def _operating_threshold(self) -> float:
         """learner.threshold, else the router's default threshold, else its calibration table's
@@ -147,11 +141,15 @@ class Learner:
         self._last_round_at = started
         self.round_number += 1
         labelled = _Labelled(0, 0, 0.0, 0.0)
+        shadowed = 0
         challenger: int | None = None
         promoted = False
         try:
             with self.store.locked():
-                labelled = self._label()
+                records = list(read_request_log(self.request_log))
+                shadowed, shadow_spent = self._shadow(records)
+                labelled = self._label(records)
+                labelled.spent_usd += shadow_spent
                 outcome, challenger, promoted = self._challenge()
         except Exception as exc:  # the round is lost, never the service: the next one starts afresh
             logger.exception("learner round %d failed", self.round_number)
@@ -162,6 +160,7 @@ class Learner:
             seconds=round(time.time() - started, 3),
             sampled=labelled.sampled,
             labelled=labelled.labelled,
+            shadowed=shadowed,
             spent_usd=round(labelled.spent_usd, 6),
             spent_today_usd=round(labelled.spent_today_usd, 6),
             challenger=challenger,
@@ -175,7 +174,8 @@ class Learner:
         except OSError:
             logger.exception("learner round %d not recorded", self.round_number)
         self.log(
-            f"learner round {record.round} ({self.name}): sampled {record.sampled}, labelled {record.labelled}, "
+            f"learner round {record.round} ({self.name}): shadowed {record.shadowed}, sampled {record.sampled}, "
+            f"labelled {record.labelled}, "
             f"spent ${record.spent_usd:.4f} (today ${record.spent_today_usd:.4f} of "
             f"${self.config.budget_usd_per_day:g}), {record.outcome}, in {record.seconds:.1f} s"
         )
@@ -199,14 +199,33 @@ class Learner:
         )
         return Labeller(label_config, self.store.labels, budget)
 
-    def _label(self) -> _Labelled:
+    def _spent_today(self, labeller: Labeller) -> float:
+        day = time.time() // DAY_S * DAY_S
+        return labeller.spent_usd(since=day) + (self.shadow.spent_usd(since=day) if self.shadow else 0.0)
+
+    def _shadow(self, records: list[RequestRecord]) -> tuple[int, float]:
+        """Shadows the requests logged since the last round (within what is left of the day's
+        budget); its verdicts on the cheapest candidate's answers join the training labels."""
+        if self.shadow is None:
+            return 0, 0.0
+        budget = Budget(self.config.budget_usd_per_day, self._spent_today(self._labeller(None)))
+        before = budget.spent_usd
+        added, failure = self.shadow.run(records, budget)
+        if failure:
+            self.log(f"learner: shadow evaluation stopped early ({failure})")
+        strong, weak = self.ends
+        cheapest = self.app.upstreams[self.candidates[0].key].model
+        self.shadow.write_labels(
+            self.store.labels / "train" / SHADOW_LABELS, strong, weak, cheapest, self.config.test_fraction
+        )
+        return added, budget.spent_usd - before
+
+    def _label(self, records: list[RequestRecord]) -> _Labelled:
         sampled = {s.prompt_id: s for s in self.store.sampled.read()}
         labeller = self._labeller(None)
         unfinished = [s for s in sampled.values() if not labeller.done(Prompt(s.prompt_id, s.text))]
         wanted = max(self.config.labels_per_round - len(unfinished), 0)
-        candidates = [
-            c for c in routed_prompts(read_request_log(self.request_log), self.name) if c.prompt.id not in sampled
-        ]
+        candidates = [c for c in routed_prompts(records, self.name) if c.prompt.id not in sampled]
         config = self.config
         new = choose(candidates, wanted, config.sampling, config.active_share, config.test_fraction, self.round_number)
         for entry in new:
@@ -214,9 +233,8 @@ class Learner:
             sampled[entry.prompt_id] = entry
         self.store.sampled.close()
 
-        day_start = time.time() // DAY_S * DAY_S
-        spent_before = labeller.spent_usd(since=day_start)
-        # The journal read above knows today's spend: the same labeller then spends within the rest.
+        spent_before = self._spent_today(labeller)
+        # The journals read above know today's spend: the same labeller then spends within the rest.
         labeller.budget = Budget(config.budget_usd_per_day, spent_before)
         todo = [Prompt(s.prompt_id, s.text) for s in [*unfinished, *new]]
         done_before = sum(labeller.done(p) for p in todo)
@@ -225,7 +243,7 @@ class Learner:
         labeller.write(prompts, lambda p: sampled[p.id].split)
         if failures:
             self.log(f"learner: {len(failures)} prompts not labelled this round ({sorted(set(failures.values()))[0]})")
-        spent_today = labeller.spent_usd(since=day_start)
+        spent_today = self._spent_today(labeller)
         labelled = sum(labeller.done(p) for p in todo) - done_before
         return _Labelled(len(new), labelled, spent_today - spent_before, spent_today)
 
@@ -282,20 +300,12 @@ class Learner:
         self.store.prune(self.config.keep_versions)
         return evaluation.reason, number, promote
 
-    def _labelled(self, directory: Path) -> Labelled | None:
-        """The labels in ``directory`` (the pair's quality per prompt), with embeddings where the
-        router reads them (else a zero column: prompt length needs none)."""
-        strong, weak = self.ends
-        found = _labels_benchmark(directory, strong, weak, self.config.grading)
-        if found is None or len(found.prompts) < 2:
-            return None
-        embeddings = embed_all(self.embedder, found.prompts)
-        if embeddings is None:
-            embeddings = np.zeros((len(found.prompts), 1), np.float32)
-        return Labelled(found.prompts, embeddings, found.quality[strong], found.quality[weak])
-
     def _contender(self, checkpoint: str) -> Contender:
         return Contender.load(self.router_config, checkpoint, self.candidates, self.app.embedding.model_id)
+
+    def _labelled(self, directory: Path) -> Labelled | None:
+        strong, weak = self.ends
+        return read_labelled(directory, strong, weak, self.config.grading, lambda t: embed_all(self.embedder, t))
 
     @property
     def embedder(self) -> Embedder | None:
@@ -346,9 +356,9 @@ class Learner:
             strong, weak = self.ends
             self._counts = _Counts(
                 day=day,
-                train=_count_labelled(self.store.labels / "train", strong, weak),
-                test=_count_labelled(self.store.labels / "test", strong, weak),
-                spent_usd=self._labeller(None).spent_usd(since=day),
+                train=count_labelled(self.store.labels / "train", strong, weak),
+                test=count_labelled(self.store.labels / "test", strong, weak),
+                spent_usd=self._spent_today(self._labeller(None)),
             )
         return self._counts
 
@@ -371,28 +381,9 @@ class Learner:
             rollbacks=sum(h.by == "rollback" for h in history),
             last_round=rounds[-1] if rounds else None,
             last_evaluation=max(evaluations, key=lambda e: e.time) if evaluations else None,
+            shadow=self.shadow.summary() if self.shadow is not None else None,
         )
 
 
 def _training_log(line: str) -> None:
     logger.debug("learner training: %s", line)
-
-
-def _labels_benchmark(directory: Path, strong: str, weak: str, grading: str) -> Benchmark | None:
-    if not directory.is_dir():
-        return None
-    suffix = "-pairwise" if grading == "pairwise" else "-graded"
-    try:
-        found = labels_benchmarks(directory, strong, weak)
-    except ValueError:
-        return None
-    return next((b for b in found if b.name.endswith(suffix)), None)
-
-
-def _count_labelled(directory: Path, strong: str, weak: str) -> int:
-    if not directory.is_dir():
-        return 0
-    try:
-        return max(len(b.prompts) for b in labels_benchmarks(directory, strong, weak))
-    except ValueError:
-        return 0

@@ -112,6 +112,7 @@ class RoundRecord(_Record):
     seconds: float
     sampled: int = 0
     labelled: int = 0
+    shadowed: int = 0
     spent_usd: float = 0.0
     spent_today_usd: float = 0.0
     challenger: int | None = None
@@ -248,3 +249,39 @@ class LearnerStore:
         if version is None and not challengers:
             raise LearnerStateError(f"router '{self.router}' has no challenger to promote")
         return self.set_champion(challengers[-1] if version is None else version, "manual promotion")
+
+
+class AsGood(BaseModel):
+    """Of ``judged`` shadowed requests, the share whose cheaper answer the judge found as good,
+    with a 95 % Wilson interval."""
+
+    judged: int
+    as_good: int
+    share: float | None
+    low: float | None
+    high: float | None
+
+
+class ShadowSummary(BaseModel):
+    fraction: float
+    verdicts: int
+    by_router: dict[str, AsGood]
+    by_key: dict[str, AsGood]
+
+
+class LearnerStatus(BaseModel):
+    """What the learner has done, for its metrics and ``GET /health/learner``."""
+
+    router: str
+    rounds: int
+    train_labels: int
+    test_labels: int
+    spent_today_usd: float
+    budget_usd_per_day: float
+    champion_version: int
+    champion_since: float
+    promotions: int
+    rollbacks: int
+    last_round: RoundRecord | None
+    last_evaluation: Evaluation | None
+    shadow: ShadowSummary | None = None
