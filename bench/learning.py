@@ -7,11 +7,16 @@ benchmark's own outcome columns, so labels are free and exact).
 Each round of traffic starts a learner round; after it, the serving router (``router-mf-0.5``,
 asked through ``/v1/route``) is measured on a fixed slice of the benchmark that is never sent as
 traffic. Printed per benchmark and sampling strategy: APGR (with a 95 % bootstrap interval)
-against the labels used, beside random, prompt length and optimal on the same slice; written
-to ``--out`` as ``<benchmark>.json``, ``.md`` and ``.png``.
+against the labels used, beside random, prompt length and optimal on the same slice, and the
+median latency of each round's chat requests; written to ``--out`` as ``<benchmark>.json``,
+``.md`` and ``.png``. With ``--shadow F``, each sampling is replayed once more with shadow
+evaluation of a share F of the cheaper model's answers (the judge priced, so that its spend counts
+against the budget): its "as good" share and interval are set beside the truth over every
+request the cheaper model answered, with what it spent.
 
     python -m bench.learning --out docs/learning      # mmlu, gsm8k and arena-bench
     python -m bench.learning --benchmark gsm8k --sampling uniform --rounds 3
+    python -m bench.learning --sampling active --shadow 0.2   # also each sampling with shadow evaluation
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from routing.offline.evaluation.labels import labels_benchmarks
 from routing.offline.evaluation.metrics import apgr, optimal_curve, random_baseline
 from routing.offline.learning.challenge import measure
 from routing.resources import DEFAULT_STRONG, DEFAULT_WEAK
+from routing.serving.request_log import read_request_log
 from testing.cluster import free_port
 from testing.fake_upstream import FakeUpstream
 
@@ -54,6 +60,7 @@ class Point:
     high: float | None
     strong_share: float
     outcome: str
+    traffic_p50_ms: float | None = None  # the round's chat requests, as their clients saw them
 
 
 @dataclass(frozen=True)
@@ -113,9 +120,15 @@ def cluster() -> Iterator[str]:
 
 
 def app_args(
-    upstreams: dict[str, FakeUpstream], state: Path, sampling: str, per_round: int, traffic: int, min_test: int
+    upstreams: dict[str, FakeUpstream],
+    state: Path,
+    sampling: str,
+    per_round: int,
+    traffic: int,
+    min_test: int,
+    shadow: float | None = None,
 ) -> dict[str, Any]:
-    return {
+    args = {
         "upstreams": {
             key: {"backend": "openai", "model": key, "base_url": upstreams[key].base_url} for key in ("strong", "weak")
         },
@@ -133,29 +146,45 @@ def app_args(
             "check_s": 1,
         },
     }
+    if shadow is not None:  # the judge priced, so that the spend is counted against the budget
+        args["learner"] |= {"shadow": {"fraction": shadow}}
+        args["learner"]["judge"] |= {"price": {"input_per_million": 0.1, "output_per_million": 0.1}}
+    return args
 
 
-async def _post_all(url: str, path: str, prompts: list[str]) -> list[dict[str, Any]]:
+async def _post_all(url: str, path: str, prompts: list[str]) -> list[tuple[dict[str, Any], float]]:
+    """Each answer, and the seconds it took."""
     limit = asyncio.Semaphore(CONCURRENCY)
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
 
-        async def one(prompt: str) -> dict[str, Any]:
+        async def one(prompt: str) -> tuple[dict[str, Any], float]:
             body = {"model": "router-mf-0.5", "messages": [{"role": "user", "content": prompt}]}
             async with limit:
-                return (await client.post(path, json=body)).raise_for_status().json()
+                began = time.perf_counter()
+                answer = (await client.post(path, json=body)).raise_for_status().json()
+                return answer, time.perf_counter() - began
 
         return await asyncio.gather(*(one(p) for p in prompts))
 
 
 def serving_scores(url: str, prompts: list[str]) -> np.ndarray:
-    return np.array([r["score"] for r in asyncio.run(_post_all(url, "/v1/route", prompts))])
+    return np.array([r["score"] for r, _ in asyncio.run(_post_all(url, "/v1/route", prompts))])
 
 
 def status(url: str) -> dict[str, Any]:
     return httpx.get(f"{url}/health/learner", timeout=30).raise_for_status().json()
 
 
-def run(url: str, data: Split, sampling: str, rounds: int, max_labels: int, state: Path, min_test: int) -> list[Point]:
+def run(
+    url: str,
+    data: Split,
+    sampling: str,
+    rounds: int,
+    max_labels: int,
+    state: Path,
+    min_test: int,
+    shadow: float | None = None,
+) -> tuple[list[Point], dict[str, Any] | None]:
     from ray import serve
 
     from graph import build_app
@@ -167,35 +196,51 @@ def run(url: str, data: Split, sampling: str, rounds: int, max_labels: int, stat
         upstreams["strong"].behave("ok", answer="per_prompt", record=False)
         upstreams["weak"].behave("ok", answer="per_prompt", record=False)
         upstreams["judge"].behave("ok", answer="oracle", winners=data.winners, record=False)
-        args = app_args(upstreams, state, sampling, per_round, per_round_traffic, min_test)
+        args = app_args(upstreams, state, sampling, per_round, per_round_traffic, min_test, shadow)
         serve.run(build_app(args), name="router", route_prefix="/")
         points = [_measured(url, data, 0, {"train_labels": 0, "test_labels": 0, "champion_version": 0}, "shipped")]
         for number in range(1, rounds + 1):
-            asyncio.run(
-                _post_all(
-                    url, "/v1/chat/completions", data.traffic[(number - 1) * per_round_traffic :][:per_round_traffic]
-                )
-            )
+            traffic = data.traffic[(number - 1) * per_round_traffic :][:per_round_traffic]
+            answered = asyncio.run(_post_all(url, "/v1/chat/completions", traffic))
+            p50_ms = round(1000 * float(np.median([seconds for _, seconds in answered])), 1)
             deadline = time.monotonic() + 1800
             while (current := status(url)).get("rounds", 0) < number:
                 assert time.monotonic() < deadline, f"round {number} did not finish"
                 time.sleep(1)
             time.sleep(3)  # the Router replica follows a promotion within CHAMPION_POLL_S
-            points.append(_measured(url, data, number, current, current["last_round"]["outcome"]))
+            points.append(_measured(url, data, number, current, current["last_round"]["outcome"], p50_ms))
             print(f"  {sampling} round {number}: {asdict(points[-1])}", flush=True)
-        return points
+        return points, (shadow_report(status(url), state / "requests", data.winners) if shadow else None)
     finally:
         for server in upstreams.values():
             server.stop()
 
 
-def _measured(url: str, data: Split, number: int, current: dict[str, Any], outcome: str) -> Point:
+def shadow_report(current: dict[str, Any], log: Path, winners: dict[str, str]) -> dict[str, Any]:
+    """The shadow evaluation's "as good" share against the truth over every cheaper answer: the
+    share of the requests the weak model answered whose outcome was not a strong win."""
+    cheaper = [r for r in read_request_log(log) if r.router == "mf" and r.answered_by == "weak" and r.messages]
+    truth = float(np.mean([winners[r.messages[-1].content] != "strong" for r in cheaper])) if cheaper else None
+    summary = current["shadow"]
+    return {
+        "fraction": summary["fraction"],
+        "cheaper_answers": len(cheaper),
+        **summary["by_router"].get("mf", {"judged": 0, "as_good": 0, "share": None, "low": None, "high": None}),
+        "truth": truth,
+        "spent_usd": current["spent_today_usd"],
+        "budget_usd": current["budget_usd_per_day"],
+    }
+
+
+def _measured(
+    url: str, data: Split, number: int, current: dict[str, Any], outcome: str, p50_ms: float | None = None
+) -> Point:
     scores = serving_scores(url, data.held_out.prompts)
     measured = measure(scores, data.held_out.quality["strong"], data.held_out.quality["weak"], 0.5, 1000, number)
     labels = current["train_labels"] + current["test_labels"]
     return Point(
         number, labels, current["champion_version"], measured.apgr, measured.low, measured.high,
-        measured.strong_share, outcome,
+        measured.strong_share, outcome, p50_ms,
     )  # fmt: skip
 
 
@@ -214,7 +259,7 @@ def plot(name: str, found: dict[str, Any], out: Path) -> None:
             yerr=np.array([[p["apgr"] - p["low"], p["high"] - p["apgr"]] for p in points if p["apgr"] is not None]).T,
             marker="o",
             capsize=3,
-            label=f"mf, {sampling} sampling",
+            label=f"mf, {sampling}",
         )
     for label, value in found["baselines"].items():
         if value is not None and label != "optimal":
@@ -240,6 +285,9 @@ def main() -> None:
     parser.add_argument("--held-out-max", type=int, default=1000)
     parser.add_argument("--traffic-max", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--shadow", type=float, help="also replay each sampling with shadow evaluation of this fraction"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     with cluster() as url, tempfile.TemporaryDirectory() as work:
@@ -254,12 +302,17 @@ def main() -> None:
                 "min_test_labels": min_test,
                 "baselines": baselines(data.held_out),
                 "runs": {},
+                "shadow": {},
             }
             print(f"{benchmark.name}: {found['traffic']} prompts as traffic, {found['held_out']} held out", flush=True)
             for sampling in args.sampling or ["active", "uniform"]:
-                state = Path(work) / f"{benchmark.name}-{sampling}"
-                points = run(url, data, sampling, args.rounds, args.max_labels, state, min_test)
-                found["runs"][sampling] = [asdict(p) for p in points]
+                for shadow in (None, args.shadow) if args.shadow else (None,):
+                    name = sampling if shadow is None else f"{sampling}, shadow {shadow:g}"
+                    state = Path(work) / f"{benchmark.name}-{name}"
+                    points, report = run(url, data, sampling, args.rounds, args.max_labels, state, min_test, shadow)
+                    found["runs"][name] = [asdict(p) for p in points]
+                    if report is not None:
+                        found["shadow"][name] = report
             print(table(benchmark.name, found), flush=True)
             if args.out:
                 args.out.mkdir(parents=True, exist_ok=True)
@@ -273,18 +326,31 @@ def table(name: str, found: dict[str, Any]) -> str:
     lines = [
         f"### {name}: {found['traffic']} prompts replayed, APGR on {found['held_out']} held-out items",
         "",
-        "| router | own labels | APGR (95% interval) | strong share at 0.5 | round outcome |",
-        "|---|---:|---:|---:|---|",
+        "| router | own labels | APGR (95% interval) | strong share at 0.5 | traffic p50, ms | round outcome |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for label, value in found["baselines"].items():
-        lines.append(f"| {label} | – | {_number(value)} | – | – |")
+        lines.append(f"| {label} | – | {_number(value)} | – | – | – |")
     for sampling, points in found["runs"].items():
         for p in points:
             interval = f" ({p['low']:.3f}–{p['high']:.3f})" if p["low"] is not None else ""
+            p50 = "–" if p.get("traffic_p50_ms") is None else f"{p['traffic_p50_ms']:.1f}"
             lines.append(
                 f"| mf v{p['champion_version']}, {sampling} | {p['labels']} | {_number(p['apgr'])}{interval} | "
-                f"{100 * p['strong_share']:.0f}% | {p['outcome']} |"
+                f"{100 * p['strong_share']:.0f}% | {p50} | {p['outcome']} |"
             )
+    for name, r in found.get("shadow", {}).items():
+        judged = f"{r['judged']} of the {r['cheaper_answers']} cheaper answers judged"
+        if r["share"] is None or r["truth"] is None:
+            lines += ["", f"Shadow evaluation ({name}): {judged}."]
+            continue
+        inside = "inside" if r["low"] <= r["truth"] <= r["high"] else "outside"
+        lines += [
+            "",
+            f"Shadow evaluation ({name}): {judged}; as good {r['share']:.1%} ({r['low']:.1%}–{r['high']:.1%}), "
+            f"against {r['truth']:.1%} over every cheaper answer ({inside} the interval); spent "
+            f"${r['spent_usd']:.6f} of the day's ${r['budget_usd']:g}.",
+        ]
     return "\n".join(lines) + "\n"
 
 

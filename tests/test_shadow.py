@@ -46,6 +46,7 @@ def test_a_request_judged_before_a_crash_is_not_judged_again(tmp_path: Path) -> 
     config = load_app_config(learner_args(*[FakeUpstreamAddress] * 3, tmp_path, shadow={"fraction": 1.0}))
     upstream = config.upstreams["strong"]
     settings = ShadowSettings("mf", 1.0, upstream, {"small": upstream}, upstream, JudgePrompts(), 8, 8, 1)
+    (tmp_path / "shadow-seen.json").write_text('{"until": 0}')  # on since before these requests
     first = ShadowEvaluator(tmp_path, settings).pending(records)[0]
     verdict = ShadowVerdict(
         request_time=first.record.time, prompt_id=first.prompt_id, prompt=first.question, router="mf",
@@ -85,7 +86,6 @@ def test_shadow_evaluation_stops_at_the_budget(
     weak.behave("ok", answer="per_prompt")
     judge_server.behave("ok", answer="judge")
     prompts = questions("Budget", 60)
-    log_requests(tmp_path / "requests", prompts, answered_by="small")
     # A judgement's bound is about $0.84 at this price, what it costs $0.009: the budget holds the
     # bound before each call, so it stops the evaluation once less than that is left.
     price = {"input_per_million": 1000.0, "output_per_million": 1000.0}
@@ -95,6 +95,7 @@ def test_shadow_evaluation_stops_at_the_budget(
     )  # fmt: skip
     args["learner"]["judge"]["price"] = price
     learner = Learner(load_app_config(args))
+    log_requests(tmp_path / "requests", prompts, answered_by="small")  # after shadowing was turned on
 
     record = learner.run_round()
 

@@ -90,11 +90,11 @@ def refit_mf(job: RefitJob) -> Refit:
     champion = job.champion
     assert isinstance(champion, MFRouter)
     target = job.labels.strong_better
-    counts = np.bincount(target, minlength=2)
-    if counts.min() < MIN_EACH_OUTCOME:
+    counts, needed = np.bincount(target, minlength=2), max(MIN_EACH_OUTCOME, job.folds)
+    if counts.min() < needed:
         raise RefitError(
             f"{counts[1]} labels where {job.strong}'s answer was better and {counts[0]} where "
-            f"{job.weak}'s was as good: a refit needs {MIN_EACH_OUTCOME} of each"
+            f"{job.weak}'s was as good: a refit needs {needed} of each"
         )
     fits = _fits(job.families, champion)
     skipped = [f for f in job.families if f not in fits]

@@ -134,7 +134,9 @@ class ShadowEvaluator:
         self.journal = Journal(directory / SHADOW_FILE, ShadowVerdict)
         self.verdicts = read_verdicts(directory / SHADOW_FILE)
         seen = directory / SEEN_FILE
-        self.until = _Seen.model_validate_json(seen.read_text()).until if seen.is_file() else 0.0
+        if not seen.is_file():  # turned on now: the traffic from here on is shadowed, not the log's past
+            write_atomically(seen, _Seen(until=time.time()).model_dump_json())
+        self.until = _Seen.model_validate_json(seen.read_text()).until
 
     def pending(self, records: Iterable[RequestRecord]) -> list[Shadowed]:
         """What the watermark has not passed, less what was judged before a crash kept it back."""
