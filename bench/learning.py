@@ -9,14 +9,15 @@ asked through ``/v1/route``) is measured on a fixed slice of the benchmark that 
 traffic. Printed per benchmark and sampling strategy: APGR (with a 95 % bootstrap interval)
 against the labels used, beside random, prompt length and optimal on the same slice, and the
 median latency of each round's chat requests; written to ``--out`` as ``<benchmark>.json``,
-``.md`` and ``.png``. With ``--shadow F``, each sampling is replayed once more with shadow
-evaluation of a share F of the cheaper model's answers (the judge priced, so that its spend counts
-against the budget): its "as good" share and interval are set beside the truth over every
-request the cheaper model answered, with what it spent.
+``.md`` and ``.png``. With ``--shadow F``, each sampling is replayed with shadow evaluation of a
+share F of the cheaper model's answers instead (the chat traffic at ``router-mf-50%``, so that the
+cheaper model answers half of it; the judge priced, so that its spend counts against the
+budget): its "as good" share and interval are set beside the truth over every request the
+cheaper model answered, with what it spent.
 
     python -m bench.learning --out docs/learning      # mmlu, gsm8k and arena-bench
     python -m bench.learning --benchmark gsm8k --sampling uniform --rounds 3
-    python -m bench.learning --sampling active --shadow 0.2   # also each sampling with shadow evaluation
+    python -m bench.learning --benchmark gsm8k --sampling active --rounds 2 --shadow 0.3 --out docs/learning/shadow
 """
 
 from __future__ import annotations
@@ -152,13 +153,15 @@ def app_args(
     return args
 
 
-async def _post_all(url: str, path: str, prompts: list[str]) -> list[tuple[dict[str, Any], float]]:
+async def _post_all(
+    url: str, path: str, prompts: list[str], model: str = "router-mf-0.5"
+) -> list[tuple[dict[str, Any], float]]:
     """Each answer, and the seconds it took."""
     limit = asyncio.Semaphore(CONCURRENCY)
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
 
         async def one(prompt: str) -> tuple[dict[str, Any], float]:
-            body = {"model": "router-mf-0.5", "messages": [{"role": "user", "content": prompt}]}
+            body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
             async with limit:
                 began = time.perf_counter()
                 answer = (await client.post(path, json=body)).raise_for_status().json()
@@ -201,7 +204,9 @@ def run(
         points = [_measured(url, data, 0, {"train_labels": 0, "test_labels": 0, "champion_version": 0}, "shipped")]
         for number in range(1, rounds + 1):
             traffic = data.traffic[(number - 1) * per_round_traffic :][:per_round_traffic]
-            answered = asyncio.run(_post_all(url, "/v1/chat/completions", traffic))
+            # Shadowed traffic goes at a share, so that the cheaper model answers half of it.
+            model = "router-mf-50%" if shadow else "router-mf-0.5"
+            answered = asyncio.run(_post_all(url, "/v1/chat/completions", traffic, model))
             p50_ms = round(1000 * float(np.median([seconds for _, seconds in answered])), 1)
             deadline = time.monotonic() + 1800
             while (current := status(url)).get("rounds", 0) < number:
@@ -286,7 +291,7 @@ def main() -> None:
     parser.add_argument("--traffic-max", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--shadow", type=float, help="also replay each sampling with shadow evaluation of this fraction"
+        "--shadow", type=float, help="replay with shadow evaluation of this fraction of the cheaper answers"
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -306,7 +311,7 @@ def main() -> None:
             }
             print(f"{benchmark.name}: {found['traffic']} prompts as traffic, {found['held_out']} held out", flush=True)
             for sampling in args.sampling or ["active", "uniform"]:
-                for shadow in (None, args.shadow) if args.shadow else (None,):
+                for shadow in (args.shadow,) if args.shadow else (None,):
                     name = sampling if shadow is None else f"{sampling}, shadow {shadow:g}"
                     state = Path(work) / f"{benchmark.name}-{name}"
                     points, report = run(url, data, sampling, args.rounds, args.max_labels, state, min_test, shadow)
