@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from routing.config import RequestLogConfig
+from routing.offline.learning.shadow import ShadowVerdict
 from routing.protocol import ChatMessage, RouteDecision
 from routing.serving.request_log import RequestLog
 from testing.apps import fake_pair_args
@@ -68,3 +69,24 @@ def log_requests(directory: Path, prompts: list[str], router: str = "mf", answer
             "router-mf-0.5", [ChatMessage(role="user", content=prompt)], False, decision, answered_by, None, None, None
         )
     log.close()
+
+
+def verdicts(as_good: int, worse: int, key: str = "team-a", start: float = 0.0) -> list[ShadowVerdict]:
+    """Shadow verdicts of ``mf`` on requests of ``key`` one second apart from ``start``: first
+    ``as_good`` where the cheaper answer tied, then ``worse`` where the most capable one won."""
+    return [
+        ShadowVerdict(
+            request_time=start + i,
+            prompt_id=str(i),
+            prompt="q",
+            router="mf",
+            key=key,
+            served="small",
+            most_capable="big",
+            order="strong_first",
+            outcome="tie" if i < as_good else "strong",
+            cost_usd=0.0,
+            time=start + i,
+        )  # fmt: skip
+        for i in range(as_good + worse)
+    ]

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import learning_setup
 import pytest
 
 from deployments.openai_http import IngressState
@@ -17,7 +18,6 @@ from deployments.service_app import service_app
 from routing.config import AuthConfig, load_app_config
 from routing.errors import Unauthorized
 from routing.offline.commands.report import render, report_command, summarize
-from routing.offline.learning.shadow import ShadowVerdict
 from routing.serving.auth import ApiKeys, named_key
 from routing.serving.in_process import in_process_engine
 from routing.serving.request_log import RequestRecord, read_request_log
@@ -124,22 +124,7 @@ def test_the_report_shows_the_shadow_evaluations_verdicts_per_key_and_router(tmp
         RequestRecord(time=100.0, model="router-mf", stream=False, router="mf", answered_by="small", key="team-a")
         .model_dump_json() + "\n"
     )  # fmt: skip
-    verdicts = [
-        ShadowVerdict(
-            request_time=100.0 + i,
-            prompt_id=str(i),
-            prompt="q",
-            router="mf",
-            key="team-a",
-            served="small",
-            most_capable="big",
-            order="weak_first",
-            outcome="weak" if i < 8 else "strong",
-            cost_usd=0.0,
-            time=0.0,
-        )  # fmt: skip
-        for i in range(10)
-    ]
+    verdicts = learning_setup.verdicts(8, 2, start=100.0)
     (learner / "mf").mkdir(parents=True)
     (learner / "mf" / "shadow.ndjson").write_text("".join(v.model_dump_json() + "\n" for v in verdicts))
     printed = report_command(log, None, None, None, learner)

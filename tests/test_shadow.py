@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import learning_setup
 import pytest
 from learning_setup import learner_args, log_requests, questions
 
@@ -58,22 +59,7 @@ def test_a_request_judged_before_a_crash_is_not_judged_again(tmp_path: Path) -> 
 
 
 def test_the_as_good_share_has_a_wilson_interval() -> None:
-    verdicts = [
-        ShadowVerdict(
-            request_time=i,
-            prompt_id=str(i),
-            prompt="q",
-            router="mf",
-            key="team-a",
-            served="small",
-            most_capable="big",
-            order="strong_first",
-            outcome="tie" if i < 8 else "strong",
-            cost_usd=0.0,
-            time=i,
-        )  # fmt: skip
-        for i in range(10)
-    ]
+    verdicts = learning_setup.verdicts(8, 2)
     share = as_good(verdicts, "key")["team-a"]
     assert (share.judged, share.as_good, share.share) == (10, 8, 0.8)
     assert share.low == pytest.approx(0.490, abs=1e-3) and share.high == pytest.approx(0.943, abs=1e-3)
