@@ -245,28 +245,17 @@ class Labeller:
                     total += call_bound_usd(self.config.judge, template + answers, self.config.judge_max_tokens)
         return total
 
-    async def _ask_within(
-        self, upstream: ResilientUpstream, config: Upstream, text: str, max_tokens: int, hold: Hold | None
-    ) -> tuple[str, dict[str, int], float]:
-        """One call, paid from ``hold``: its text, usage and cost (its bound when a priced
-        upstream reports no usage)."""
-        bound = call_bound_usd(config, len(text.encode()), max_tokens)
-        if hold is not None:
-            hold.call(bound)
-        answer, usage = await _ask(upstream, text, max_tokens)
-        cost = call_cost_usd(config, usage.get("prompt_tokens"), usage.get("completion_tokens"))
-        if hold is not None:
-            # Without reported usage the call is taken to have cost its bound.
-            hold.paid(bound, bound if cost is None else cost)
-        return answer, usage, bound if cost is None else cost
-
     async def _label_within(
         self, prompt: Prompt, upstreams: dict[Side, ResilientUpstream], judge: ResilientUpstream, hold: Hold | None
     ) -> None:
         for side, upstream in upstreams.items():
             if (prompt.id, side) not in self.answers:
-                text, usage, cost = await self._ask_within(
-                    upstream, self.sides[side], prompt.text, self.config.answer_max_tokens, hold
+                text, usage, cost = await ask_within(
+                    upstream,
+                    self.sides[side],
+                    [ChatMessage(role="user", content=prompt.text)],
+                    self.config.answer_max_tokens,
+                    hold,
                 )
                 answer = Answer(
                     prompt_id=prompt.id,
@@ -291,8 +280,12 @@ class Labeller:
         for (grading, subject), question in questions.items():
             if (prompt.id, grading, subject) in self.verdicts:
                 continue
-            text, usage, cost = await self._ask_within(
-                judge, self.config.judge, question, self.config.judge_max_tokens, hold
+            text, usage, cost = await ask_within(
+                judge,
+                self.config.judge,
+                [ChatMessage(role="user", content=question)],
+                self.config.judge_max_tokens,
+                hold,
             )
             verdict = Verdict(
                 prompt_id=prompt.id,
@@ -376,14 +369,20 @@ def _resilient(upstream: Upstream) -> ResilientUpstream:
     return ResilientUpstream(make_backend(upstream), upstream)
 
 
-async def _ask(upstream: ResilientUpstream, text: str, max_tokens: int) -> tuple[str, dict[str, int]]:
-    request = ChatCompletionRequest(
-        model=upstream.model,
-        messages=[ChatMessage(role="user", content=text)],
-        max_tokens=max_tokens,
-        temperature=0,
-    )
+async def ask_within(
+    upstream: ResilientUpstream, config: Upstream, messages: list[ChatMessage], max_tokens: int, hold: Hold | None
+) -> tuple[str, dict[str, int], float]:
+    """One call, paid from ``hold``: its text, usage and cost (its bound when a priced upstream
+    reports no usage)."""
+    bound = call_bound_usd(config, sum(len(m.text().encode()) for m in messages), max_tokens)
+    if hold is not None:
+        hold.call(bound)
+    request = ChatCompletionRequest(model=config.model, messages=messages, max_tokens=max_tokens, temperature=0)
     completion = await upstream.complete(request)
     usage = completion.usage
     tokens = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens} if usage else {}
-    return completion.choices[0].message.content or "", tokens
+    cost = call_cost_usd(config, tokens.get("prompt_tokens"), tokens.get("completion_tokens"))
+    paid = bound if cost is None else cost  # without reported usage a call costs its bound
+    if hold is not None:
+        hold.paid(bound, paid)
+    return completion.choices[0].message.content or "", tokens, paid

@@ -29,13 +29,13 @@ from pydantic import BaseModel, ConfigDict
 from routing.errors import UpstreamError
 from routing.judge_settings import JudgePrompts
 from routing.offline.data.schema import Battle
-from routing.offline.labelling.budget import Budget, BudgetExhausted, Hold, call_bound_usd, call_cost_usd
+from routing.offline.labelling.budget import Budget, BudgetExhausted, call_bound_usd
 from routing.offline.labelling.journal import Journal, write_atomically
 from routing.offline.labelling.judge import Outcome, read_choice
-from routing.offline.labelling.run import CHARS_PER_TOKEN, WINNER, Prompt, distinct_prompts
+from routing.offline.labelling.run import CHARS_PER_TOKEN, WINNER, Prompt, ask_within, distinct_prompts
 from routing.offline.learning.sampling import in_test_slice
 from routing.offline.learning.store import AsGood, ShadowSummary
-from routing.protocol import ChatCompletionRequest, ChatMessage
+from routing.protocol import ChatMessage
 from routing.serving.request_log import RequestRecord
 from routing.serving.resilience import ResilientUpstream
 from routing.upstreams import close_connections, make_backend
@@ -202,13 +202,13 @@ class ShadowEvaluator:
         )
         hold = budget.hold(answer_bound + call_bound_usd(s.judge, judged, s.judge_max_tokens))
         try:
-            (strong, strong_cost), (weak, weak_cost) = await asyncio.gather(
-                _ask(upstreams[s.most_capable.model], s.most_capable, messages, s.answer_max_tokens, hold),
-                _ask(upstreams[cheaper.model], cheaper, messages, s.answer_max_tokens, hold),
+            (strong, _, strong_cost), (weak, _, weak_cost) = await asyncio.gather(
+                ask_within(upstreams[s.most_capable.model], s.most_capable, messages, s.answer_max_tokens, hold),
+                ask_within(upstreams[cheaper.model], cheaper, messages, s.answer_max_tokens, hold),
             )
             first, second = (strong, weak) if item.order == "strong_first" else (weak, strong)
             question = [ChatMessage(role="user", content=s.prompts.pairwise_prompt(item.question, first, second))]
-            text, judge_cost = await _ask(judge, s.judge, question, s.judge_max_tokens, hold)
+            text, _, judge_cost = await ask_within(judge, s.judge, question, s.judge_max_tokens, hold)
         finally:
             hold.release()
         choice = read_choice(text)
@@ -256,20 +256,6 @@ class ShadowEvaluator:
         if lines:
             write_atomically(path, "\n".join(lines) + "\n")
         return len(lines)
-
-
-async def _ask(
-    upstream: ResilientUpstream, config: Upstream, messages: list[ChatMessage], max_tokens: int, hold: Hold
-) -> tuple[str, float]:
-    bound = call_bound_usd(config, sum(len(m.text().encode()) for m in messages), max_tokens)
-    hold.call(bound)
-    request = ChatCompletionRequest(model=config.model, messages=messages, max_tokens=max_tokens, temperature=0)
-    completion = await upstream.complete(request)
-    usage = completion.usage
-    cost = call_cost_usd(config, usage.prompt_tokens if usage else None, usage.completion_tokens if usage else None)
-    paid = bound if cost is None else cost  # without reported usage a call costs its bound
-    hold.paid(bound, paid)
-    return completion.choices[0].message.content or "", paid
 
 
 def as_good(verdicts: Iterable[ShadowVerdict], by: Literal["router", "key"]) -> dict[str, AsGood]:
