@@ -1,15 +1,16 @@
-"""How sure the learner must be before it promotes (``learner.confidence``), chosen on the
-training sources only: ``python -m bench.learner_selection``.
+"""What the learner's promotion rule weighs (``learner.evidence``) and how sure it must be
+(``learner.confidence``), chosen on the training sources only: ``python -m bench.learner_selection``.
 
 Each training source (CRUXEval and MATH level 5 golden labels, LLMRouter's task scores,
 arena-bench's GPT-4 grades; a strong and a weak model of its own) is replayed as the learner's
 rounds without a cluster: 100, 200, 300, 400 and 600 labels drawn uniformly from its traffic,
 30 % of each as the test slice, the families of :mod:`routing.offline.learning.refit`
-cross-validated on the rest, the length gate, and the paired promotion rule at each confidence;
+cross-validated on the rest, the length gate, and the paired promotion rule
+(:func:`routing.offline.learning.promotion.compare`) for each evidence and confidence;
 the serving router starts as the shipped ``mf`` and is measured after every round on a held-out
-30 % (at most 1,000 items) never drawn as traffic. Printed: per source, seed and confidence, the
-held-out APGR after each round (``*`` a promotion), and per confidence the mean APGR at 300
-labels and the largest drop any promotion caused. MT Bench, MMLU and GSM8K play no part.
+30 % (at most 1,000 items) never drawn as traffic. Printed: per source, seed, evidence and
+confidence, the held-out APGR after each round (``*`` a promotion), and per evidence and
+confidence the mean APGR at 300 labels and the largest drop any promotion caused. MT Bench, MMLU and GSM8K play no part.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,9 +30,9 @@ from routing.learner_config import FAMILIES, LearnerConfig
 from routing.offline.evaluation.benchmark import Benchmark
 from routing.offline.evaluation.labels import labels_benchmarks
 from routing.offline.evaluation.metrics import random_baseline
-from routing.offline.learning.challenge import embed_all, measure, p_better
-from routing.offline.learning.families import Labelled, fit_length
-from routing.offline.learning.promotion import challenging_family, decide
+from routing.offline.learning.challenge import embed_all
+from routing.offline.learning.families import Labelled
+from routing.offline.learning.promotion import Scores, challenging_family, compare
 from routing.offline.learning.refit import RefitError, RefitJob, refit_mf
 from routing.resources import checkpoint_path
 from routing.routers.mf import MFRouter
@@ -55,6 +57,7 @@ APP = {
 class Replay:
     source: str
     seed: int
+    evidence: str
     confidence: float
     baselines: dict[str, float | None]
     rounds: list[dict] = field(default_factory=list)
@@ -77,7 +80,14 @@ def load(name: str, embedder: Embedder) -> Source:
     return Source(name, strong, weak, found, embeddings)
 
 
-def replay(data: Source, seed: int, confidences: list[float]) -> list[Replay]:
+def scorer(score: Callable[[list[str], np.ndarray], np.ndarray]) -> Scores:
+    def scores(data: Labelled) -> np.ndarray:
+        return score(data.prompts, data.embeddings)
+
+    return scores
+
+
+def replay(data: Source, seed: int, rules: list[tuple[str, float]]) -> list[Replay]:
     source, strong, weak, found, embeddings = data.name, data.strong, data.weak, data.found, data.embeddings
     count = len(embeddings)
     order = np.random.default_rng(seed).permutation(count)
@@ -95,12 +105,12 @@ def replay(data: Source, seed: int, confidences: list[float]) -> list[Replay]:
         "shipped mf": held_out.apgr(shipped.score(held_out.prompts, held_out.embeddings)),
     }
     replays = []
-    for confidence in confidences:
+    for evidence, confidence in rules:
         config = LearnerConfig.model_validate(
             {"router": "mf", "directory": "-", "judge": {"model": "-", "base_url": "http://127.0.0.1:1/v1"},
-             "budget_usd_per_day": 1, "confidence": confidence}
+             "budget_usd_per_day": 1, "confidence": confidence, "evidence": evidence}
         )  # fmt: skip
-        found_replay = Replay(source, seed, confidence, baselines)
+        found_replay = Replay(source, seed, evidence, confidence, baselines)
         champion = shipped
         with tempfile.TemporaryDirectory() as work:
             for size in (n for n in LABELS if n <= len(traffic)):
@@ -112,15 +122,10 @@ def replay(data: Source, seed: int, confidences: list[float]) -> list[Replay]:
                     refit = refit_mf(job)
                     family, _, _ = challenging_family(refit, test)
                     form = refit.fitted[family]
-                    scores = (
-                        champion.score(test.prompts, test.embeddings),
-                        form.probabilities(test.prompts, test.embeddings),
-                        fit_length(train).probabilities(test.prompts, test.embeddings),
-                    )
-                    quality = test.strong_quality, test.weak_quality
-                    ours, theirs, length = (measure(s, *quality, 0.5, 10, seed) for s in scores)
-                    chance = p_better(scores[0], scores[1], *quality, config.bootstrap, seed)
-                    decision = decide(config, len(test.prompts), ours, theirs, length, chance)
+                    decision = compare(
+                        config, scorer(champion.score), scorer(form.probabilities), train, test,
+                        refit.held_out(family), 0.5, seed,
+                    ).decision  # fmt: skip
                     outcome = family
                     if decision.promoted:
                         refit.save(family, job, Path(work) / str(size))
@@ -136,24 +141,24 @@ def replay(data: Source, seed: int, confidences: list[float]) -> list[Replay]:
 
 def summary(replays: list[Replay]) -> str:
     lines = [
-        "| source | seed | confidence | random | length | shipped "
+        "| source | seed | evidence | confidence | random | length | shipped "
         "| after each round (labels: family, *: promoted, APGR) |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for r in replays:
         b = r.baselines
         rounds = ", ".join(f"{x['labels']}: {x['outcome']} {x['apgr']:.3f}" for x in r.rounds)
         lines.append(
-            f"| {r.source} | {r.seed} | {r.confidence:g} | {b['random']:.3f} | {b['prompt length']:.3f} | "
-            f"{b['shipped mf']:.3f} | {rounds} |"
+            f"| {r.source} | {r.seed} | {r.evidence} | {r.confidence:g} | {b['random']:.3f} | "
+            f"{b['prompt length']:.3f} | {b['shipped mf']:.3f} | {rounds} |"
         )
     lines += [
         "",
-        "| confidence | mean APGR at 300 labels | largest drop caused by a promotion | promotions |",
-        "|---:|---:|---:|---:|",
+        "| evidence | confidence | mean APGR at 300 labels | largest drop caused by a promotion | promotions |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for confidence in sorted({r.confidence for r in replays}):
-        mine = [r for r in replays if r.confidence == confidence]
+    for evidence, confidence in sorted({(r.evidence, r.confidence) for r in replays}):
+        mine = [r for r in replays if (r.evidence, r.confidence) == (evidence, confidence)]
         at_300 = [[x for x in r.rounds if x["labels"] <= 300][-1]["apgr"] for r in mine]
         drops, promotions = [0.0], 0
         for r in mine:
@@ -163,13 +168,14 @@ def summary(replays: list[Replay]) -> str:
                     promotions += 1
                     drops.append(before - x["apgr"])
                 before = x["apgr"]
-        lines.append(f"| {confidence:g} | {np.mean(at_300):.3f} | {max(drops):.3f} | {promotions} |")
+        lines.append(f"| {evidence} | {confidence:g} | {np.mean(at_300):.3f} | {max(drops):.3f} | {promotions} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", action="append", choices=list(SOURCES))
+    parser.add_argument("--evidence", action="append", choices=["test_slice", "cross_fitted"])
     parser.add_argument("--confidence", type=float, action="append")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path)
@@ -179,7 +185,8 @@ def main() -> None:
     for name in args.source or list(SOURCES):
         source = load(name, embedder)
         for seed in range(args.seeds):
-            replays += replay(source, seed, args.confidence or [0.8, 0.9, 0.95])
+            evidence = args.evidence or ["test_slice", "cross_fitted"]
+            replays += replay(source, seed, [(e, c) for e in evidence for c in args.confidence or [0.8, 0.9, 0.95]])
     table = summary(replays)
     print(table)
     if args.out:

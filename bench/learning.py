@@ -7,12 +7,14 @@ benchmark's own outcome columns, so labels are free and exact).
 Each round of traffic starts a learner round; after it, the serving router (``router-mf-0.5``,
 asked through ``/v1/route``) is measured on a fixed slice of the benchmark that is never sent as
 traffic. Printed per benchmark and sampling strategy: APGR (with a 95 % bootstrap interval)
-against the labels used, beside random, prompt length and optimal on the same slice, and the
-median latency of each round's chat requests; written to ``--out`` as ``<benchmark>.json``,
-``.md`` and ``.png``. With ``--shadow F``, each sampling is replayed with shadow evaluation of a
-share F of the cheaper model's answers instead (the chat traffic at ``router-mf-50%``, so that the
-cheaper model answers half of it; the judge priced, so that its spend counts against the
-budget): its "as good" share and interval are set beside the truth over every request the
+against the labels used, beside random, prompt length and optimal on the same slice, the
+median latency of each round's chat requests, and that of probe requests while no round runs
+beside theirs while the round runs (:mod:`bench.learning_probe`); written to ``--out`` as
+``<benchmark>.json``, ``.md`` and ``.png``. With ``--shadow F``, each sampling is replayed without
+and then with shadow evaluation of a share F of the cheaper model's answers (the chat traffic at
+``router-mf-50%``, so that the cheaper model answers half of it; the request log keeps the
+answers, so a verdict asks only the strong model again; the judge priced, so that its spend
+counts against the budget): its "as good" share and interval are set beside the truth over every request the
 cheaper model answered, with what it spent.
 
     python -m bench.learning --out docs/learning      # mmlu, gsm8k and arena-bench
@@ -29,13 +31,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
+from bench import learning_probe
 from routing.offline.evaluation.benchmark import Benchmark, read_benchmark
 from routing.offline.evaluation.labels import labels_benchmarks
 from routing.offline.evaluation.metrics import apgr, optimal_curve, random_baseline
@@ -62,6 +65,7 @@ class Point:
     strong_share: float
     outcome: str
     traffic_p50_ms: float | None = None  # the round's chat requests, as their clients saw them
+    probe: learning_probe.Probed | None = None  # requests served before and while the round ran
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,10 @@ def app_args(
         "upstreams": {
             key: {"backend": "openai", "model": key, "base_url": upstreams[key].base_url} for key in ("strong", "weak")
         },
-        "routers": {"mf": {"type": "mf"}},
-        "request_log": {"directory": str(state / "requests")},
+        "routers": {"mf": {"type": "mf"}, learning_probe.PROBE_ROUTER: {"type": "mf"}},
+        "request_log": {"directory": str(state / "requests"), "answers": True},
+        # A request that falls back is not the router's: it would not count towards the round.
+        "fallback": {"routing_timeout_s": 120},
         "learner": {
             "router": "mf",
             "directory": str(state / "learner"),
@@ -202,18 +208,19 @@ def run(
         args = app_args(upstreams, state, sampling, per_round, per_round_traffic, min_test, shadow)
         serve.run(build_app(args), name="router", route_prefix="/")
         points = [_measured(url, data, 0, {"train_labels": 0, "test_labels": 0, "champion_version": 0}, "shipped")]
+        probes = data.held_out.prompts[: 4 * learning_probe.CONCURRENCY]
         for number in range(1, rounds + 1):
             traffic = data.traffic[(number - 1) * per_round_traffic :][:per_round_traffic]
+            at_idle = learning_probe.idle(url, probes)
             # Shadowed traffic goes at a share, so that the cheaper model answers half of it.
             model = "router-mf-50%" if shadow else "router-mf-0.5"
             answered = asyncio.run(_post_all(url, "/v1/chat/completions", traffic, model))
             p50_ms = round(1000 * float(np.median([seconds for _, seconds in answered])), 1)
-            deadline = time.monotonic() + 1800
-            while (current := status(url)).get("rounds", 0) < number:
-                assert time.monotonic() < deadline, f"round {number} did not finish"
-                time.sleep(1)
+            in_round = learning_probe.until(url, probes, lambda n=number: status(url).get("rounds", 0) >= n)
+            current = status(url)
             time.sleep(3)  # the Router replica follows a promotion within CHAMPION_POLL_S
-            points.append(_measured(url, data, number, current, current["last_round"]["outcome"], p50_ms))
+            point = _measured(url, data, number, current, current["last_round"]["outcome"], p50_ms)
+            points.append(replace(point, probe=learning_probe.probed(at_idle, in_round)))
             print(f"  {sampling} round {number}: {asdict(points[-1])}", flush=True)
         return points, (shadow_report(status(url), state / "requests", data.winners) if shadow else None)
     finally:
@@ -311,7 +318,7 @@ def main() -> None:
             }
             print(f"{benchmark.name}: {found['traffic']} prompts as traffic, {found['held_out']} held out", flush=True)
             for sampling in args.sampling or ["active", "uniform"]:
-                for shadow in (args.shadow,) if args.shadow else (None,):
+                for shadow in (None, args.shadow) if args.shadow else (None,):
                     name = sampling if shadow is None else f"{sampling}, shadow {shadow:g}"
                     state = Path(work) / f"{benchmark.name}-{name}"
                     points, report = run(url, data, sampling, args.rounds, args.max_labels, state, min_test, shadow)
@@ -331,18 +338,19 @@ def table(name: str, found: dict[str, Any]) -> str:
     lines = [
         f"### {name}: {found['traffic']} prompts replayed, APGR on {found['held_out']} held-out items",
         "",
-        "| router | own labels | APGR (95% interval) | strong share at 0.5 | traffic p50, ms | round outcome |",
-        "|---|---:|---:|---:|---:|---|",
+        "| router | own labels | APGR (95% interval) | strong share at 0.5 | traffic p50, ms "
+        "| probe p50 idle / in the round, ms (probes in the round, failed) | round outcome |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for label, value in found["baselines"].items():
-        lines.append(f"| {label} | – | {_number(value)} | – | – | – |")
+        lines.append(f"| {label} | – | {_number(value)} | – | – | – | – |")
     for sampling, points in found["runs"].items():
         for p in points:
             interval = f" ({p['low']:.3f}–{p['high']:.3f})" if p["low"] is not None else ""
             p50 = "–" if p.get("traffic_p50_ms") is None else f"{p['traffic_p50_ms']:.1f}"
             lines.append(
                 f"| mf v{p['champion_version']}, {sampling} | {p['labels']} | {_number(p['apgr'])}{interval} | "
-                f"{100 * p['strong_share']:.0f}% | {p50} | {p['outcome']} |"
+                f"{100 * p['strong_share']:.0f}% | {p50} | {_probed(p.get('probe'))} | {p['outcome']} |"
             )
     for name, r in found.get("shadow", {}).items():
         judged = f"{r['judged']} of the {r['cheaper_answers']} cheaper answers judged"
@@ -359,8 +367,15 @@ def table(name: str, found: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _number(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+def _probed(probe: dict[str, Any] | None) -> str:
+    if probe is None:
+        return "–"
+    idle, in_round = (_number(probe[k], ".1f") for k in ("idle_p50_ms", "round_p50_ms"))
+    return f"{idle} / {in_round} ({probe['round_probes']}, {probe['failed']})"
+
+
+def _number(value: float | None, form: str = ".3f") -> str:
+    return "–" if value is None else format(value, form)
 
 
 if __name__ == "__main__":

@@ -158,6 +158,11 @@ class RequestLogConfig(Strict):
     )
     rows_per_file: int = Field(default=1000, ge=1, description="records per Parquet file")
     prompts: bool = Field(default=True, description="record the messages; false keeps decisions and usage only")
+    answers: bool = Field(
+        default=False,
+        description="record each chat completion's answer text too (plain and streamed): shadow evaluation "
+        "then asks only the most capable candidate again",
+    )
     redact: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",

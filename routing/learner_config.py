@@ -30,7 +30,8 @@ class LearnerConfig(Strict):
     prompts from the request log, labels them with ``judge`` within ``budget_usd_per_day``,
     trains challengers, evaluates the best against the champion on a test slice of the labels
     that is never trained on, and promotes it when it is the better in at least ``confidence``
-    of the paired bootstrap draws of that slice."""
+    of the paired bootstrap draws of that slice (with ``evidence: cross_fitted``, and of the
+    training labels, each scored by a fit that never saw it)."""
 
     router: str = Field(description="the entry of 'routers' that learns; its kind needs a trainer")
     directory: str = Field(
@@ -66,11 +67,16 @@ class LearnerConfig(Strict):
         default="auto", description="manual: a better challenger waits for 'routellm-serve promote'"
     )
     confidence: float = Field(
-        default=0.9,
+        default=0.8,
         ge=0.5,
         lt=1,
-        description="share of paired bootstrap draws of the test slice in which the challenger's APGR "
+        description="share of paired bootstrap draws (see 'evidence') in which the challenger's APGR "
         "must beat the champion's for a promotion",
+    )
+    evidence: Literal["test_slice", "cross_fitted"] = Field(
+        default="cross_fitted",
+        description="what the paired draws compare: the test slice alone, or with the training labels too, "
+        "each scored by the challenger's family fit on the other folds (refit only)",
     )
     min_test_labels: int = Field(default=30, ge=2, description="test labels needed before any promotion")
     bootstrap: int = Field(

@@ -3,6 +3,7 @@ whose signal is planted: each family wins where its kind of signal is the one in
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from routing.learner_config import LearnerConfig
 from routing.offline.learning.challenge import measure, p_better
 from routing.offline.learning.families import (
+    HeldOut,
     Labelled,
     best_of,
     champion_fit,
@@ -19,7 +21,7 @@ from routing.offline.learning.families import (
     fit_linear,
     fit_neighbours,
 )
-from routing.offline.learning.promotion import challenging_family, decide
+from routing.offline.learning.promotion import challenging_family, compare, decide
 from routing.offline.learning.refit import Refit, RefitError, RefitJob, refit_mf
 from routing.resources import checkpoint_path
 from routing.routers.checkpoint import load_manifest
@@ -193,3 +195,40 @@ def test_a_challenger_below_prompt_length_never_goes_live_and_length_takes_its_p
     family, scores, why = challenging_family(Refit(cv, fitted, "linear", None), test)
     assert family == "length" and why.startswith(", in place of linear, which length beat on the test slice")
     assert {s.family for s in scores} == set(FITS) and all(s.test_apgr is not None for s in scores)
+
+
+def _noisy_length(count: int, seed: int) -> Labelled:
+    """Longer prompts are harder, but 40 % of the labels say otherwise."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(5, 400, count)
+    prompts = [f"q{seed}-{i} " + "x" * int(n) for i, n in enumerate(lengths)]
+    return labelled((lengths > 200) ^ (rng.random(count) < 0.4), rng.normal(size=(count, DIM)), prompts)
+
+
+def _blind(data: Labelled) -> np.ndarray:
+    """A champion that knows nothing: a fixed pseudo-random score per prompt."""
+    return np.array([zlib.crc32(p.encode()) % 10_007 for p in data.prompts], float)
+
+
+def test_cross_fitted_training_labels_make_the_evidence_a_small_slice_lacks_and_add_none_to_an_equal_one() -> None:
+    train, test = _noisy_length(400, 31), _noisy_length(40, 32)
+    form = fit_length(train)
+    held_out = cross_validate({"length": fit_length}, train, 5, 0)[0].held_out
+    assert sorted(np.concatenate([f.rows for f in held_out])) == list(range(400))  # each label scored once
+    on_slice, pooled = (
+        compare(
+            CONFIG.model_copy(update={"evidence": evidence}), _blind,
+            lambda data: form.probabilities(data.prompts, data.embeddings), train, test, held_out, 0.5, 0,
+        )
+        for evidence in ("test_slice", "cross_fitted")
+    )  # fmt: skip
+    assert on_slice.p_better is not None and pooled.p_better is not None
+    assert on_slice.p_better < CONFIG.confidence < pooled.p_better
+    assert not on_slice.decision.promoted and pooled.decision.promoted
+    assert "of 440 labels (test slice and cross-fitted training labels)" in pooled.decision.reason
+    assert pooled.challenger == on_slice.challenger  # the APGR reported is the slice's either way
+
+    # A challenger as blind as the champion, cross-fitted as blind: no evidence either way.
+    blind_folds = tuple(HeldOut(f.rows, _blind(train.rows(f.rows)) * 0.5 + f.rows) for f in held_out)
+    equal = compare(CONFIG, _blind, lambda data: -_blind(data), train, test, blind_folds, 0.5, 0)
+    assert equal.p_better is not None and 0.05 < equal.p_better < 0.95 and not equal.decision.promoted

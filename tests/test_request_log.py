@@ -58,7 +58,7 @@ async def ask(engine: RoutingEngine, model: str, text: str, stream: bool = False
 
 def test_nothing_is_written_unless_the_log_is_configured(strong: FakeUpstream, weak: FakeUpstream) -> None:
     engine = in_process_engine(load_app_config(fake_pair_args(strong, weak)).resolve_env({}))
-    assert engine.request_log is None
+    assert engine.answers.request_log is None
 
 
 def test_each_answer_is_recorded_with_its_decision_and_usage(
@@ -88,6 +88,7 @@ def test_each_answer_is_recorded_with_its_decision_and_usage(
     assert second.stream and second.answered_by == "small" and second.completion_tokens == 4
     assert (third.target, third.answered_by, third.fallback) == ("big", "small", "upstream_error")
     assert fourth.router is None and fourth.answered_by == "small"
+    assert all(r.answer is None for r in records)  # answers are kept only when asked for
 
 
 def test_prompts_can_be_left_out_and_records_redacted(strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path) -> None:
@@ -113,7 +114,8 @@ def test_parquet_files_hold_full_segments_and_the_rest_waits_in_json_lines(
 ) -> None:
     import pyarrow.parquet as pq
 
-    engine = engine_logging(strong, weak, tmp_path, format="parquet", rows_per_file=2)
+    strong.behave("ok", chunks=3)
+    engine = engine_logging(strong, weak, tmp_path, format="parquet", rows_per_file=2, answers=True)
     questions = [f"question {i}" for i in range(5)]
 
     async def scenario() -> None:
@@ -134,6 +136,10 @@ def test_parquet_files_hold_full_segments_and_the_rest_waits_in_json_lines(
     records = list(read_request_log(tmp_path))
     assert [r.messages[0].content for r in records if r.messages] == questions
     assert records[3].stream and records[0].answered_by == "big"
+    # Every field a JSON line holds survives the conversion: the answers kept (plain and streamed
+    # in three chunks), the conversation's fields and the key's name.
+    assert [r.answer for r in records] == [f"strong answer #{i}" for i in range(1, 6)]
+    assert set(RequestRecord.model_fields) == set(table.column_names)
 
     # A crash between writing a Parquet file and removing its segment: each record read once.
     (tmp_path / parquet[0].name.replace(".parquet", ".jsonl")).write_text(
@@ -145,8 +151,8 @@ def test_parquet_files_hold_full_segments_and_the_rest_waits_in_json_lines(
 def test_a_line_cut_short_is_skipped_on_reading(strong: FakeUpstream, weak: FakeUpstream, tmp_path: Path) -> None:
     engine = engine_logging(strong, weak, tmp_path)
     asyncio.run(ask(engine, "router-random-0", "kept"))
-    assert engine.request_log is not None
-    with engine.request_log.path.open("a") as log:
+    assert engine.answers.request_log is not None
+    with engine.answers.request_log.path.open("a") as log:
         log.write('{"time": 1.0, "model": "router-ran')
     assert [r.messages[0].content for r in read_request_log(tmp_path) if r.messages] == ["kept"]
 

@@ -1,6 +1,7 @@
 """Shadow evaluation on a running service: of the requests the cheaper model answered, the
-configured share is asked again of the most capable one and judged, within the budget; the
-verdicts give the "as good" share per router and key, and become the learner's labels."""
+configured share is asked again of the most capable one and judged against the answer served
+(kept by the request log), within the budget; the verdicts give the "as good" share per router
+and key, and become the learner's labels."""
 
 from __future__ import annotations
 
@@ -41,23 +42,33 @@ def test_shadow_evaluation_judges_its_share_within_budget_and_its_verdicts_becom
         budget_usd_per_day=BUDGET_USD, shadow={"fraction": FRACTION},
     )  # fmt: skip
     args["learner"]["judge"]["price"] = PRICE
+    args["request_log"]["answers"] = True
+    served: dict[str, str] = {}
     with in_process(args) as cluster:
         client = openai.OpenAI(base_url=f"{cluster.url}/v1", api_key="unused")
-        for prompt in prompts:  # a threshold of 1: every request goes to the cheaper model
-            client.chat.completions.create(model="router-mf-1", messages=[{"role": "user", "content": prompt}])
+        for number, prompt in enumerate(prompts):  # a threshold of 1: every request goes to the cheaper model
+            asked = {"model": "router-mf-1", "messages": [{"role": "user", "content": prompt}]}
+            if number % 2:
+                chunks = client.chat.completions.create(**asked, stream=True)  # type: ignore[call-overload]
+                served[prompt] = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            else:
+                served[prompt] = client.chat.completions.create(**asked).choices[0].message.content or ""
         status = wait_for(
             lambda: (s := _status(cluster.url)).get("rounds") == 1 and s, "the first round", 240, interval_s=0.5
         )
 
     records = [r for r in read_request_log(tmp_path / "requests") if r.router == "mf"]
     assert len(records) == TRAFFIC and {r.answered_by for r in records} == {"small"}
+    assert {r.messages[-1].content: r.answer for r in records if r.messages} == served  # plain and streamed
     shadowed = status["last_round"]["shadowed"]
     spread = 3 * math.sqrt(TRAFFIC * FRACTION * (1 - FRACTION))
     assert abs(shadowed - TRAFFIC * FRACTION) <= spread, shadowed
     # The most capable model and the judge were asked once per shadowed request (besides the
-    # round's one labelled prompt: two answers, two verdicts), and not on the response path.
+    # round's one labelled prompt: two answers, two verdicts), and not on the response path; the
+    # cheaper one only for that label: its served answer is the one judged.
     asked = [r for r in strong.requests() if r["body"].get("temperature") == 0]
     assert len(asked) == shadowed + 1
+    assert len([r for r in weak.requests() if r["body"].get("temperature") == 0]) == 1
     assert len(judge_server.requests()) == shadowed + 2
     assert 0 < status["spent_today_usd"] <= BUDGET_USD
 

@@ -35,13 +35,13 @@ from routing.protocol import (
     Usage,
 )
 from routing.routers.kinds import KINDS
+from routing.serving.answered import AnswerRecorder, Outcome, TextOf, chunk_text, completion_text
 from routing.serving.conversation import ConversationRef, scored_text
 from routing.serving.kv_store import open_stores
 from routing.serving.live_router import Ranking, RankQuery, RouterState
-from routing.serving.request_log import RequestLog
-from routing.serving.resilience import ResilientUpstream, close_stream, upstream_order
+from routing.serving.resilience import ResilientUpstream, upstream_order
 from routing.serving.sessions import Looked, Sessions
-from routing.serving.telemetry import NO_TELEMETRY, CandidateChoice, Telemetry, cost_of
+from routing.serving.telemetry import NO_TELEMETRY, CandidateChoice, Telemetry
 from routing.serving.validation import check_limits
 from routing.upstreams import ChatBackend, close_connections
 
@@ -69,14 +69,6 @@ class Plan:
     looked: Looked | None = None
 
 
-@dataclass
-class Outcome:
-    decision: RouteDecision | None
-    model: str
-    fallback: str | None
-    key: str
-
-
 class RoutingEngine:
     def __init__(
         self,
@@ -95,7 +87,7 @@ class RoutingEngine:
         }
         self.candidates = {name: config.candidates(name) for name in config.routers}
         self.reads_embeddings = {name for name, router in config.routers.items() if KINDS.of(router).needs_embeddings}
-        self.request_log = RequestLog(config.request_log) if config.request_log else None
+        self.answers = AnswerRecorder(config, self.candidates, telemetry)
         self.stores = open_stores(config.sessions)
         self.sessions = Sessions(self.stores.pins, telemetry)
 
@@ -283,14 +275,13 @@ class RoutingEngine:
         self, request: ChatCompletionRequest, conversation: ConversationRef | None = None, key_name: str | None = None
     ) -> tuple[Outcome, ChatCompletion]:
         attempt = lambda key: self.upstreams[key].complete(request)  # noqa: E731
-        return await self.answer(request, conversation, attempt, _usage, key_name)
+        return await self.answer(request, conversation, attempt, _usage, key_name, completion_text)
 
     async def stream(
         self, request: ChatCompletionRequest, conversation: ConversationRef | None = None, key_name: str | None = None
     ) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
-        return await self.open(
-            request, conversation, lambda key: self.upstreams[key].open_stream(request), _usage, key_name
-        )
+        attempt = lambda key: self.upstreams[key].open_stream(request)  # noqa: E731
+        return await self.open(request, conversation, attempt, _usage, key_name, chunk_text)
 
     async def answer(
         self,
@@ -299,15 +290,16 @@ class RoutingEngine:
         attempt: Callable[[str], Awaitable[T]],
         usage: Callable[[T], Usage | None],
         key_name: str | None = None,
+        text: TextOf[T] | None = None,
     ) -> tuple[Outcome, T]:
         """``request`` routed, and answered by ``attempt`` of the upstreams its plan names, in
         turn (an API's front door asks in its own way: translated, or passed through); its answer
-        pinned for its conversation, its ``usage`` recorded (under ``key_name``, the name of the
-        API key that asked)."""
+        pinned for its conversation, its ``usage`` (and ``text``, where the request log keeps
+        answers) recorded under ``key_name``, the name of the API key that asked."""
         plan = await self.plan(request.model, request.messages, conversation)
         outcome, answer = await self._first_success(plan, attempt)
         await self.sessions.remember(plan.looked, outcome.key, outcome.decision)
-        await self._answered(request, outcome, usage(answer), key_name)
+        await self.answers.record(request, outcome, usage(answer), key_name, self.answers.text(text, answer))
         return outcome, answer
 
     async def open(
@@ -317,6 +309,7 @@ class RoutingEngine:
         attempt: Callable[[str], Awaitable[AsyncIterator[S]]],
         usage: Callable[[S], Usage | None],
         key_name: str | None = None,
+        text: TextOf[S] | None = None,
     ) -> tuple[Outcome, AsyncIterator[S]]:
         """The same, streamed: ``attempt`` opens the stream and waits for its first token; until
         then a failure may still fall back, after it the answer is committed to this upstream (and
@@ -324,7 +317,7 @@ class RoutingEngine:
         plan = await self.plan(request.model, request.messages, conversation)
         outcome, items = await self._first_success(plan, attempt)
         await self.sessions.remember(plan.looked, outcome.key, outcome.decision)
-        return outcome, self._watch_usage(request, outcome, items, usage, key_name)
+        return outcome, self.answers.watch(request, outcome, items, usage, text, key_name)
 
     async def _first_success(self, plan: Plan, attempt: Callable[[str], Awaitable[T]]) -> tuple[Outcome, T]:
         """Tries the plan's upstreams in order; if all fail, the first choice's error is raised,
@@ -347,56 +340,12 @@ class RoutingEngine:
             first.args = (first.message,)
         raise first
 
-    async def _answered(
-        self, request: ChatCompletionRequest, outcome: Outcome, usage: Usage | None, key_name: str | None
-    ) -> None:
-        """Records an answer: its usage and cost in telemetry, and the request log's line, which
-        is written (off the event loop) before the answer goes out."""
-        cost = None
-        if usage is not None:
-            router = outcome.decision.router if outcome.decision else None
-            most_capable = self.candidates[router][-1].key if router else None
-            cost = cost_of(self.config, outcome.key, usage.prompt_tokens, usage.completion_tokens, most_capable)
-            self.telemetry.usage(outcome.model, usage.prompt_tokens, usage.completion_tokens, cost, key_name)
-        if self.request_log is None:
-            return
-        written = self.request_log.record(
-            request.model,
-            request.messages,
-            request.stream,
-            outcome.decision,
-            outcome.model,
-            outcome.fallback,
-            usage,
-            cost,
-            key_name,
-        )
-        await asyncio.wrap_future(written)
-
     async def aclose(self) -> None:
         """Closes what the engine holds open: upstream, embedding and session store connections,
         the request log."""
         await close_connections(*(u.backend for u in self.upstreams.values()), self.embedder)
         await self.stores.aclose()
-        if self.request_log is not None:
-            await asyncio.to_thread(self.request_log.close)
-
-    async def _watch_usage(
-        self,
-        request: ChatCompletionRequest,
-        outcome: Outcome,
-        items: AsyncIterator[S],
-        usage_of: Callable[[S], Usage | None],
-        key_name: str | None,
-    ) -> AsyncIterator[S]:
-        usage = None
-        try:
-            async for item in items:
-                usage = usage_of(item) or usage
-                yield item
-        finally:
-            await close_stream(items)
-            await self._answered(request, outcome, usage, key_name)
+        await self.answers.aclose()
 
 
 def _usage(answer: ChatCompletion | ChatCompletionChunk) -> Usage | None:

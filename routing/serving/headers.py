@@ -9,7 +9,7 @@ from routing.errors import ServiceError, ServiceUnavailable
 from routing.protocol import RouteDecision
 
 if TYPE_CHECKING:  # the HTTP layer's error path needs no engine
-    from routing.serving.engine import Outcome
+    from routing.serving.answered import Outcome
 
 
 def route_headers(outcome: Outcome) -> dict[str, str]:

@@ -68,6 +68,7 @@ class RequestRecord(BaseModel):
     # candidates'); negative when a dearer model answered.
     saved_usd: float | None = None
     key: str | None = None  # the name of the API key that asked (never the key); None: the service is open
+    answer: str | None = None  # the answer's text, where request_log.answers keeps it
 
 
 Redactor = Callable[[RequestRecord], RequestRecord | None]
@@ -127,6 +128,7 @@ class RequestLog:
         usage: Usage | None,
         cost: Cost | None,
         key: str | None = None,
+        answer: str | None = None,
     ) -> Future[None]:
         record = RequestRecord(
             time=time.time(),
@@ -147,6 +149,7 @@ class RequestLog:
             cost_usd=cost.usd if cost else None,
             saved_usd=cost.saved_usd if cost else None,
             key=key,
+            answer=answer,
         )
         return self.submit(record)
 
@@ -269,12 +272,16 @@ def _arrow_schema() -> pa.Schema:
             ("threshold", pa.float64()),
             ("target", pa.string()),
             ("checkpoint", pa.string()),
+            ("session", pa.string()),
+            ("decided", pa.string()),
             ("answered_by", pa.string()),
             ("fallback", pa.string()),
             ("prompt_tokens", pa.int64()),
             ("completion_tokens", pa.int64()),
             ("cost_usd", pa.float64()),
             ("saved_usd", pa.float64()),
+            ("key", pa.string()),
+            ("answer", pa.string()),
         ]
     )
 

@@ -129,9 +129,19 @@ def _logistic(features: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, flo
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """A held-out fold of the training labels and a family's probabilities on it, from a fit on
+    the other folds."""
+
+    rows: np.ndarray
+    probabilities: np.ndarray
+
+
+@dataclass(frozen=True)
 class CrossValidated:
     family: str
     apgr: float | None  # the mean over held-out folds
+    held_out: tuple[HeldOut, ...] = ()  # the first split's folds: every label scored once
 
 
 def cross_validate(
@@ -140,20 +150,24 @@ def cross_validate(
     """Each family's APGR on the training labels: the mean over ``repeats`` stratified splits in
     ``folds`` of the APGR on each held-out fold of a fit on the others. Per fold, not pooled: each
     fold's fit has its own offset, and pooling their scores would rank across fits, which blurs
-    a weak but steady signal (length's) more than a strong one."""
+    a weak but steady signal (length's) more than a strong one. The first split's held-out
+    probabilities are kept: evidence for the promotion rule on labels the fits never saw."""
     from sklearn.model_selection import RepeatedStratifiedKFold
 
     folding = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     splits = list(folding.split(data.prompts, data.strong_better))
     found = []
     for name, fit in fits.items():
-        values = []
-        for train, test in splits:
+        values, held_out = [], []
+        for number, (train, test) in enumerate(splits):
             part = data.rows(test)
-            value = part.apgr(fit(data.rows(train)).probabilities(part.prompts, part.embeddings))
+            probabilities = fit(data.rows(train)).probabilities(part.prompts, part.embeddings)
+            if number < folds:
+                held_out.append(HeldOut(test, probabilities))
+            value = part.apgr(probabilities)
             if value is not None:
                 values.append(value)
-        found.append(CrossValidated(name, float(np.mean(values)) if values else None))
+        found.append(CrossValidated(name, float(np.mean(values)) if values else None, tuple(held_out)))
     return found
 
 

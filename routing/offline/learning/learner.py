@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
+
+import numpy as np
 
 from routing.config import AppConfig
 from routing.embeddings import Embedder, make_embedder
@@ -27,14 +29,12 @@ from routing.offline.learning.challenge import (
     calibrate_on,
     embed_all,
     label_names,
-    measure,
-    p_better,
     refit_challenger,
     train_challenger,
 )
-from routing.offline.learning.families import Labelled, fit_length
+from routing.offline.learning.families import HeldOut, Labelled
 from routing.offline.learning.own_labels import count_labelled, read_labelled
-from routing.offline.learning.promotion import Decision, challenging_family, decide
+from routing.offline.learning.promotion import Decision, Scores, challenging_family, compare
 from routing.offline.learning.refit import RefitError
 from routing.offline.learning.sampling import LogCounter, choose, recent_prompts, routed_prompts
 from routing.offline.learning.shadow import SHADOW_LABELS, ShadowEvaluator, ShadowSettings
@@ -263,6 +263,7 @@ class Learner:
         config = self.config
         family: str | None = None
         families: list[FamilyScore] = []
+        held_out: tuple[HeldOut, ...] = ()
         if config.method == "refit":
             try:
                 job, refit = refit_challenger(
@@ -276,6 +277,7 @@ class Learner:
                 f"test slice: {family_scores(families, family)}"
             )
             refit.save(family, job, partial)
+            held_out = refit.held_out(family)
             family_note = (
                 f"challenger {family}, chosen by cross-validation of {', '.join(config.families)}{why}{refit.note}"
             )
@@ -289,7 +291,7 @@ class Learner:
         recent = recent_prompts(self.request_log, self.name, self.config.calibration_prompts)
         if self.kind.calibrated and recent:
             calibrate_on(challenger, self.kind.name, recent, embed_all(self.embedder, recent), partial)
-        evaluation = self._evaluate(champion.version, serving, challenger, train, test)
+        evaluation = self._evaluate(champion.version, serving, challenger, train, test, held_out)
         evaluation = evaluation.model_copy(
             update={"family": family, "families": families, "reason": f"{evaluation.reason}; {family_note}"}
         )
@@ -299,6 +301,14 @@ class Learner:
             self.store.set_champion(number, "promotion")
         self.store.prune(self.config.keep_versions)
         return evaluation.reason, number, promote
+
+    def _scorer(self, contender: Contender) -> Scores:
+        needs = self.kind.needs_embeddings
+
+        def scores(data: Labelled) -> np.ndarray:
+            return contender.scores(data.prompts, data.embeddings if needs else None)
+
+        return scores
 
     def _contender(self, checkpoint: str) -> Contender:
         return Contender.load(self.router_config, checkpoint, self.candidates, self.app.embedding.model_id)
@@ -314,23 +324,24 @@ class Learner:
         return self._embedder
 
     def _evaluate(
-        self, champion_version: int, champion: Contender, challenger: Contender, train: Labelled, test: Labelled | None
+        self,
+        champion_version: int,
+        champion: Contender,
+        challenger: Contender,
+        train: Labelled,
+        test: Labelled | None,
+        held_out: Sequence[HeldOut],
     ) -> Evaluation:
         ours = theirs = NOTHING
         length, chance = None, None
         decision = Decision(False, "no test labels yet")
         if test is not None:
-            config, seed = self.config, self.round_number
-            embeddings = test.embeddings if self.kind.needs_embeddings else None
-            scores = (
-                champion.scores(test.prompts, embeddings),
-                challenger.scores(test.prompts, embeddings),
-                fit_length(train).probabilities(test.prompts, test.embeddings),
-            )
-            quality = test.strong_quality, test.weak_quality
-            ours, theirs, length = (measure(s, *quality, self.threshold, config.bootstrap, seed) for s in scores)
-            chance = p_better(scores[0], scores[1], *quality, config.bootstrap, seed)
-            decision = decide(config, len(test.prompts), ours, theirs, length, chance)
+            compared = compare(
+                self.config, self._scorer(champion), self._scorer(challenger), train, test, held_out,
+                self.threshold, self.round_number,
+            )  # fmt: skip
+            ours, theirs, length, chance = compared.champion, compared.challenger, compared.length, compared.p_better
+            decision = compared.decision
         return Evaluation(
             round=self.round_number,
             time=time.time(),

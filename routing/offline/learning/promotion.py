@@ -11,12 +11,19 @@ families it challenges in the other's place.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+from scipy.stats import rankdata
+
 from routing.learner_config import LearnerConfig
-from routing.offline.learning.families import Labelled
+from routing.offline.learning.challenge import measure, p_better
+from routing.offline.learning.families import HeldOut, Labelled, fit_length
 from routing.offline.learning.refit import Refit
 from routing.offline.learning.store import FamilyScore, Interval
+
+Scores = Callable[[Labelled], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -40,14 +47,72 @@ def challenging_family(refit: Refit, test: Labelled | None) -> tuple[str, list[F
     return refit.chosen, scores, ""
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """The champion, the challenger and prompt length on the test slice, the chance that the
+    challenger is the better, and the decision."""
+
+    champion: Interval
+    challenger: Interval
+    length: Interval
+    p_better: float | None
+    decision: Decision
+
+
+def compare(
+    config: LearnerConfig,
+    champion: Scores,
+    challenger: Scores,
+    train: Labelled,
+    test: Labelled,
+    held_out: Sequence[HeldOut],
+    threshold: float,
+    seed: int,
+) -> Comparison:
+    """The promotion rule on ``test`` (and, by ``config.evidence``, ``held_out``: the challenger's
+    family cross-fitted on ``train``)."""
+    on_test = champion(test), challenger(test), fit_length(train).probabilities(test.prompts, test.embeddings)
+    quality = test.strong_quality, test.weak_quality
+    ours, theirs, length = (measure(s, *quality, threshold, config.bootstrap, seed) for s in on_test)
+    blocks = [(on_test[0], on_test[1], test)]
+    if config.evidence == "cross_fitted" and held_out:
+        on_train = champion(train)
+        blocks += [(on_train[fold.rows], fold.probabilities, train.rows(fold.rows)) for fold in held_out]
+    chance = p_better(
+        np.concatenate([_ranks(a) for a, _, _ in blocks]),
+        np.concatenate([_ranks(b) for _, b, _ in blocks]),
+        np.concatenate([part.strong_quality for _, _, part in blocks]),
+        np.concatenate([part.weak_quality for _, _, part in blocks]),
+        config.bootstrap,
+        seed,
+    )
+    drawn = sum(len(part.prompts) for _, _, part in blocks)
+    decision = decide(config, len(test.prompts), ours, theirs, length, chance, drawn)
+    return Comparison(ours, theirs, length, chance, decision)
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    return (rankdata(scores) - 0.5) / len(scores)
+
+
 def decide(
-    config: LearnerConfig, size: int, ours: Interval, theirs: Interval, length: Interval | None, p_better: float | None
+    config: LearnerConfig,
+    size: int,
+    ours: Interval,
+    theirs: Interval,
+    length: Interval | None,
+    p_better: float | None,
+    drawn: int | None = None,
 ) -> Decision:
+    """``size`` test labels; ``drawn``: the items of the paired draws (the slice's by default)."""
     if size < config.min_test_labels:
         return Decision(False, f"{size} test labels, {config.min_test_labels} needed to promote")
     if ours.apgr is None or theirs.apgr is None or p_better is None:
         return Decision(False, "on the test labels the strong model is not the better one: no APGR")
-    against = f"APGR {theirs.apgr:.3f} against {ours.apgr:.3f} on {size} test labels, better in {p_better:.0%} of draws"
+    of = f" of {drawn} labels (test slice and cross-fitted training labels)" if drawn and drawn > size else ""
+    against = (
+        f"APGR {theirs.apgr:.3f} against {ours.apgr:.3f} on {size} test labels, better in {p_better:.0%} of draws{of}"
+    )
     if length is not None and length.apgr is not None and length.apgr > theirs.apgr + 1e-9:
         beaten = f"prompt length alone scores {length.apgr:.3f} on the test slice"
         return Decision(False, f"kept the champion: {beaten}, above the challenger ({against})")

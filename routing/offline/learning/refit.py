@@ -18,6 +18,7 @@ from routing.offline.learning.families import (
     MIN_EACH_OUTCOME,
     CrossValidated,
     Fit,
+    HeldOut,
     Labelled,
     best_of,
     champion_fit,
@@ -62,6 +63,11 @@ class Refit:
     chosen: str
     embedding: EmbeddingSpec | None
     note: str = ""
+
+    def held_out(self, family: str) -> tuple[HeldOut, ...]:
+        """``family``'s cross-fitted probabilities on the training labels (none where it was not
+        cross-validated)."""
+        return next((s.held_out for s in self.scores if s.family == family), ())
 
     def save(self, family: str, job: RefitJob, out: Path) -> None:
         form = self.fitted[family]

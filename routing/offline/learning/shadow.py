@@ -9,8 +9,8 @@ says whether the cheaper answer was as good (a tie or better); the verdicts of r
 cheapest candidate answered are also labels the learner trains on, except for prompts of the
 test slice, which stays a uniform sample of the traffic.
 
-The served answer is not in the request log, so the cheaper candidate is asked again too: a
-verdict costs two answers and one judgement.
+Where the request log keeps answers (``request_log.answers``) the served answer is the one judged,
+and a verdict costs one answer and one judgement; otherwise the cheaper candidate is asked again.
 """
 
 from __future__ import annotations
@@ -196,15 +196,19 @@ class ShadowEvaluator:
             if m.role in SENT_ROLES
         ]
         asked = sum(len(m.content.encode()) for m in messages)
-        answer_bound = sum(call_bound_usd(u, asked, s.answer_max_tokens) for u in (s.most_capable, cheaper))
+        served = record.answer
+        asking = (s.most_capable,) if served is not None else (s.most_capable, cheaper)
+        answer_bound = sum(call_bound_usd(u, asked, s.answer_max_tokens) for u in asking)
         judged = (
             len(s.prompts.pairwise.encode()) + len(item.question.encode()) + 2 * CHARS_PER_TOKEN * s.answer_max_tokens
         )
         hold = budget.hold(answer_bound + call_bound_usd(s.judge, judged, s.judge_max_tokens))
         try:
-            (strong, _, strong_cost), (weak, _, weak_cost) = await asyncio.gather(
-                ask_within(upstreams[s.most_capable.model], s.most_capable, messages, s.answer_max_tokens, hold),
-                ask_within(upstreams[cheaper.model], cheaper, messages, s.answer_max_tokens, hold),
+            answers = await asyncio.gather(
+                *(ask_within(upstreams[u.model], u, messages, s.answer_max_tokens, hold) for u in asking)
+            )
+            (strong, _, strong_cost), (weak, _, weak_cost) = (
+                (answers[0], (served, None, 0.0)) if served is not None else answers
             )
             first, second = (strong, weak) if item.order == "strong_first" else (weak, strong)
             question = [ChatMessage(role="user", content=s.prompts.pairwise_prompt(item.question, first, second))]

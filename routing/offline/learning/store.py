@@ -87,8 +87,9 @@ def family_scores(families: list[FamilyScore], chosen: str | None) -> str:
 
 class Evaluation(_Record):
     """Challenger against champion on the test slice of the own labels: each one's APGR with its
-    interval, and the share of paired bootstrap draws of the slice in which the challenger is the
-    better (``p_better``); the families tried, and the one that challenged."""
+    interval, and the share of paired bootstrap draws (of the slice, and by ``evidence`` of the
+    cross-fitted training labels) in which the challenger is the better (``p_better``); the
+    families tried, and the one that challenged."""
 
     round: int
     time: float

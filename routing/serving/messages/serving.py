@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.protocol import Usage
+from routing.serving.answered import Outcome
 from routing.serving.conversation import Hints, conversation_of
-from routing.serving.engine import Outcome, RoutingEngine
+from routing.serving.engine import RoutingEngine
 from routing.serving.event_stream import Event, server_sent, translated
 from routing.serving.messages.events import MessageEvents
 from routing.serving.messages.protocol import MessagesRequest

@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from routing.protocol import ChatCompletionRequest, Usage
+from routing.serving.answered import Outcome
 from routing.serving.conversation import ConversationRef, Hints, conversation_of
-from routing.serving.engine import Outcome, RoutingEngine
+from routing.serving.engine import RoutingEngine
 from routing.serving.event_stream import Event, server_sent, translated
 from routing.serving.responses.events import ResponseEvents
 from routing.serving.responses.protocol import ResponsesRequest
