@@ -274,13 +274,17 @@ class RoutingEngine:
     async def complete(
         self, request: ChatCompletionRequest, conversation: ConversationRef | None = None, key_name: str | None = None
     ) -> tuple[Outcome, ChatCompletion]:
-        attempt = lambda key: self.upstreams[key].complete(request)  # noqa: E731
+        async def attempt(key: str) -> ChatCompletion:
+            return await self.upstreams[key].complete(request)
+
         return await self.answer(request, conversation, attempt, _usage, key_name, completion_text)
 
     async def stream(
         self, request: ChatCompletionRequest, conversation: ConversationRef | None = None, key_name: str | None = None
     ) -> tuple[Outcome, AsyncIterator[ChatCompletionChunk]]:
-        attempt = lambda key: self.upstreams[key].open_stream(request)  # noqa: E731
+        async def attempt(key: str) -> AsyncIterator[ChatCompletionChunk]:
+            return await self.upstreams[key].open_stream(request)
+
         return await self.open(request, conversation, attempt, _usage, key_name, chunk_text)
 
     async def answer(
