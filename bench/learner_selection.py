@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -190,7 +191,8 @@ def main() -> None:
     table = summary(replays)
     print(table)
     if args.out:
-        args.out.write_text("### `python -m bench.learner_selection`\n\n" + table)
+        command = " ".join(["python -m bench.learner_selection", *sys.argv[1:]])
+        args.out.write_text(f"### `{command}`\n\n" + table)
         print(f"wrote {args.out}")
 
 

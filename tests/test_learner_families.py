@@ -232,3 +232,11 @@ def test_cross_fitted_training_labels_make_the_evidence_a_small_slice_lacks_and_
     blind_folds = tuple(HeldOut(f.rows, _blind(train.rows(f.rows)) * 0.5 + f.rows) for f in held_out)
     equal = compare(CONFIG, _blind, lambda data: -_blind(data), train, test, blind_folds, 0.5, 0)
     assert equal.p_better is not None and 0.05 < equal.p_better < 0.95 and not equal.decision.promoted
+
+
+def test_a_challenger_below_the_champion_on_the_test_slice_never_goes_live_whatever_the_other_evidence() -> None:
+    strong, weak, knows = _quality(100, 17)
+    noise = np.random.default_rng(18).normal(size=100)
+    ours, theirs = measure(knows, strong, weak, 0.5, 100, 0), measure(noise, strong, weak, 0.5, 100, 0)
+    decision = decide(CONFIG, 100, ours, theirs, None, 0.99, 1000)
+    assert not decision.promoted and "the challenger is below it on the test slice" in decision.reason

@@ -2,11 +2,19 @@
 
 A fixed APGR margin cannot tell a better router from noise on a slice of 30–130 labels, in
 either direction. The rule asks instead how often the challenger is the better in paired
-bootstrap draws of the slice (:func:`routing.offline.learning.challenge.p_better`), which
-accounts for the slice's size: two equal routers stay near one half however large it is. And a
-challenger never goes live when prompt length alone, fit on the same training labels, beats it
-on the slice: a length router is a legitimate champion, and where ``length`` is among the
-families it challenges in the other's place.
+bootstrap draws (:func:`routing.offline.learning.challenge.p_better`), which accounts for the
+number of items: two equal routers stay near one half however many there are. A challenger
+never goes live when it is below the champion on the slice, nor when prompt length alone, fit on
+the same training labels, beats it there: a length router is a legitimate champion, and where
+``length`` is among the families it challenges in the other's place.
+
+With ``evidence: cross_fitted`` the draws cover more than the slice: the training labels too,
+each scored by the challenger's family fit on the other folds (never on the label itself), and
+by the champion. The champion may have learnt from those labels, which can only favour it: the
+extra evidence leans towards keeping it. Each block (the slice, each fold) is compared by ranks
+within it, since each fold's fit has its own offset. The slice, the one uniform sample of the
+traffic that no challenger trains on, keeps its veto: the training labels may be a biased
+sample (shadow verdicts come from the requests a cheaper candidate answered).
 """
 
 from __future__ import annotations
@@ -113,6 +121,8 @@ def decide(
     against = (
         f"APGR {theirs.apgr:.3f} against {ours.apgr:.3f} on {size} test labels, better in {p_better:.0%} of draws{of}"
     )
+    if theirs.apgr < ours.apgr - 1e-9:
+        return Decision(False, f"kept the champion: the challenger is below it on the test slice ({against})")
     if length is not None and length.apgr is not None and length.apgr > theirs.apgr + 1e-9:
         beaten = f"prompt length alone scores {length.apgr:.3f} on the test slice"
         return Decision(False, f"kept the champion: {beaten}, above the challenger ({against})")
