@@ -159,12 +159,14 @@ def test_an_interrupted_run_continues_to_the_same_labels(
     assert code == 0, err
     whole_calls = len(judge.requests())
     judge.reset()
-    judge.behave("ok", answer="judge", delay_s=0.05)
+    # Slow enough that the stop comes with most of the 96 verdicts still to ask, however late
+    # a loaded machine runs the loop below.
+    judge.behave("ok", answer="judge", delay_s=0.2)
 
     journal = tmp_path / "cut" / "work" / "verdicts.ndjson"
     process = label(config, tmp_path / "cut")
     deadline = time.monotonic() + 60
-    while not (journal.exists() and journal.read_text().count("\n") >= 20):
+    while not (journal.exists() and journal.read_text().count("\n") >= 10):
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
     process.send_signal(stop)
