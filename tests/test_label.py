@@ -81,7 +81,14 @@ def label(config: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ | {"PYTHONPATH": str(ROOT)},
+        preexec_fn=default_ctrl_c,
     )
+
+
+def default_ctrl_c() -> None:
+    # A shell that starts pytest in the background leaves SIGINT ignored in every child, and
+    # Python then never raises KeyboardInterrupt; a user's terminal has the default action.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finished(process: subprocess.Popen[str]) -> tuple[int, str, str]:
