@@ -32,7 +32,7 @@ from routing.offline.evaluation.benchmark import Benchmark
 from routing.offline.evaluation.labels import labels_benchmarks
 from routing.offline.evaluation.metrics import random_baseline
 from routing.offline.learning.challenge import embed_all
-from routing.offline.learning.families import Labelled
+from routing.offline.learning.families import Labelled, trained_on
 from routing.offline.learning.promotion import Scores, challenging_family, compare
 from routing.offline.learning.refit import RefitError, RefitJob, refit_mf
 from routing.resources import checkpoint_path
@@ -112,7 +112,7 @@ def replay(data: Source, seed: int, rules: list[tuple[str, float]]) -> list[Repl
              "budget_usd_per_day": 1, "confidence": confidence, "evidence": evidence}
         )  # fmt: skip
         found_replay = Replay(source, seed, evidence, confidence, baselines)
-        champion = shipped
+        champion, champion_dir = shipped, Path("builtin:mf")
         with tempfile.TemporaryDirectory() as work:
             for size in (n for n in LABELS if n <= len(traffic)):
                 rows = traffic[:size]
@@ -125,12 +125,13 @@ def replay(data: Source, seed: int, rules: list[tuple[str, float]]) -> list[Repl
                     form = refit.fitted[family]
                     decision = compare(
                         config, scorer(champion.score), scorer(form.probabilities), train, test,
-                        refit.held_out(family), 0.5, seed,
+                        refit.held_out(family), 0.5, seed, trained_on(champion_dir),
                     ).decision  # fmt: skip
                     outcome = family
                     if decision.promoted:
                         refit.save(family, job, Path(work) / str(size))
-                        champion, outcome = MFRouter(Path(work) / str(size)), f"{family}*"
+                        champion_dir = Path(work) / str(size)
+                        champion, outcome = MFRouter(champion_dir), f"{family}*"
                 except RefitError:
                     pass
                 after = held_out.apgr(champion.score(held_out.prompts, held_out.embeddings))

@@ -20,6 +20,8 @@ from routing.offline.learning.families import (
     fit_length,
     fit_linear,
     fit_neighbours,
+    prompt_key,
+    trained_on,
 )
 from routing.offline.learning.promotion import challenging_family, compare, decide
 from routing.offline.learning.refit import Refit, RefitError, RefitJob, refit_mf
@@ -138,6 +140,8 @@ def test_ties_are_labels_a_refit_learns_from_mostly_tied_traffic(tmp_path: Path)
         np.testing.assert_allclose(served, form.probabilities(probe.prompts, probe.embeddings), atol=1e-5)
         manifest = load_manifest(tmp_path / family, "mf")
         assert manifest.training is not None and manifest.training.hyperparameters["family"] == family
+        assert trained_on(tmp_path / family) == {prompt_key(p) for p in data.prompts}
+    assert trained_on("builtin:mf") == frozenset()
     too_few = labelled(np.arange(300) < 4, np.zeros((300, DIM)))
     with pytest.raises(RefitError, match="4 labels where gpt-4-1106-preview's answer was better"):
         refit_mf(RefitJob(champion, "builtin:mf", "gpt-4-1106-preview", "mixtral", too_few, tuple(FITS), 5, 0))
@@ -227,6 +231,13 @@ def test_cross_fitted_training_labels_make_the_evidence_a_small_slice_lacks_and_
     assert not on_slice.decision.promoted and pooled.decision.promoted
     assert "of 440 labels (test slice and cross-fitted training labels)" in pooled.decision.reason
     assert pooled.challenger == on_slice.challenger  # the APGR reported is the slice's either way
+    # A champion fit on those training labels scores them in-sample: they are not drawn.
+    saw = frozenset(prompt_key(p) for p in train.prompts)
+    in_sample = compare(
+        CONFIG, _blind, lambda data: form.probabilities(data.prompts, data.embeddings), train, test, held_out, 0.5, 0,
+        saw,
+    )  # fmt: skip
+    assert in_sample.p_better == on_slice.p_better and not in_sample.decision.promoted
 
     # A challenger as blind as the champion, cross-fitted as blind: no evidence either way.
     blind_folds = tuple(HeldOut(f.rows, _blind(train.rows(f.rows)) * 0.5 + f.rows) for f in held_out)

@@ -15,8 +15,11 @@ answer was as good) is a label like any other, and the commonest one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +30,7 @@ from routing.offline.evaluation.metrics import apgr, router_curve
 from routing.routers.learned_forms import LearnedForm, LinearForm, NeighboursForm, unit_rows
 
 NEIGHBOUR_COUNTS = (5, 10, 20, 40)
+TRAINED_ON = "trained_on.json"  # in a refit checkpoint: the prompts its form was fit on
 # Each outer fold's training part must hold INNER_FOLDS of each outcome for the regression's own
 # cross-validation of its strength.
 MIN_EACH_OUTCOME = 2 * INNER_FOLDS
@@ -67,6 +71,20 @@ def apgr_of(scores: np.ndarray, strong_q: np.ndarray, weak_q: np.ndarray) -> flo
 
 
 Fit = Callable[[Labelled], LearnedForm]
+
+
+def prompt_key(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode()).hexdigest()[:16]
+
+
+def write_trained_on(checkpoint: Path, data: Labelled) -> None:
+    (checkpoint / TRAINED_ON).write_text(json.dumps(sorted({prompt_key(p) for p in data.prompts})) + "\n")
+
+
+def trained_on(checkpoint: str | Path) -> frozenset[str]:
+    """The prompts a refit checkpoint was fit on (none known for any other checkpoint)."""
+    path = Path(checkpoint) / TRAINED_ON
+    return frozenset(json.loads(path.read_text())) if path.is_file() else frozenset()
 
 
 def fit_length(data: Labelled) -> LearnedForm:

@@ -32,13 +32,14 @@ from routing.offline.learning.challenge import (
     refit_challenger,
     train_challenger,
 )
-from routing.offline.learning.families import HeldOut, Labelled
+from routing.offline.learning.families import HeldOut, Labelled, trained_on
 from routing.offline.learning.own_labels import count_labelled, read_labelled
 from routing.offline.learning.promotion import Decision, Scores, challenging_family, compare
 from routing.offline.learning.refit import RefitError
 from routing.offline.learning.sampling import LogCounter, choose, recent_prompts, routed_prompts
 from routing.offline.learning.shadow import SHADOW_LABELS, ShadowEvaluator, ShadowSettings
 from routing.offline.learning.store import (
+    Champion,
     Evaluation,
     FamilyScore,
     Interval,
@@ -291,7 +292,7 @@ class Learner:
         recent = recent_prompts(self.request_log, self.name, self.config.calibration_prompts)
         if self.kind.calibrated and recent:
             calibrate_on(challenger, self.kind.name, recent, embed_all(self.embedder, recent), partial)
-        evaluation = self._evaluate(champion.version, serving, challenger, train, test, held_out)
+        evaluation = self._evaluate(champion, serving, challenger, train, test, held_out)
         evaluation = evaluation.model_copy(
             update={"family": family, "families": families, "reason": f"{evaluation.reason}; {family_note}"}
         )
@@ -325,7 +326,7 @@ class Learner:
 
     def _evaluate(
         self,
-        champion_version: int,
+        serving: Champion,
         champion: Contender,
         challenger: Contender,
         train: Labelled,
@@ -338,7 +339,7 @@ class Learner:
         if test is not None:
             compared = compare(
                 self.config, self._scorer(champion), self._scorer(challenger), train, test, held_out,
-                self.threshold, self.round_number,
+                self.threshold, self.round_number, trained_on(serving.checkpoint),
             )  # fmt: skip
             ours, theirs, length, chance = compared.champion, compared.challenger, compared.length, compared.p_better
             decision = compared.decision
@@ -348,7 +349,7 @@ class Learner:
             train_labels=len(train.prompts),
             test_labels=len(test.prompts) if test is not None else 0,
             threshold=self.threshold,
-            champion_version=champion_version,
+            champion_version=serving.version,
             champion=ours,
             challenger=theirs,
             length=length,

@@ -8,10 +8,10 @@ never goes live when it is below the champion on the slice, nor when prompt leng
 the same training labels, beats it there: a length router is a legitimate champion, and where
 ``length`` is among the families it challenges in the other's place.
 
-With ``evidence: cross_fitted`` the draws cover more than the slice: the training labels too,
-each scored by the challenger's family fit on the other folds (never on the label itself), and
-by the champion. The champion may have learnt from those labels, which can only favour it: the
-extra evidence leans towards keeping it. Each block (the slice, each fold) is compared by ranks
+With ``evidence: cross_fitted`` the draws cover more than the slice: the training labels the
+champion was not fit on too, each scored by the challenger's family fit on the other folds
+(never on the label itself), and by the champion; on the labels it was fit on, the champion's
+scores are in-sample and would lean the draws towards keeping it. Each block (the slice, each fold) is compared by ranks
 within it, since each fold's fit has its own offset. The slice, the one uniform sample of the
 traffic that no challenger trains on, keeps its veto: the training labels may be a biased
 sample (shadow verdicts come from the requests a cheaper candidate answered).
@@ -27,7 +27,7 @@ from scipy.stats import rankdata
 
 from routing.learner_config import LearnerConfig
 from routing.offline.learning.challenge import measure, p_better
-from routing.offline.learning.families import HeldOut, Labelled, fit_length
+from routing.offline.learning.families import HeldOut, Labelled, fit_length, prompt_key
 from routing.offline.learning.refit import Refit
 from routing.offline.learning.store import FamilyScore, Interval
 
@@ -76,16 +76,22 @@ def compare(
     held_out: Sequence[HeldOut],
     threshold: float,
     seed: int,
+    champion_saw: frozenset[str] = frozenset(),
 ) -> Comparison:
     """The promotion rule on ``test`` (and, by ``config.evidence``, ``held_out``: the challenger's
-    family cross-fitted on ``train``)."""
+    family cross-fitted on ``train``, on the labels whose prompts are not in ``champion_saw``)."""
     on_test = champion(test), challenger(test), fit_length(train).probabilities(test.prompts, test.embeddings)
     quality = test.strong_quality, test.weak_quality
     ours, theirs, length = (measure(s, *quality, threshold, config.bootstrap, seed) for s in on_test)
     blocks = [(on_test[0], on_test[1], test)]
-    if config.evidence == "cross_fitted" and held_out:
+    unseen = np.array([prompt_key(p) not in champion_saw for p in train.prompts], bool)
+    if config.evidence == "cross_fitted" and held_out and unseen.any():
         on_train = champion(train)
-        blocks += [(on_train[fold.rows], fold.probabilities, train.rows(fold.rows)) for fold in held_out]
+        for fold in held_out:
+            keep = unseen[fold.rows]
+            if keep.sum() >= 2:
+                rows = fold.rows[keep]
+                blocks.append((on_train[rows], fold.probabilities[keep], train.rows(rows)))
     chance = p_better(
         np.concatenate([_ranks(a) for a, _, _ in blocks]),
         np.concatenate([_ranks(b) for _, b, _ in blocks]),

@@ -26,6 +26,7 @@ from routing.offline.learning.families import (
     fit_length,
     fit_linear,
     fit_neighbours,
+    write_trained_on,
 )
 from routing.routers.checkpoint import EmbeddingSpec, Manifest, TrainingRecord, save
 from routing.routers.kind import Router
@@ -90,6 +91,7 @@ class Refit:
             ),
         )
         save(out, manifest, {name: torch.from_numpy(t) for name, t in form.tensors().items()})
+        write_trained_on(out, job.labels)
 
 
 def refit_mf(job: RefitJob) -> Refit:
