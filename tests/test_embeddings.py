@@ -9,6 +9,7 @@ from routing.config import LocalEmbedding, OpenAIEmbedding
 from routing.embeddings import make_embedder
 from routing.embeddings.local import LocalEmbedder
 from routing.errors import UpstreamError, UpstreamUnconfigured
+from routing.offline.learning.embedded import PromptEmbeddings
 from routing.resources import minilm_dir
 
 PROMPTS = [
@@ -80,3 +81,29 @@ def test_local_encoder_loads_from_an_explicit_path(minilm: LocalEmbedder) -> Non
     assert explicit.model_id == str(minilm_dir())
     short = ["a short prompt"]
     np.testing.assert_allclose(explicit.encode(short), minilm.encode(short), atol=1e-5)
+
+
+def test_the_learner_embeds_a_prompt_once_while_its_rounds_read_it(strong) -> None:  # type: ignore[no-untyped-def]
+    config = OpenAIEmbedding(backend="openai", model="embed-small", base_url=strong.base_url)
+    embeddings, direct, loop = PromptEmbeddings(config), make_embedder(config), asyncio.Runner()
+
+    def sent() -> list[str]:
+        texts = [text for request in strong.requests() for text in request["body"]["input"]]
+        strong.reset()
+        return texts
+
+    first = embeddings(["a", "b", "a", "c"])
+    assert sent() == ["a", "b", "c"]
+    np.testing.assert_allclose(first, loop.run(direct.embed(["a", "b", "a", "c"])), atol=1e-6)
+    sent()
+    second = embeddings(["d", "b"])
+    assert sent() == ["d"]
+    np.testing.assert_allclose(second, np.stack([loop.run(direct.embed(["d"]))[0], first[1]]))
+    sent()
+
+    embeddings.next_round()
+    assert embeddings(["a"]).shape == (1, 384) and sent() == []  # read last round: kept
+    embeddings.next_round()
+    embeddings(["b"])
+    assert sent() == ["b"]  # not read in the round before: dropped, embedded again
+    assert PromptEmbeddings(None)(["a"]) is None and embeddings([]) is None

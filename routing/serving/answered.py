@@ -35,7 +35,10 @@ class AnswerRecorder:
         self.candidates = candidates
         self.telemetry = telemetry
         self.request_log = RequestLog(config.request_log) if config.request_log else None
-        self.keeps_text = config.request_log is not None and config.request_log.answers
+
+    @property
+    def keeps_text(self) -> bool:
+        return self.config.request_log is not None and self.config.request_log.answers
 
     async def record(
         self,

@@ -6,9 +6,10 @@ and a paired bootstrap of the two for the chance that the challenger is the bett
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,13 @@ class Contender:
         return self.scorer.scores(prompts, embeddings)
 
 
-def embed_all(embedder: Embedder | None, texts: list[str]) -> np.ndarray | None:
+def embed_all(
+    embedder: Embedder | None,
+    texts: list[str],
+    run: Callable[[Coroutine[Any, Any, np.ndarray]], np.ndarray] = asyncio.run,
+) -> np.ndarray | None:
+    """``run``: what runs the embedding; one that holds connections needs the same event loop
+    every time (an ``asyncio.Runner``'s)."""
     if embedder is None or not texts:
         return None
 
@@ -52,7 +59,7 @@ def embed_all(embedder: Embedder | None, texts: list[str]) -> np.ndarray | None:
         parts = [await embedder.embed(texts[i : i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
         return np.concatenate(parts)
 
-    return asyncio.run(batches())
+    return run(batches())
 
 
 def label_names(candidates: Sequence[Candidate]) -> tuple[str, str]:

@@ -20,18 +20,17 @@ from typing import cast
 import numpy as np
 
 from routing.config import AppConfig
-from routing.embeddings import Embedder, make_embedder
 from routing.offline.labelling.budget import Budget
 from routing.offline.labelling.config import LabelConfig
 from routing.offline.labelling.run import Labeller, Prompt
 from routing.offline.learning.challenge import (
     Contender,
     calibrate_on,
-    embed_all,
     label_names,
     refit_challenger,
     train_challenger,
 )
+from routing.offline.learning.embedded import PromptEmbeddings
 from routing.offline.learning.families import HeldOut, Labelled, trained_on
 from routing.offline.learning.own_labels import count_labelled, read_labelled
 from routing.offline.learning.promotion import Decision, Scores, challenging_family, compare
@@ -96,7 +95,7 @@ class Learner:
         # Requests logged before a (re)start count as new: they have not been looked at since.
         self._logged_at_last_round = 0
         self._last_round_at = rounds[-1].started if rounds else time.time()
-        self._embedder: Embedder | None = None
+        self.embeddings = PromptEmbeddings(app.embedding if self.kind.needs_embeddings else None)
         self._counts: _Counts | None = None
         self.shadow = self._shadow_evaluator()
 
@@ -141,6 +140,7 @@ class Learner:
         self._logged_at_last_round = self.counter.count()
         self._last_round_at = started
         self.round_number += 1
+        self.embeddings.next_round()
         labelled = _Labelled(0, 0, 0.0, 0.0)
         shadowed = 0
         challenger: int | None = None
@@ -291,7 +291,7 @@ class Learner:
         challenger = self._contender(str(partial))
         recent = recent_prompts(self.request_log, self.name, self.config.calibration_prompts)
         if self.kind.calibrated and recent:
-            calibrate_on(challenger, self.kind.name, recent, embed_all(self.embedder, recent), partial)
+            calibrate_on(challenger, self.kind.name, recent, self.embeddings(recent), partial)
         evaluation = self._evaluate(champion, serving, challenger, train, test, held_out)
         evaluation = evaluation.model_copy(
             update={"family": family, "families": families, "reason": f"{evaluation.reason}; {family_note}"}
@@ -316,13 +316,7 @@ class Learner:
 
     def _labelled(self, directory: Path) -> Labelled | None:
         strong, weak = self.ends
-        return read_labelled(directory, strong, weak, self.config.grading, lambda t: embed_all(self.embedder, t))
-
-    @property
-    def embedder(self) -> Embedder | None:
-        if self.kind.needs_embeddings and self._embedder is None:
-            self._embedder = make_embedder(self.app.embedding)
-        return self._embedder
+        return read_labelled(directory, strong, weak, self.config.grading, self.embeddings)
 
     def _evaluate(
         self,

@@ -203,13 +203,16 @@ class ShadowEvaluator:
             len(s.prompts.pairwise.encode()) + len(item.question.encode()) + 2 * CHARS_PER_TOKEN * s.answer_max_tokens
         )
         hold = budget.hold(answer_bound + call_bound_usd(s.judge, judged, s.judge_max_tokens))
+
+        async def answer(upstream: Upstream) -> tuple[str, float]:
+            text, _, cost = await ask_within(upstreams[upstream.model], upstream, messages, s.answer_max_tokens, hold)
+            return text, cost
+
         try:
-            answers = await asyncio.gather(
-                *(ask_within(upstreams[u.model], u, messages, s.answer_max_tokens, hold) for u in asking)
-            )
-            (strong, _, strong_cost), (weak, _, weak_cost) = (
-                (answers[0], (served, None, 0.0)) if served is not None else answers
-            )
+            if served is not None:  # the request log kept what the cheaper model answered
+                (strong, strong_cost), (weak, weak_cost) = await answer(s.most_capable), (served, 0.0)
+            else:
+                (strong, strong_cost), (weak, weak_cost) = await asyncio.gather(answer(s.most_capable), answer(cheaper))
             first, second = (strong, weak) if item.order == "strong_first" else (weak, strong)
             question = [ChatMessage(role="user", content=s.prompts.pairwise_prompt(item.question, first, second))]
             text, _, judge_cost = await ask_within(judge, s.judge, question, s.judge_max_tokens, hold)

@@ -35,8 +35,7 @@ class MessagesServing:
             return answered(await self.engine.upstreams[key].complete(chat)).model_dump(mode="json")
 
         conversation = conversation_of(chat, hints.session, hints.caller, hints.stickiness)
-        usage = lambda message: _usage(message.get("usage"), 0)  # noqa: E731
-        return await self.engine.answer(chat, conversation, attempt, usage, hints.key_name)
+        return await self.engine.answer(chat, conversation, attempt, _message_usage, hints.key_name)
 
     async def stream(
         self, request: MessagesRequest, raw: dict[str, Any], hints: Hints
@@ -70,6 +69,10 @@ class _StreamUsage:
         if event.get("type") == "message_start":
             self.input_tokens = int(((event.get("message") or {}).get("usage") or {}).get("input_tokens") or 0)
         return _usage(event.get("usage"), self.input_tokens) if event.get("type") == "message_delta" else None
+
+
+def _message_usage(message: dict[str, Any]) -> Usage | None:
+    return _usage(message.get("usage"), 0)
 
 
 def _usage(usage: Any, input_tokens: int) -> Usage | None:
