@@ -119,7 +119,7 @@ def replay(data: Source, seed: int, rules: list[tuple[str, float]]) -> list[Repl
                 test, train = labelled(rows[: int(0.3 * size)]), labelled(rows[int(0.3 * size) :])
                 outcome = "no challenger"
                 try:
-                    job = RefitJob(champion, "-", strong, weak, train, FAMILIES, config.folds, seed)
+                    job = RefitJob(champion, str(champion_dir), strong, weak, train, FAMILIES, config.folds, seed)
                     refit = refit_mf(job)
                     family, _, _ = challenging_family(refit, test)
                     form = refit.fitted[family]

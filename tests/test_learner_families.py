@@ -4,12 +4,13 @@ whose signal is planted: each family wins where its kind of signal is the one in
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from routing.learner_config import LearnerConfig
+from routing.learner_config import FAMILIES, LearnerConfig
 from routing.offline.learning.challenge import measure, p_better
 from routing.offline.learning.families import (
     HeldOut,
@@ -142,6 +143,14 @@ def test_ties_are_labels_a_refit_learns_from_mostly_tied_traffic(tmp_path: Path)
         assert manifest.training is not None and manifest.training.hyperparameters["family"] == family
         assert trained_on(tmp_path / family) == {prompt_key(p) for p in data.prompts}
     assert trained_on("builtin:mf") == frozenset()
+    # A refit champion's logit is in-sample on the labels it was fit on: no correction of it there.
+    linear = str(tmp_path / "linear")
+    refit_champion = replace(job, champion=MFRouter(tmp_path / "linear"), champion_checkpoint=linear, families=FAMILIES)
+    again = refit_mf(refit_champion)
+    assert {s.family for s in again.scores} == set(FITS)
+    assert again.note == " (champion skipped: the champion was fit on these labels)"
+    unseen = refit_mf(replace(refit_champion, labels=by_length(300, 10, cut=340)))
+    assert {s.family for s in unseen.scores} == {*FITS, "champion"} and unseen.note == ""
     too_few = labelled(np.arange(300) < 4, np.zeros((300, DIM)))
     with pytest.raises(RefitError, match="4 labels where gpt-4-1106-preview's answer was better"):
         refit_mf(RefitJob(champion, "builtin:mf", "gpt-4-1106-preview", "mixtral", too_few, tuple(FITS), 5, 0))

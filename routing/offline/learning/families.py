@@ -10,7 +10,8 @@ answer was as good) is a label like any other, and the commonest one.
 - ``neighbours``: the labelled prompts nearest in the embedding vote, k chosen by leave-one-out;
 - ``champion``: the serving router, corrected: the same regression with the champion's own logit
   as a feature, so with few or noisy labels it leans on what the champion knows (only where the
-  champion's score is linear in those inputs, so that the correction folds into one form).
+  champion's score is linear in those inputs, so that the correction folds into one form, and
+  where the champion was not fit on these labels: its logit on them would be in-sample).
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ from routing.offline.learning.families import (
     fit_length,
     fit_linear,
     fit_neighbours,
+    prompt_key,
+    trained_on,
     write_trained_on,
 )
 from routing.routers.checkpoint import EmbeddingSpec, Manifest, TrainingRecord, save
@@ -104,24 +106,30 @@ def refit_mf(job: RefitJob) -> Refit:
             f"{counts[1]} labels where {job.strong}'s answer was better and {counts[0]} where "
             f"{job.weak}'s was as good: a refit needs {needed} of each"
         )
-    fits = _fits(job.families, champion)
-    skipped = [f for f in job.families if f not in fits]
+    fits, skipped = _fits(job)
     scores = cross_validate(fits, job.labels, job.folds, job.seed)
     chosen = best_of(scores)
     if chosen is None:
         raise RefitError("on the training labels the strong model is not the better one: no APGR to choose by")
     fitted = {name: fit(job.labels) for name, fit in fits.items()}
-    note = f" ({', '.join(skipped)}: the champion's score is not linear)" if skipped else ""
+    note = f" (champion skipped: {skipped})" if skipped else ""
     return Refit(scores, fitted, chosen, champion.manifest.embedding, note)
 
 
-def _fits(families: Sequence[str], champion: MFRouter) -> dict[str, Fit]:
-    linear = champion.linear()
-    every: dict[str, Fit | None] = {
-        "length": fit_length,
-        "linear": fit_linear,
-        "neighbours": fit_neighbours,
-        "champion": champion_fit(linear) if linear is not None else None,
-    }
-    assert set(every) == set(FAMILIES)
-    return {name: fit for name in families if (fit := every[name]) is not None}
+def _fits(job: RefitJob) -> tuple[dict[str, Fit], str]:
+    """The families to fit, and why ``champion`` is not among them where it was asked for ("")."""
+    assert isinstance(job.champion, MFRouter)
+    linear = job.champion.linear()
+    saw = trained_on(job.champion_checkpoint)
+    every: dict[str, Fit] = {"length": fit_length, "linear": fit_linear, "neighbours": fit_neighbours}
+    skipped = ""
+    if linear is None:
+        skipped = "the champion's score is not linear"
+    elif any(prompt_key(p) in saw for p in job.labels.prompts):
+        # Its logit on the labels it was fit on is in-sample: a correction would trust it too much.
+        skipped = "the champion was fit on these labels"
+    else:
+        every["champion"] = champion_fit(linear)
+    assert set(every) <= set(FAMILIES)
+    fits = {name: every[name] for name in job.families if name in every}
+    return fits, skipped if "champion" in job.families else ""
