@@ -247,15 +247,6 @@ def test_cross_fitted_training_labels_make_the_evidence_a_small_slice_lacks_and_
         saw,
     )  # fmt: skip
     assert in_sample.p_better == on_slice.p_better and not in_sample.decision.promoted
-    # Labels not drawn uniformly from the traffic (active sampling's, shadow verdicts) are not either.
-    half = frozenset(prompt_key(p) for p in train.prompts[::2])
-    for uniform, drawn in ((frozenset(), None), (half, 240)):
-        biased = compare(
-            CONFIG, _blind, lambda data: form.probabilities(data.prompts, data.embeddings), train, test, held_out,
-            0.5, 0, frozenset(), uniform,
-        )  # fmt: skip
-        assert (biased.p_better == on_slice.p_better) == (drawn is None)
-        assert drawn is None or f"of {drawn} labels" in biased.decision.reason
 
     # A challenger as blind as the champion, cross-fitted as blind: no evidence either way.
     blind_folds = tuple(HeldOut(f.rows, _blind(train.rows(f.rows)) * 0.5 + f.rows) for f in held_out)

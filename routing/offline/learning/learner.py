@@ -31,7 +31,7 @@ from routing.offline.learning.challenge import (
     train_challenger,
 )
 from routing.offline.learning.embedded import PromptEmbeddings
-from routing.offline.learning.families import HeldOut, Labelled, prompt_key, trained_on
+from routing.offline.learning.families import HeldOut, Labelled, trained_on
 from routing.offline.learning.own_labels import count_labelled, read_labelled
 from routing.offline.learning.promotion import Decision, Scores, challenging_family, compare
 from routing.offline.learning.refit import RefitError
@@ -303,10 +303,6 @@ class Learner:
         self.store.prune(self.config.keep_versions)
         return evaluation.reason, number, promote
 
-    def _uniform(self) -> frozenset[str]:
-        """The prompts drawn uniformly from the traffic for labelling (by key)."""
-        return frozenset(prompt_key(s.text) for s in self.store.sampled.read() if s.reason == "uniform")
-
     def _scorer(self, contender: Contender) -> Scores:
         needs = self.kind.needs_embeddings
 
@@ -337,7 +333,7 @@ class Learner:
         if test is not None:
             compared = compare(
                 self.config, self._scorer(champion), self._scorer(challenger), train, test, held_out,
-                self.threshold, self.round_number, trained_on(serving.checkpoint), self._uniform(),
+                self.threshold, self.round_number, trained_on(serving.checkpoint),
             )  # fmt: skip
             ours, theirs, length, chance = compared.champion, compared.challenger, compared.length, compared.p_better
             decision = compared.decision

@@ -8,14 +8,13 @@ never goes live when it is below the champion on the slice, nor when prompt leng
 the same training labels, beats it there: a length router is a legitimate champion, and where
 ``length`` is among the families it challenges in the other's place.
 
-With ``evidence: cross_fitted`` the draws cover more than the slice: the training labels drawn
-uniformly from the traffic that the champion was not fit on, each scored by the challenger's
-family fit on the other folds (never on the label itself), and by the champion. The others would
-bias the draws: on the labels it was fit on, the champion's scores are in-sample; active
-sampling's picks lie near the champion's threshold, and shadow verdicts come only from requests
-a cheaper candidate answered. Each block (the slice, each fold) is compared by ranks within it,
-since each fold's fit has its own offset. The slice, the one uniform sample of the traffic that
-no challenger trains on, keeps its veto.
+With ``evidence: cross_fitted`` the draws cover more than the slice: the training labels the
+champion was not fit on too, each scored by the challenger's family fit on the other folds
+(never on the label itself), and by the champion; on the labels it was fit on, the champion's
+scores are in-sample and would lean the draws towards keeping it. Each block (the slice, each fold) is compared by ranks
+within it, since each fold's fit has its own offset. The slice, the one uniform sample of the
+traffic that no challenger trains on, keeps its veto: the training labels may be a biased
+sample (shadow verdicts come from the requests a cheaper candidate answered).
 """
 
 from __future__ import annotations
@@ -78,17 +77,14 @@ def compare(
     threshold: float,
     seed: int,
     champion_saw: frozenset[str] = frozenset(),
-    uniform: frozenset[str] | None = None,
 ) -> Comparison:
     """The promotion rule on ``test`` (and, by ``config.evidence``, ``held_out``: the challenger's
-    family cross-fitted on ``train``, on the labels whose prompts are not in ``champion_saw`` and
-    are in ``uniform``, the prompts drawn uniformly from the traffic; None: every one was)."""
+    family cross-fitted on ``train``, on the labels whose prompts are not in ``champion_saw``)."""
     on_test = champion(test), challenger(test), fit_length(train).probabilities(test.prompts, test.embeddings)
     quality = test.strong_quality, test.weak_quality
     ours, theirs, length = (measure(s, *quality, threshold, config.bootstrap, seed) for s in on_test)
     blocks = [(on_test[0], on_test[1], test)]
-    keys = [prompt_key(p) for p in train.prompts]
-    unseen = np.array([k not in champion_saw and (uniform is None or k in uniform) for k in keys], bool)
+    unseen = np.array([prompt_key(p) not in champion_saw for p in train.prompts], bool)
     if config.evidence == "cross_fitted" and held_out and unseen.any():
         on_train = champion(train)
         for fold in held_out:
