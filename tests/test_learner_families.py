@@ -146,6 +146,7 @@ def test_ties_are_labels_a_refit_learns_from_mostly_tied_traffic(tmp_path: Path)
     # A refit champion's logit is in-sample on the labels it was fit on: no correction of it there.
     linear = str(tmp_path / "linear")
     refit_champion = replace(job, champion=MFRouter(tmp_path / "linear"), champion_checkpoint=linear, families=FAMILIES)
+    assert refit_champion.champion_saw.all() and not job.champion_saw.any()
     again = refit_mf(refit_champion)
     assert {s.family for s in again.scores} == set(FITS)
     assert again.note == " (champion skipped: the champion was fit on these labels)"
@@ -240,11 +241,10 @@ def test_cross_fitted_training_labels_make_the_evidence_a_small_slice_lacks_and_
     assert not on_slice.decision.promoted and pooled.decision.promoted
     assert "of 440 labels (test slice and cross-fitted training labels)" in pooled.decision.reason
     assert pooled.challenger == on_slice.challenger  # the APGR reported is the slice's either way
-    # A champion fit on those training labels scores them in-sample: they are not drawn.
-    saw = frozenset(prompt_key(p) for p in train.prompts)
+    # None drawable (a champion fit on every training label scores them in-sample): the slice's alone.
     in_sample = compare(
         CONFIG, _blind, lambda data: form.probabilities(data.prompts, data.embeddings), train, test, held_out, 0.5, 0,
-        saw,
+        np.zeros(len(train.prompts), bool),
     )  # fmt: skip
     assert in_sample.p_better == on_slice.p_better and not in_sample.decision.promoted
 

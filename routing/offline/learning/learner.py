@@ -31,7 +31,7 @@ from routing.offline.learning.challenge import (
     train_challenger,
 )
 from routing.offline.learning.embedded import PromptEmbeddings
-from routing.offline.learning.families import HeldOut, Labelled, trained_on
+from routing.offline.learning.families import HeldOut, Labelled
 from routing.offline.learning.own_labels import count_labelled, read_labelled
 from routing.offline.learning.promotion import Decision, Scores, challenging_family, compare
 from routing.offline.learning.refit import RefitError
@@ -265,6 +265,7 @@ class Learner:
         family: str | None = None
         families: list[FamilyScore] = []
         held_out: tuple[HeldOut, ...] = ()
+        drawable: np.ndarray | None = None  # the training labels the cross-fitted draws may take
         if config.method == "refit":
             try:
                 job, refit = refit_challenger(
@@ -278,7 +279,7 @@ class Learner:
                 f"test slice: {family_scores(families, family)}"
             )
             refit.save(family, job, partial)
-            held_out = refit.held_out(family)
+            held_out, drawable = refit.held_out(family), ~job.champion_saw
             family_note = (
                 f"challenger {family}, chosen by cross-validation of {', '.join(config.families)}{why}{refit.note}"
             )
@@ -292,7 +293,7 @@ class Learner:
         recent = recent_prompts(self.request_log, self.name, self.config.calibration_prompts)
         if self.kind.calibrated and recent:
             calibrate_on(challenger, self.kind.name, recent, self.embeddings(recent), partial)
-        evaluation = self._evaluate(champion, serving, challenger, train, test, held_out)
+        evaluation = self._evaluate(champion, serving, challenger, train, test, held_out, drawable)
         evaluation = evaluation.model_copy(
             update={"family": family, "families": families, "reason": f"{evaluation.reason}; {family_note}"}
         )
@@ -326,6 +327,7 @@ class Learner:
         train: Labelled,
         test: Labelled | None,
         held_out: Sequence[HeldOut],
+        drawable: np.ndarray | None,
     ) -> Evaluation:
         ours = theirs = NOTHING
         length, chance = None, None
@@ -333,7 +335,7 @@ class Learner:
         if test is not None:
             compared = compare(
                 self.config, self._scorer(champion), self._scorer(challenger), train, test, held_out,
-                self.threshold, self.round_number, trained_on(serving.checkpoint),
+                self.threshold, self.round_number, drawable,
             )  # fmt: skip
             ours, theirs, length, chance = compared.champion, compared.challenger, compared.length, compared.p_better
             decision = compared.decision

@@ -10,9 +10,10 @@ the same training labels, beats it there: a length router is a legitimate champi
 
 With ``evidence: cross_fitted`` the draws cover more than the slice: the training labels the
 champion was not fit on too, each scored by the challenger's family fit on the other folds
-(never on the label itself), and by the champion; on the labels it was fit on, the champion's
-scores are in-sample and would lean the draws towards keeping it. Each block (the slice, each fold) is compared by ranks
-within it, since each fold's fit has its own offset. The slice, the one uniform sample of the
+(never on the label itself), and by the champion: only the ``drawable`` ones, since on the
+labels the champion was fit on its scores are in-sample and would lean the draws towards keeping
+it. Each block (the slice, each fold) is compared by ranks within it, since each fold's fit has
+its own offset. The slice, the one uniform sample of the
 traffic that no challenger trains on, keeps its veto: the training labels may be a biased
 sample (shadow verdicts come from the requests a cheaper candidate answered).
 """
@@ -27,7 +28,7 @@ from scipy.stats import rankdata
 
 from routing.learner_config import LearnerConfig
 from routing.offline.learning.challenge import measure, p_better
-from routing.offline.learning.families import HeldOut, Labelled, fit_length, prompt_key
+from routing.offline.learning.families import HeldOut, Labelled, fit_length
 from routing.offline.learning.refit import Refit
 from routing.offline.learning.store import FamilyScore, Interval
 
@@ -76,19 +77,19 @@ def compare(
     held_out: Sequence[HeldOut],
     threshold: float,
     seed: int,
-    champion_saw: frozenset[str] = frozenset(),
+    drawable: np.ndarray | None = None,
 ) -> Comparison:
     """The promotion rule on ``test`` (and, by ``config.evidence``, ``held_out``: the challenger's
-    family cross-fitted on ``train``, on the labels whose prompts are not in ``champion_saw``)."""
+    family cross-fitted on ``train``, on the labels ``drawable`` marks, by default all)."""
     on_test = champion(test), challenger(test), fit_length(train).probabilities(test.prompts, test.embeddings)
     quality = test.strong_quality, test.weak_quality
     ours, theirs, length = (measure(s, *quality, threshold, config.bootstrap, seed) for s in on_test)
     blocks = [(on_test[0], on_test[1], test)]
-    unseen = np.array([prompt_key(p) not in champion_saw for p in train.prompts], bool)
-    if config.evidence == "cross_fitted" and held_out and unseen.any():
+    drawn_from = np.ones(len(train.prompts), bool) if drawable is None else drawable
+    if config.evidence == "cross_fitted" and held_out and drawn_from.any():
         on_train = champion(train)
         for fold in held_out:
-            keep = unseen[fold.rows]
+            keep = drawn_from[fold.rows]
             if keep.sum() >= 2:
                 rows = fold.rows[keep]
                 blocks.append((on_train[rows], fold.probabilities[keep], train.rows(rows)))

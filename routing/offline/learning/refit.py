@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,12 @@ class RefitJob:
     families: Sequence[str]
     folds: int
     seed: int
+
+    @cached_property
+    def champion_saw(self) -> np.ndarray:
+        """Which of the labels the champion was fit on: its scores on them are in-sample."""
+        saw = trained_on(self.champion_checkpoint)
+        return np.array([prompt_key(p) in saw for p in self.labels.prompts], bool)
 
 
 @dataclass(frozen=True)
@@ -120,12 +127,11 @@ def _fits(job: RefitJob) -> tuple[dict[str, Fit], str]:
     """The families to fit, and why ``champion`` is not among them where it was asked for ("")."""
     assert isinstance(job.champion, MFRouter)
     linear = job.champion.linear()
-    saw = trained_on(job.champion_checkpoint)
     every: dict[str, Fit] = {"length": fit_length, "linear": fit_linear, "neighbours": fit_neighbours}
     skipped = ""
     if linear is None:
         skipped = "the champion's score is not linear"
-    elif any(prompt_key(p) in saw for p in job.labels.prompts):
+    elif job.champion_saw.any():
         # Its logit on the labels it was fit on is in-sample: a correction would trust it too much.
         skipped = "the champion was fit on these labels"
     else:
