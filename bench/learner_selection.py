@@ -40,7 +40,7 @@ from routing.offline.learning.challenge import embed_all
 from routing.offline.learning.families import Labelled
 from routing.offline.learning.promotion import Scores, challenging_family, compare
 from routing.offline.learning.refit import RefitError, RefitJob, refit_mf
-from routing.offline.learning.sampling import Logged, choose
+from routing.offline.learning.sampling import Logged, choose, drawn_uniformly
 from routing.offline.learning.store import Sampled
 from routing.resources import checkpoint_path
 from routing.routers.mf import MFRouter
@@ -141,14 +141,14 @@ def replay(data: Source, seed: int, sampling: Sampling, rules: list[tuple[str, f
                 test_rows = [pool[s.prompt_id][1] for s in taken if s.split == "test"]
                 train_part = [s for s in taken if s.split == "train"]
                 test, train = labelled(test_rows), labelled([pool[s.prompt_id][1] for s in train_part])
-                uniform = np.array([s.reason == "uniform" for s in train_part], bool)
                 outcome = "no challenger"
                 try:
                     job = RefitJob(champion, str(champion_dir), strong, weak, train, FAMILIES, config.folds, seed)
                     refit = refit_mf(job)
                     family, _, _ = challenging_family(refit, test)
                     form = refit.fitted[family]
-                    drawable = ~job.champion_saw & (uniform if uniform_only else True)
+                    uniform = drawn_uniformly(taken, train.prompts) if uniform_only else True
+                    drawable = ~job.champion_saw & uniform
                     decision = compare(
                         config, scorer(champion.score), scorer(form.probabilities), train, test,
                         refit.held_out(family), 0.5, seed, drawable,

@@ -31,7 +31,7 @@ class LearnerConfig(Strict):
     trains challengers, evaluates the best against the champion on a test slice of the labels
     that is never trained on, and promotes it when it is the better in at least ``confidence``
     of the paired bootstrap draws of that slice (with ``evidence: cross_fitted``, and of the
-    training labels, each scored by a fit that never saw it)."""
+    uniformly drawn training labels, each scored by a fit that never saw it)."""
 
     router: str = Field(description="the entry of 'routers' that learns; its kind needs a trainer")
     directory: str = Field(
@@ -75,8 +75,9 @@ class LearnerConfig(Strict):
     )
     evidence: Literal["test_slice", "cross_fitted"] = Field(
         default="cross_fitted",
-        description="what the paired draws compare: the test slice alone, or with the training labels too, "
-        "each scored by the challenger's family fit on the other folds (refit only)",
+        description="what the paired draws compare: the test slice alone, or with the training labels too "
+        "(those drawn uniformly that the champion was not fit on), each scored by the challenger's family "
+        "fit on the other folds (refit only)",
     )
     min_test_labels: int = Field(default=30, ge=2, description="test labels needed before any promotion")
     bootstrap: int = Field(

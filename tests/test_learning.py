@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from routing.config import load_app_config
 from routing.offline.cli import main as cli
 from routing.offline.labelling.run import Prompt
 from routing.offline.learning.learner import Learner
-from routing.offline.learning.sampling import Logged, choose, in_test_slice
+from routing.offline.learning.sampling import Logged, choose, drawn_uniformly, in_test_slice
 from routing.offline.learning.store import LearnerStore, read_champion
 from routing.routers.learned_forms import LinearForm
 from routing.routers.mf import MFRouter
@@ -62,6 +63,11 @@ def test_a_round_promotes_a_better_challenger_and_the_operator_can_go_back(
     sampled = list(store.sampled.read())
     assert {s.split for s in sampled if s.reason == "active"} == {"train"}
     assert {s.reason for s in sampled if s.split == "test"} == {"uniform-test"}
+    # The paired draws took the test slice and the training labels drawn uniformly, not active picks.
+    # (a fold with a single one of them draws none: its ranks would say nothing)
+    uniform_train = sum(s.reason == "uniform" for s in sampled)
+    drawn = re.search(r"of draws of (\d+) labels \(test slice and", evaluation.reason)
+    assert drawn and evaluation.test_labels < int(drawn[1]) <= evaluation.test_labels + uniform_train
     # Nothing new: the next round makes no challenger.
     assert learner.run_round().outcome == "no new labels: no challenger"
 
@@ -201,6 +207,11 @@ def test_active_sampling_spends_its_share_nearest_the_threshold_and_never_on_the
         assert (entry.split == "test") == in_test_slice(Prompt(entry.prompt_id, entry.text), 0.3)
     uniform = choose(logged, 40, "uniform", 0.5, 0.3, round_number=1)
     assert {c.reason for c in uniform} == {"uniform", "uniform-test"}
+    # The promotion rule's cross-fitted draws take only the uniformly drawn training labels.
+    train = [c.text for c in chosen if c.split == "train"]
+    drawable = drawn_uniformly(chosen, [*train, "a shadow verdict's prompt"])
+    assert list(drawable) == [c.reason == "uniform" for c in chosen if c.split == "train"] + [False]
+    assert 0 < drawable.sum() < len(train)
 
 
 @pytest.mark.parametrize(

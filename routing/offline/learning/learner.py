@@ -35,7 +35,7 @@ from routing.offline.learning.families import HeldOut, Labelled
 from routing.offline.learning.own_labels import count_labelled, read_labelled
 from routing.offline.learning.promotion import Decision, Scores, challenging_family, compare
 from routing.offline.learning.refit import RefitError
-from routing.offline.learning.sampling import LogCounter, choose, recent_prompts, routed_prompts
+from routing.offline.learning.sampling import LogCounter, choose, drawn_uniformly, recent_prompts, routed_prompts
 from routing.offline.learning.shadow import SHADOW_LABELS, ShadowEvaluator, ShadowSettings
 from routing.offline.learning.store import (
     Champion,
@@ -279,7 +279,8 @@ class Learner:
                 f"test slice: {family_scores(families, family)}"
             )
             refit.save(family, job, partial)
-            held_out, drawable = refit.held_out(family), ~job.champion_saw
+            held_out = refit.held_out(family)
+            drawable = ~job.champion_saw & drawn_uniformly(self.store.sampled.read(), train.prompts)
             family_note = (
                 f"challenger {family}, chosen by cross-validation of {', '.join(config.families)}{why}{refit.note}"
             )

@@ -8,14 +8,14 @@ never goes live when it is below the champion on the slice, nor when prompt leng
 the same training labels, beats it there: a length router is a legitimate champion, and where
 ``length`` is among the families it challenges in the other's place.
 
-With ``evidence: cross_fitted`` the draws cover more than the slice: the training labels the
-champion was not fit on too, each scored by the challenger's family fit on the other folds
-(never on the label itself), and by the champion: only the ``drawable`` ones, since on the
-labels the champion was fit on its scores are in-sample and would lean the draws towards keeping
-it. Each block (the slice, each fold) is compared by ranks within it, since each fold's fit has
-its own offset. The slice, the one uniform sample of the
-traffic that no challenger trains on, keeps its veto: the training labels may be a biased
-sample (shadow verdicts come from the requests a cheaper candidate answered).
+With ``evidence: cross_fitted`` the draws cover more than the slice: the ``drawable`` training
+labels too, each scored by the challenger's family fit on the other folds (never on the label
+itself), and by the champion. The learner draws those it sampled uniformly from the traffic that
+the champion was not fit on; the others would bias the draws: on the labels it was fit on, the
+champion's scores are in-sample, active sampling's picks lie near its threshold, and shadow
+verdicts come only from requests a cheaper candidate answered. Each block (the slice, each fold)
+is compared by ranks within it, since each fold's fit has its own offset. The slice, the one
+uniform sample of the traffic that no challenger trains on, keeps its veto.
 """
 
 from __future__ import annotations

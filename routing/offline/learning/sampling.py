@@ -82,6 +82,14 @@ def choose(
     return chosen
 
 
+def drawn_uniformly(sampled: Iterable[Sampled], prompts: Sequence[str]) -> np.ndarray:
+    """Which of ``prompts`` (training labels) a round drew uniformly from the traffic: the others
+    are a biased sample of it (active sampling's picks lie near the operating threshold, and
+    shadow verdicts come only from requests a cheaper candidate answered)."""
+    uniform = {s.text for s in sampled if s.reason == "uniform"}
+    return np.array([p in uniform for p in prompts], bool)
+
+
 def in_test_slice(prompt: Prompt, fraction: float) -> bool:
     """Whether a prompt belongs to the test slice: by a hash of its id of its own, so that the
     slice is a random share of the traffic, independent of its scores and of anything else keyed
