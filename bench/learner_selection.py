@@ -9,7 +9,8 @@ each round the prompts the serving router scores nearest its threshold), the tes
 random share of the prompts that only a uniform draw takes; the families of
 :mod:`routing.offline.learning.refit` cross-validated on the training labels, the length gate, and
 the paired promotion rule (:func:`routing.offline.learning.promotion.compare`) for each evidence
-(``cross_fitted_uniform``: the cross-fitted draws take only the uniformly sampled training labels)
+(``cross_fitted``: the learner's, whose cross-fitted draws take only the uniformly sampled
+training labels; ``cross_fitted_all``: every training label the champion was not fit on)
 and confidence. The serving router starts as the shipped ``mf`` and is measured after every round
 on a held-out 30 % (at most 1,000 items) never drawn as traffic. Printed: per source, seed,
 sampling, evidence and confidence, the held-out APGR after each round (``*`` a promotion), and per
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.tables import print_and_write
 from routing.config import load_app_config
 from routing.embeddings import Embedder, make_embedder
 from routing.learner_config import FAMILIES, LearnerConfig, Sampling
@@ -53,11 +54,12 @@ SOURCES = {
 }
 LABELS = (100, 200, 300, 400, 600)
 # Each rule: the learner's ``evidence``, and whether the cross-fitted draws take only the training
-# labels sampled uniformly (active sampling's picks lie near the champion's threshold).
+# labels sampled uniformly (the learner's rule; active sampling's picks lie near the champion's
+# threshold) or every one the champion was not fit on (``cross_fitted_all``).
 EVIDENCE = {
     "test_slice": ("test_slice", False),
-    "cross_fitted": ("cross_fitted", False),
-    "cross_fitted_uniform": ("cross_fitted", True),
+    "cross_fitted": ("cross_fitted", True),
+    "cross_fitted_all": ("cross_fitted", False),
 }
 MAX_ITEMS = 3000
 APP = {
@@ -245,12 +247,7 @@ def main() -> None:
             rules = [(e, c) for e in args.evidence or list(EVIDENCE) for c in args.confidence or [0.8, 0.9]]
             for sampling in args.sampling or ["uniform", "active"]:
                 replays += replay(source, seed, sampling, rules)
-    table = summary(replays)
-    print(table)
-    if args.out:
-        command = " ".join(["python -m bench.learner_selection", *sys.argv[1:]])
-        args.out.write_text(f"### `{command}`\n\n" + table)
-        print(f"wrote {args.out}")
+    print_and_write(summary(replays), "bench.learner_selection", args.out)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.tables import print_and_write
 
 BENCHMARKS = ("mmlu", "gsm8k", "arena-bench")
 CHAT = "arena-bench"
@@ -120,12 +121,7 @@ def main() -> None:
     parser.add_argument("--sampling", default="active")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    table = summary(args.folders, args.sampling)
-    print(table)
-    if args.out:
-        command = " ".join(["python -m bench.learning_seeds", *sys.argv[1:]])
-        args.out.write_text(f"### `{command}`\n\n" + table)
-        print(f"wrote {args.out}")
+    print_and_write(summary(args.folders, args.sampling), "bench.learning_seeds", args.out)
 
 
 if __name__ == "__main__":
