@@ -67,9 +67,9 @@ def _env(embeddings_base_url: str | None) -> dict[str, str]:
 @contextmanager
 def peer_server(
     venv: Path, router: str, upstream_base_url: str, embeddings_base_url: str | None = None
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
     """The peer server routing between ``openai/strong`` and ``openai/weak`` at ``upstream_base_url``;
-    yields its base URL (``http://127.0.0.1:PORT``)."""
+    yields its base URL (``http://127.0.0.1:PORT``) and its process id."""
     python = ensure_venv(venv)
     port = free_port()
     command = [str(python), "-m", "routellm.openai_server", "--routers", router, "--port", str(port)]
@@ -85,7 +85,7 @@ def peer_server(
         url = f"http://127.0.0.1:{port}"
         # The server has no health route: it is up once its chat route answers GET with 405.
         wait_until_healthy(url + "/v1/chat/completions", deadline_s=120, status=405)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:

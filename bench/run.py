@@ -98,14 +98,14 @@ def in_process(bench: Bench) -> None:
 
 def peer(bench: Bench, upstream: FakeUpstream, embeddings: FakeUpstream) -> None:
     out: dict[str, Any] = {}
-    with peer_server(PEER_VENV, "random", upstream.base_url) as url:
+    with peer_server(PEER_VENV, "random", upstream.base_url) as (url, _):
         chat = url + "/v1/chat/completions"
         out["random"] = {
             "saturated": bench.saturated(chat, "router-random-0.5"),
             "serial": bench.serial(chat, "router-random-0.5"),
         }
     embeddings.behave("ok", record=False, dimensions=1536)
-    with peer_server(PEER_VENV, "mf", upstream.base_url, embeddings.base_url) as url:
+    with peer_server(PEER_VENV, "mf", upstream.base_url, embeddings.base_url) as (url, _):
         chat = url + "/v1/chat/completions"
         out["mf_openai_embeddings"] = {"saturated": bench.saturated(chat, "router-mf-0.5")}
         embeddings.behave("ok", record=False, dimensions=1536, delay_s=0.05)

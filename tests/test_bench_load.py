@@ -1,4 +1,4 @@
-"""The benchmarks' load generator, against the fake upstream server."""
+"""The benchmarks' load generators (the Python one and k6), against the fake upstream server."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from testing.fake_upstream import FakeUpstream
+from testing.k6_load import run_k6
 from testing.load import chat_bodies, run_load, sample_prompts
 
 
@@ -48,3 +49,34 @@ def test_an_unreachable_server_is_an_error_not_a_crash() -> None:
 def test_the_prompt_sample_is_fixed_by_its_seed() -> None:
     assert sample_prompts(16) == sample_prompts(16) != sample_prompts(16, seed=1)
     assert len(set(sample_prompts(64))) == 64
+
+
+def test_k6_offers_its_arrival_rate_whatever_the_answers_take(upstream: FakeUpstream) -> None:
+    upstream.reset()
+    upstream.behave("ok", delay_s=1.0, record=False)
+    bodies = [{"model": "m", "messages": [{"role": "user", "content": f"q{i}"}]} for i in range(4)]
+    result = run_k6(upstream.base_url + "/chat/completions", bodies, rate=20, seconds=3, warmup_s=1, expected_s=1)
+    # An open loop: 20 arrivals a second although each answer takes 1 s, so about 20 at once.
+    assert result.dropped == 0 and result.failed == 0
+    assert 50 <= result.answered <= 64 and result.answered_all > result.answered
+    assert result.p50_ms >= 1000 and result.generator_cpu_s > 0
+
+
+def test_k6_counts_503_with_retry_after_apart_from_other_errors(upstream: FakeUpstream) -> None:
+    upstream.reset()
+    bodies = [{"model": "m", "messages": [{"role": "user", "content": "q"}]}]
+    upstream.behave("status", status=503, retry_after=1, record=False)
+    shed = run_k6(upstream.base_url + "/chat/completions", bodies, clients=2, seconds=1, warmup_s=0)
+    upstream.behave("status", status=500, record=False)
+    failed = run_k6(upstream.base_url + "/chat/completions", bodies, clients=2, seconds=1, warmup_s=0)
+    assert shed.shed_with_retry_after > 0 and shed.sent == shed.shed_with_retry_after
+    assert failed.failed > 0 and failed.sent == failed.failed and failed.answered == 0
+
+
+def test_k6_closed_loop_waits_for_each_answer(upstream: FakeUpstream) -> None:
+    upstream.reset()
+    upstream.behave("ok", delay_s=0.5, record=False)
+    bodies = [{"model": "m", "messages": [{"role": "user", "content": "q"}]}]
+    result = run_k6(upstream.base_url + "/chat/completions", bodies, clients=2, seconds=2, warmup_s=0)
+    # Two clients that each wait 0.5 s for an answer send at most 2 × (2 s / 0.5 s) + 2 requests.
+    assert 2 <= result.answered <= 10 and result.sent == result.answered

@@ -1,0 +1,138 @@
+"""``bench.knee``'s table: each of the load goals against its figure from one run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MF_MARGIN_MS = 15.0
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "missed"
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 2) if b else float("inf")
+
+
+def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    peer = results.get("peer_random")
+    minilm = results["minilm"]
+    direct_ttft = results["direct"]["first_token_ms"]
+    if "random" in results and peer:
+        ours, theirs = (
+            results["random"]["open"]["server_cpu_ms_per_request"],
+            peer["open"]["server_cpu_ms_per_request"],
+        )
+        ratio = _ratio(ours, theirs)
+        rows.append(
+            (
+                "`random` CPU ms per request, all its processes, vs RouteLLM 0.2.0's server (≤ 2×)",
+                f"{ours} vs {theirs}: {ratio}×",
+                _verdict(ratio <= 2),
+            )
+        )
+        ours_rate, their_rate = results["random"]["closed"]["answered_per_s"], peer["closed"]["answered_per_s"]
+        ratio = _ratio(ours_rate, their_rate)
+        rows.append(
+            (
+                "(b) `random` req/s at 32 clients vs RouteLLM 0.2.0 (≥ 2×)",
+                f"{ours_rate} vs {their_rate}: {ratio}×",
+                _verdict(ratio >= 2),
+            )
+        )
+    if "mf" in results:
+        ours, bound = results["mf"]["open"]["server_cpu_ms_per_request"], minilm["batched_ms"] + MF_MARGIN_MS
+        rows.append(
+            (
+                "`mf` CPU ms per request ≤ one MiniLM forward as served + 15 ms",
+                f"{ours} vs {bound:.1f}",
+                _verdict(ours <= bound),
+            )
+        )
+    for router in ("random", "mf"):
+        if router not in results:
+            continue
+        run = results[router]
+        knee = run["knee_per_s"]
+        rows.append(
+            (
+                f"`{router}` knee: offered req/s where the overhead p99 crosses 100 ms",
+                f"{knee}" if knee else "beyond the top rate",
+                "–",
+            )
+        )
+        if "at_80_percent" in run:
+            p99 = run["at_80_percent"]["overhead_p99_ms"]
+            rows.append((f"`{router}` overhead p99 at 80 % of the knee ≤ 100 ms", f"{p99} ms", _verdict(p99 <= 100)))
+            past = run["at_2x"]
+            others = past["failed"] + past["shed_without_retry_after"]
+            text = (
+                f"{past['answered']} answered, {past['shed_with_retry_after']} 503 + Retry-After, "
+                f"{others} other errors, answered p99 overhead {past['overhead_p99_ms']} ms"
+            )
+            rows.append(
+                (
+                    f"`{router}` at 2× the knee: only 503s with Retry-After, no timeouts",
+                    text,
+                    _verdict(others == 0 and past["overhead_p99_ms"] <= 100),
+                )
+            )
+        added = round(run["first_token_ms"] - direct_ttft, 2)
+        if router == "mf":
+            bound = 1.5 * minilm["one_forward_ms"]
+            rows.append(
+                (
+                    "`mf` streamed TTFT added at one client ≤ 1.5× one MiniLM forward",
+                    f"{added} ms vs {bound:.1f}",
+                    _verdict(added <= bound),
+                )
+            )
+        else:
+            rows.append(("`random` streamed TTFT added at one client ≤ 10 ms", f"{added} ms", _verdict(added <= 10)))
+    top = results["direct"]["slow_upstream_top_rate"]
+    rows.append(
+        (
+            "direct to the upstream (2 s), k6 at the top rate",
+            f"{top['answered_per_s']} of {top['offered_per_s']} req/s, overhead p99 {top['overhead_p99_ms']} ms, "
+            f"{top['dropped_by_generator']} dropped",
+            "–",
+        )
+    )
+    return rows
+
+
+def print_table(results: dict[str, Any]) -> None:
+    machine, minilm = results["machine"], results["minilm"]
+    print(
+        f"\nmachine: {machine['cpu']}, {machine['cpus']} CPUs, torch {machine['torch']}; {machine['seconds']} s a run"
+    )
+    print(
+        f"MiniLM on one torch thread: one forward {minilm['one_forward_ms']} ms, "
+        f"{minilm['batched_ms']} ms per prompt in batches as served\n"
+    )
+    print("| goal | measured | |\n|---|---|---|")
+    for row in goal_rows(results):
+        print("| " + " | ".join(row) + " |")
+    for name in ("random", "mf", "peer_random"):
+        if name not in results:
+            continue
+        for mode in ("open", "closed"):
+            run = results[name][mode]
+            load = f"{run['offered_per_s']:g} req/s offered" if mode == "open" else f"{run['clients']} clients"
+            print(f"\nCPU ms per request, {name}, {load} ({run['answered_per_s']} answered/s):")
+            for process, ms in sorted(run["cpu_ms_per_request"].items(), key=lambda item: -item[1]):
+                print(f"  {ms:8.2f}  {process}")
+    for name in ("random", "mf"):
+        if name not in results:
+            continue
+        print(f"\n{name} under a 2 s upstream, open loop (offered req/s: overhead p50 / p99 ms,")
+        print("answered, 503 + Retry-After, other errors):")
+        extra = [results[name][k] for k in ("at_80_percent", "at_2x") if k in results[name]]
+        for run in results[name]["ladder"] + extra:
+            others = run["failed"] + run["shed_without_retry_after"]
+            overhead = f"{run['overhead_p50_ms']} / {run['overhead_p99_ms']}"
+            print(
+                f"  {run['offered_per_s']:>6g}: {overhead}, {run['answered']}, {run['shed_with_retry_after']}, {others}"
+            )
