@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from routing.config import load_app_config
 from testing import ROOT
 from testing.fake_upstream import FakeUpstream
 
@@ -65,7 +66,9 @@ def shipped_config(
         args["embedding"] = embedding
     options = {d["name"]: d for d in application["deployments"]}
     options["LLM-weak"] = {**options["LLM-strong"], "name": "LLM-weak"}
-    wanted = {"Ingress", "Embedding", "LLM-strong", "LLM-weak", *(f"Router-{name}" for name in routers)}
+    wanted = {"Ingress", "LLM-strong", "LLM-weak", *(f"Router-{name}" for name in routers)}
+    if load_app_config(args).needs_embeddings:  # the graph has no Embedding deployment otherwise
+        wanted.add("Embedding")
     application["deployments"] = [d for name, d in options.items() if name in wanted]
     return config
 
