@@ -12,7 +12,7 @@ the generator's own cost does not bound the figures:
 - **streamed time to first token** at one client, through the service and from the upstream directly;
 - the **direct** figures: k6 against the fake upstream alone, at the top rate of the runs.
 
-Writes ``results.json`` and ``load.png`` into ``--out`` and prints the table.
+Writes ``results.json``, ``load.png`` and ``report.md`` (the table it prints) into ``--out``.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ import torch
 from bench import limits
 from bench.load_plots import write_plots
 from bench.load_runs import UPSTREAM, Measured, first_token_ms, measured
-from bench.load_table import print_table
+from bench.load_table import report
 from bench.peer import peer_server
 from bench.report import SATURATION, SLOW_UPSTREAM_S
+from bench.tables import print_and_write
 from testing import ROOT
 from testing.apps import shipped_config
 from testing.cluster import deployed
@@ -43,6 +44,7 @@ from testing.load import chat_bodies, sample_prompts
 BOUND_MS = 100.0
 CPU_RATE = 15  # requests/s every server under test answers: CPU per request at the same load
 FIRST_RATE, STEP, TOP_RATE = 4, 1.5, 160  # k6 offers whole requests per second
+MIN_REQUESTS, MAX_STEP_S = 200, 45.0
 PEER_VENV = ROOT / ".bench" / "routellm-0.2.0"
 
 
@@ -61,23 +63,27 @@ class Knee:
     def run(self, url: str, model: str, own: dict[int, str], upstream_s: float = 0.0, **load: Any) -> Measured:
         self.upstream.behave("ok", record=False, delay_s=upstream_s)
         own = {self.upstream.process.pid: UPSTREAM, **own}
-        run = measured(url, self.bodies(model), own, upstream_s, seconds=self.seconds, **load)
+        seconds = load.pop("seconds", self.seconds)
+        run = measured(url, self.bodies(model), own, upstream_s, seconds=seconds, **load)
         if self.replicas is not None:
             run.replicas = self.replicas()
         return run
 
-    def cpu_runs(self, url: str, model: str, own: dict[int, str]) -> dict[str, Any]:
-        """At :data:`CPU_RATE` requests/s and at 32 closed-loop clients, the upstream answering at once."""
-        return {
-            "open": self.run(url, model, own, rate=CPU_RATE).summary(),
-            "closed": self.run(url, model, own, clients=SATURATION).summary(),
-        }
+    def open_cpu(self, url: str, model: str, own: dict[int, str]) -> dict[str, Any]:
+        """At :data:`CPU_RATE` requests/s, the upstream answering at once."""
+        return self.run(url, model, own, rate=CPU_RATE).summary()
+
+    def closed_cpu(self, url: str, model: str, own: dict[int, str]) -> dict[str, Any]:
+        """At 32 closed-loop clients, the upstream answering at once: the most it answers."""
+        return self.run(url, model, own, clients=SATURATION).summary()
 
     def knee(self, url: str, model: str) -> dict[str, Any]:
         """The open-loop ladder under a 2 s upstream, then 80 % and 2× the first rate past the bound."""
         ladder, rate, knee = [], FIRST_RATE, None
         while rate <= TOP_RATE:
-            step = self.run(url, model, {}, SLOW_UPSTREAM_S, rate=rate, warmup_s=2 * SLOW_UPSTREAM_S)
+            # At least MIN_REQUESTS per step: at a few requests/s a p99 would be the slowest one.
+            seconds = min(MAX_STEP_S, max(self.seconds, MIN_REQUESTS / rate))
+            step = self.run(url, model, {}, SLOW_UPSTREAM_S, rate=rate, warmup_s=2 * SLOW_UPSTREAM_S, seconds=seconds)
             ladder.append(step.summary())
             print(f"   {model} at {rate:g}/s: {_brief(step)}", flush=True)
             if step.past_knee(BOUND_MS):
@@ -115,9 +121,11 @@ def minilm(bench: Knee) -> dict[str, float]:
 
 def peer(bench: Knee) -> None:
     with peer_server(PEER_VENV, "random", bench.upstream.base_url) as (url, pid):
-        bench.results["peer_random"] = bench.cpu_runs(
-            url + "/v1/chat/completions", "router-random-0.5", {pid: "RouteLLM 0.2.0 server"}
-        )
+        chat, own, model = url + "/v1/chat/completions", {pid: "RouteLLM 0.2.0 server"}, "router-random-0.5"
+        bench.results["peer_random"] = {
+            "open": bench.open_cpu(chat, model, own),
+            "closed": bench.closed_cpu(chat, model, own),
+        }
 
 
 def running_replicas() -> dict[str, int]:
@@ -129,17 +137,19 @@ def running_replicas() -> dict[str, int]:
 
 
 def service(bench: Knee, routers: list[str], workdir: Path) -> None:
-    """Each router on a fresh deployment of the shipped graph: replicas that one router's runs
-    scaled up would otherwise carry into the next one's."""
+    """Each router on a fresh deployment of the shipped graph (replicas that one router's runs
+    scaled up would otherwise carry into the next one's): the light runs first, then the rising
+    load, as a service sees its traffic grow, then the saturating closed loop."""
     for router in routers:
         print(f"-- {router}", flush=True)
         with deployed(shipped_config(bench.upstream.base_url, (router,)), workdir / router) as cluster:
             chat, model = cluster.url + "/v1/chat/completions", f"router-{router}-0.5"
             bench.replicas = running_replicas
-            out = bench.cpu_runs(chat, model, {})
+            out = {"open": bench.open_cpu(chat, model, {})}
             bench.upstream.behave("ok", record=False)
             out["first_token_ms"] = first_token_ms(chat, bench.bodies(model))
             out |= bench.knee(chat, model)
+            out["closed"] = bench.closed_cpu(chat, model, {})
             bench.results[router] = out
             bench.replicas = None
 
@@ -191,8 +201,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(bench.results, indent=1) + "\n")
     write_plots(bench.results, args.out)
-    print_table(bench.results)
-    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'load.png'}")
+    print_and_write(report(bench.results), "bench.knee", args.out / "report.md")
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'load.png'}")
 
 
 if __name__ == "__main__":

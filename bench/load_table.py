@@ -103,36 +103,38 @@ def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def print_table(results: dict[str, Any]) -> None:
+def report(results: dict[str, Any]) -> str:
+    """The goals table and the figures behind it, as markdown."""
     machine, minilm = results["machine"], results["minilm"]
-    print(
-        f"\nmachine: {machine['cpu']}, {machine['cpus']} CPUs, torch {machine['torch']}; {machine['seconds']} s a run"
-    )
-    print(
+    lines = [
+        f"machine: {machine['cpu']}, {machine['cpus']} CPUs, torch {machine['torch']}; {machine['seconds']:g} s a run; "
         f"MiniLM on one torch thread: one forward {minilm['one_forward_ms']} ms, "
-        f"{minilm['batched_ms']} ms per prompt in batches as served\n"
-    )
-    print("| goal | measured | |\n|---|---|---|")
-    for row in goal_rows(results):
-        print("| " + " | ".join(row) + " |")
+        f"{minilm['batched_ms']} ms per prompt in batches as served",
+        "",
+        "| goal | measured | |",
+        "|---|---|---|",
+        *("| " + " | ".join(row) + " |" for row in goal_rows(results)),
+        "",
+        "```",
+    ]
     for name in ("random", "mf", "peer_random"):
-        if name not in results:
-            continue
-        for mode in ("open", "closed"):
+        for mode in ("open", "closed") if name in results else ():
             run = results[name][mode]
             load = f"{run['offered_per_s']:g} req/s offered" if mode == "open" else f"{run['clients']} clients"
-            print(f"\nCPU ms per request, {name}, {load} ({run['answered_per_s']} answered/s):")
-            for process, ms in sorted(run["cpu_ms_per_request"].items(), key=lambda item: -item[1]):
-                print(f"  {ms:8.2f}  {process}")
+            lines.append(f"CPU ms per request, {name}, {load} ({run['answered_per_s']} answered/s):")
+            ranked = sorted(run["cpu_ms_per_request"].items(), key=lambda item: -item[1])
+            lines += [f"  {ms:8.2f}  {process}" for process, ms in ranked] + [""]
     for name in ("random", "mf"):
         if name not in results:
             continue
-        print(f"\n{name} under a 2 s upstream, open loop (offered req/s: overhead p50 / p99 ms,")
-        print("answered, 503 + Retry-After, other errors):")
+        lines.append(f"{name} under a 2 s upstream, open loop, offered req/s: overhead p50 / p99 ms, answered,")
+        lines.append("503 + Retry-After, other errors (the last two rows: 80 % and 2x the knee):")
         extra = [results[name][k] for k in ("at_80_percent", "at_2x") if k in results[name]]
         for run in results[name]["ladder"] + extra:
             others = run["failed"] + run["shed_without_retry_after"]
             overhead = f"{run['overhead_p50_ms']} / {run['overhead_p99_ms']}"
-            print(
+            lines.append(
                 f"  {run['offered_per_s']:>6g}: {overhead}, {run['answered']}, {run['shed_with_retry_after']}, {others}"
             )
+        lines.append("")
+    return "\n".join([*lines, "```", ""])
