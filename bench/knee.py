@@ -1,7 +1,7 @@
 """The request path under LLM-shaped load, measured with a compiled load generator (k6), so that
 the generator's own cost does not bound the figures:
 
-    python -m bench.knee [--routers random mf] [--seconds 15] [--out docs/benchmarks/load]
+    python -m bench.knee [--routers random mf] [--seconds 15] [--out docs/benchmarks/load] [--report-only]
 
 - **CPU per routed request**, summed over the service's processes (each read from the kernel
   around the run), at a fixed arrival rate and at 32 closed-loop clients against an upstream that
@@ -176,7 +176,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each measured run")
     parser.add_argument("--no-peer", action="store_true", help="leave RouteLLM 0.2.0's server out")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "load")
+    parser.add_argument("--report-only", action="store_true", help="print and write the report of --out's results")
     args = parser.parse_args()
+    if args.report_only:
+        results = json.loads((args.out / "results.json").read_text())
+        print_and_write(report(results), "bench.knee", args.out / "report.md")
+        return
     upstream = FakeUpstream("upstream")
     bench = Knee(args.seconds, upstream)
     bench.results["machine"] = {

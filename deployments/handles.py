@@ -78,6 +78,10 @@ class HandleEmbedder:
             return await self._remote(texts)
         return (await self._coalesced(texts[0]))[None, :]
 
+    def queued_s(self) -> float:
+        """How long the longest-waiting routing step has waited for this stage."""
+        return self._coalesced.oldest_wait_s()
+
     async def _embed_many(self, texts: list[str]) -> list[np.ndarray]:
         return list(await self._remote(texts))
 
@@ -95,6 +99,9 @@ class HandleRanker:
         if isinstance(ranking, InvalidRequest):
             raise ranking
         return ranking
+
+    def queued_s(self) -> float:
+        return self._coalesced.oldest_wait_s()
 
     async def _rank_many(self, queries: list[RankQuery]) -> list[Ranking | InvalidRequest]:
         return await _call(self.handle.rank_many.remote(queries), _routing_lost("router"))

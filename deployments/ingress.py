@@ -26,6 +26,7 @@ from routing.protocol import ChatCompletionRequest
 from routing.serving.auth import ApiKeys
 from routing.serving.conversation import conversation_of
 from routing.serving.engine import RoutingEngine
+from routing.serving.overload import Admission
 
 logger = logging.getLogger("ray.serve")
 # Longer than the router stage takes to load on two cores (all six routers and MiniLM); a router
@@ -54,13 +55,18 @@ class Ingress:
         self.state = IngressState(ApiKeys.load(config.auth, os.environ))
         self.learner = learner
         embedder = HandleEmbedder(embedding, config.embedding.model_id) if embedding is not None else None
+        rankers = {name: HandleRanker(handle) for name, handle in routers.items()}
         telemetry = ServeTelemetry()
         self.engine = RoutingEngine(
             config,
             embedder,
-            {name: HandleRanker(handle) for name, handle in routers.items()},
+            rankers,
             {key: HandleBackend(handle, config.upstreams[key].model) for key, handle in llms.items()},
             telemetry,
+        )
+        stages = [*rankers.values(), *([embedder] if embedder else [])]
+        self.admission = Admission(
+            config.limits.max_queue_delay_ms / 1000, lambda: max((stage.queued_s() for stage in stages), default=0.0)
         )
         telemetry.watch_circuits(lambda: {u.model: u.breaker.state for u in self.engine.upstreams.values()})
         missing = await self.engine.unready(ROUTER_STAGE_WAIT_S)
@@ -75,7 +81,7 @@ class Ingress:
             logger.error("not ready: %s", self.state.api_keys.problem)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        app = service_app(self.engine, self.state)
+        app = service_app(self.engine, self.state, self.admission)
         add_playground(app, self.engine, self.state)
         learner = self.learner
 

@@ -24,13 +24,14 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from routing.errors import PayloadTooLarge, ServiceError, Unauthorized
+from routing.errors import PayloadTooLarge, ServiceError, ServiceUnavailable, Unauthorized
 from routing.protocol import ChatCompletionChunk, ChatCompletionRequest, ErrorBody, ErrorResponse
 from routing.serving.auth import ApiKeys, bearer_key
 from routing.serving.conversation import SESSION_HEADER, STICKINESS_HEADER, ConversationRef, Hints, conversation_of
 from routing.serving.engine import Outcome, RoutingEngine
 from routing.serving.headers import decision_headers, error_headers, route_headers
 from routing.serving.messages.protocol import error_object
+from routing.serving.overload import Admission
 from routing.serving.validation import invalid_request
 
 logger = logging.getLogger("ray.serve")
@@ -63,9 +64,10 @@ class IngressState:
         return waiting
 
 
-def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
+def openai_app(engine: RoutingEngine, state: IngressState, admission: Admission | None = None) -> FastAPI:
     """The OpenAI-compatible API over ``engine``: chat completions, routing decisions, models,
-    and the service's health (``/health``) and its routers' (``/health/routers``)."""
+    and the service's health (``/health``) and its routers' (``/health/routers``); with an
+    ``admission``, an API request that the ingress cannot start soon is refused first."""
     app = FastAPI(
         title="routellm-serve", summary="OpenAI-compatible chat completions routed between a strong and a weak model"
     )
@@ -81,6 +83,8 @@ def openai_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
                 return service_error_response(exc, request.url.path)
         return await call_next(request)
 
+    if admission is not None:  # the outermost: a refused request costs no more than its headers
+        app.add_middleware(Admitted, admission=admission)
     register_error_handlers(app)
 
     @app.post("/v1/chat/completions")
@@ -274,6 +278,24 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+class Admitted:
+    """503 with ``Retry-After`` for an API request (``POST /v1/...``) that ``admission`` refuses,
+    before its body is read; health and the playground are always answered."""
+
+    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+        self.app = app
+        self.admission = admission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith("/v1/"):
+            try:
+                self.admission.check()
+            except ServiceUnavailable as exc:
+                await service_error_response(exc, scope["path"])(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

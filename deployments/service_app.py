@@ -19,6 +19,7 @@ from routing.serving.engine import Outcome, RoutingEngine
 from routing.serving.headers import route_headers
 from routing.serving.messages.protocol import MessagesRequest
 from routing.serving.messages.serving import MessagesServing
+from routing.serving.overload import Admission
 from routing.serving.responses.protocol import ResponsesRequest
 from routing.serving.responses.serving import ResponsesServing
 
@@ -33,8 +34,8 @@ class FrontDoor(Protocol[B]):
     async def stream(self, request: B, raw: dict[str, Any], hints: Hints) -> tuple[Outcome, AsyncIterator[str]]: ...
 
 
-def service_app(engine: RoutingEngine, state: IngressState) -> FastAPI:
-    app = openai_app(engine, state)
+def service_app(engine: RoutingEngine, state: IngressState, admission: Admission | None = None) -> FastAPI:
+    app = openai_app(engine, state, admission)
     responses, messages = ResponsesServing(engine), MessagesServing(engine)
 
     @app.post("/v1/responses")

@@ -114,6 +114,14 @@ class Limits(Strict):
         description="the routed turn is cut to this many characters before a router reads it "
         "(routers then truncate to their own token limit)",
     )
+    # Long enough for a burst to be routed late rather than refused; short against the seconds a
+    # sustained overload would queue a request for.
+    max_queue_delay_ms: float = Field(
+        default=500.0,
+        ge=0,
+        description="a request that arrives while the ingress's event loop runs this late, or a routing "
+        "step has waited this long for the router stage, is refused with 503 and Retry-After (0: never)",
+    )
 
 
 class AuthConfig(Strict):

@@ -42,6 +42,7 @@ class AdaptiveBatcher(Generic[Item, Result]):
         self.config = config or BatchingConfig()
         self.on_batch = on_batch
         self._waiting: deque[tuple[Item, asyncio.Future[Result]]] = deque()
+        self._since: deque[float] = deque()  # when each waiting call arrived (time.monotonic())
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -66,10 +67,15 @@ class AdaptiveBatcher(Generic[Item, Result]):
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Result]] = [loop.create_future() for _ in items]
         self._waiting.extend(zip(items, futures, strict=True))
+        self._since.extend([time.monotonic()] * len(items))
         self._arrived.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run())
         return futures
+
+    def oldest_wait_s(self) -> float:
+        """Seconds the longest-waiting call not yet in a batch has waited (0 when none waits)."""
+        return time.monotonic() - self._since[0] if self._since else 0.0
 
     def busy_for(self) -> float:
         """Seconds the oldest running batch has been running (0 when none runs)."""
@@ -87,13 +93,17 @@ class AdaptiveBatcher(Generic[Item, Result]):
             for _, future in self._waiting:
                 future.cancel()
             self._waiting.clear()
+            self._since.clear()
             raise
 
     async def _batches(self) -> None:
         while self._waiting:
             await self._slots.acquire()
             await self._fill()
-            batch = [self._waiting.popleft() for _ in range(min(self.config.max_batch_size, len(self._waiting)))]
+            size = min(self.config.max_batch_size, len(self._waiting))
+            batch = [self._waiting.popleft() for _ in range(size)]
+            for _ in range(size):
+                self._since.popleft()
             live = [(item, future) for item, future in batch if not future.done()]  # cancelled callers drop out
             if not live:
                 self._slots.release()
