@@ -79,8 +79,8 @@ class HandleEmbedder:
         return (await self._coalesced(texts[0]))[None, :]
 
     def queued_s(self) -> float:
-        """How long the longest-waiting routing step has waited for this stage."""
-        return self._coalesced.oldest_wait_s()
+        """How long the longest-waiting routing step has waited for this stage while it worked."""
+        return self._coalesced.behind_s()
 
     async def _embed_many(self, texts: list[str]) -> list[np.ndarray]:
         return list(await self._remote(texts))
@@ -101,7 +101,7 @@ class HandleRanker:
         return ranking
 
     def queued_s(self) -> float:
-        return self._coalesced.oldest_wait_s()
+        return self._coalesced.behind_s()
 
     async def _rank_many(self, queries: list[RankQuery]) -> list[Ranking | InvalidRequest]:
         return await _call(self.handle.rank_many.remote(queries), _routing_lost("router"))

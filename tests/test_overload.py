@@ -44,26 +44,40 @@ def test_the_loop_lag_is_how_late_a_held_loop_woke() -> None:
     assert held >= HELD_S - 0.05 > quiet
 
 
-def test_a_routing_step_waiting_past_the_limit_refuses_new_requests() -> None:
+def test_a_routing_step_waiting_on_a_working_stage_refuses_new_requests() -> None:
     async def run() -> tuple[float, float, list[bool]]:
-        release = asyncio.Event()
-
         async def handle(items: list[int]) -> list[int]:
-            await release.wait()
+            await asyncio.sleep(0.1)
+            return items
+
+        batcher = AdaptiveBatcher(handle, BatchingConfig(max_batch_size=1), max_in_flight=1)
+        calls = [asyncio.ensure_future(batcher(n)) for n in range(6)]
+        await asyncio.sleep(0.35)  # three batches done, the rest waited all along
+        behind = batcher.behind_s()
+        refused = [_refused(Admission(limit, batcher.behind_s)) for limit in (0.1, 0.0, 1.0)]
+        await asyncio.gather(*calls)
+        return behind, batcher.behind_s(), refused
+
+    behind, after, refused = asyncio.run(run())
+    assert behind >= 0.3 and after == 0.0
+    assert refused == [True, False, False]  # over 0.1 s; 0 takes every request; under 1 s
+
+
+def test_a_stage_that_answers_nothing_is_not_behind() -> None:
+    async def run() -> float:
+        async def handle(items: list[int]) -> list[int]:
+            await asyncio.Event().wait()  # a lost replica: the call never returns
             return items
 
         batcher = AdaptiveBatcher(handle, BatchingConfig(max_batch_size=1), max_in_flight=1)
         calls = [asyncio.ensure_future(batcher(n)) for n in range(3)]
-        await asyncio.sleep(0.2)  # one call runs, two wait for the slot
-        waiting = batcher.oldest_wait_s()
-        refused = [_refused(Admission(limit, batcher.oldest_wait_s)) for limit in (0.1, 0.0, 1.0)]
-        release.set()
-        await asyncio.gather(*calls)
-        return waiting, batcher.oldest_wait_s(), refused
+        await asyncio.sleep(0.2)
+        behind = batcher.behind_s()
+        for call in calls:
+            call.cancel()
+        return behind
 
-    waiting, after, refused = asyncio.run(run())
-    assert waiting >= 0.18 and after == 0.0
-    assert refused == [True, False, False]  # over 0.1 s; 0 takes every request; under 1 s
+    assert asyncio.run(run()) == 0.0
 
 
 def _refused(admission: Admission) -> bool:

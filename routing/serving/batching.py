@@ -73,9 +73,13 @@ class AdaptiveBatcher(Generic[Item, Result]):
             self._worker = asyncio.create_task(self._run())
         return futures
 
-    def oldest_wait_s(self) -> float:
-        """Seconds the longest-waiting call not yet in a batch has waited (0 when none waits)."""
-        return time.monotonic() - self._since[0] if self._since else 0.0
+    def behind_s(self) -> float:
+        """Seconds the longest-waiting call not yet in a batch has waited while batches kept
+        succeeding: how far behind a working stage is. 0 when none waits, or when no batch has
+        succeeded since it arrived: a stage that is down is not behind (callers time out)."""
+        if not self._since or self.last_batch_done is None or self.last_batch_done < self._since[0]:
+            return 0.0
+        return time.monotonic() - self._since[0]
 
     def busy_for(self) -> float:
         """Seconds the oldest running batch has been running (0 when none runs)."""

@@ -5,8 +5,10 @@ under LLM-shaped load). Behind means either:
 
 - the ingress's event loop runs late: its CPU is saturated, and every request it holds waits
   for its turn at each step;
-- a routing step has waited that long for the router stage: the embedding or router replicas
-  are saturated, and the ingress's batches of routing steps queue for them.
+- a routing step has waited that long for the router stage while the stage kept answering: the
+  embedding or router replicas are saturated, and the ingress's batches of routing steps queue
+  for them. A stage that answers nothing (its replica lost, restarting) is not behind: its
+  routing steps end by ``fallback.routing_timeout_s`` and ``fallback.on_routing_error``.
 """
 
 from __future__ import annotations
