@@ -7,8 +7,10 @@ the generator's own cost does not bound the figures:
   around the run), at a fixed arrival rate and at 32 closed-loop clients against an upstream that
   answers at once, beside RouteLLM 0.2.0's server under the same load;
 - **the knee**: against an upstream answering in 2 s, open-loop arrival rates rising by half each
-  step until the overhead p99 (latency − 2 s) crosses 100 ms or a request goes unanswered; then
-  80 % and 2× the knee rate, counting 503s with ``Retry-After`` apart from other errors;
+  step; the knee is the first where the overhead p99 (latency − 2 s) crosses 100 ms or a request
+  goes unanswered, and the ladder goes on until the service is saturated (refusing requests, or
+  an overhead p50 over 1 s); then 80 % and 2× the knee rate, counting 503s with ``Retry-After``
+  apart from other errors;
 - **streamed time to first token** at one client, through the service and from the upstream directly;
 - the **direct** figures: k6 against the fake upstream alone, at the top rate of the runs.
 
@@ -78,7 +80,8 @@ class Knee:
         return self.run(url, model, own, clients=SATURATION).summary()
 
     def knee(self, url: str, model: str) -> dict[str, Any]:
-        """The open-loop ladder under a 2 s upstream, then 80 % and 2× the first rate past the bound."""
+        """The open-loop ladder under a 2 s upstream, on past the knee until the service is
+        saturated; then 80 % and 2× the knee."""
         ladder, rate, knee = [], FIRST_RATE, None
         while rate <= TOP_RATE:
             # At least MIN_REQUESTS per step: at a few requests/s a p99 would be the slowest one.
@@ -86,8 +89,9 @@ class Knee:
             step = self.run(url, model, {}, SLOW_UPSTREAM_S, rate=rate, warmup_s=2 * SLOW_UPSTREAM_S, seconds=seconds)
             ladder.append(step.summary())
             print(f"   {model} at {rate:g}/s: {_brief(step)}", flush=True)
-            if step.past_knee(BOUND_MS):
+            if knee is None and step.past_knee(BOUND_MS):
                 knee = rate
+            if step.saturated():
                 break
             rate = round(rate * STEP)
         out: dict[str, Any] = {"ladder": ladder, "knee_per_s": knee}

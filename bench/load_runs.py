@@ -19,6 +19,7 @@ UPSTREAM = "fake upstream"
 GENERATOR = "load generator (k6)"
 # Not the service: what a run's CPU per request is summed without.
 OUTSIDE = {DRIVER, UPSTREAM, GENERATOR}
+SATURATED_P50_MS = 1000.0
 
 
 class Measured:
@@ -60,6 +61,11 @@ class Measured:
             "cpu_ms_per_request": self.cpu_ms_per_request(),
             **({"replicas": self.replicas} if self.replicas else {}),
         }
+
+    def saturated(self) -> bool:
+        """Whether the service refused requests, or queued the median one for over a second."""
+        r = self.result
+        return r.answered < 0.99 * r.sent or not r.answered or self.overhead_ms("p50") > SATURATED_P50_MS
 
     def past_knee(self, bound_ms: float) -> bool:
         """Whether this run's overhead p99 crossed ``bound_ms`` or some request got no answer."""
