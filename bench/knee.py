@@ -57,10 +57,13 @@ class Knee:
         self.prompts = sample_prompts()
         self.results: dict[str, Any] = {}
         self.replicas: Callable[[], dict[str, int]] | None = None
+        self._bodies: dict[str, list[dict[str, Any]]] = {}
 
     def bodies(self, model: str) -> list[dict[str, Any]]:
-        source = chat_bodies(self.prompts, model)
-        return [next(source) for _ in self.prompts]
+        if model not in self._bodies:
+            source = chat_bodies(self.prompts, model)
+            self._bodies[model] = [next(source) for _ in self.prompts]
+        return self._bodies[model]
 
     def run(self, url: str, model: str, own: dict[int, str], upstream_s: float = 0.0, **load: Any) -> Measured:
         self.upstream.behave("ok", record=False, delay_s=upstream_s)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.learning_seeds import promotion_drops
 from bench.tables import print_and_write
 from routing.config import load_app_config
 from routing.embeddings import Embedder, make_embedder
@@ -214,18 +215,15 @@ def summary(replays: list[Replay]) -> str:
         mine = [r for r in replays if (r.sampling, r.evidence, r.confidence) == rule]
         at_300 = [[x for x in r.rounds if x["labels"] <= 300][-1]["apgr"] for r in mine]
         last = [r.rounds[-1]["apgr"] for r in mine]
-        drops, promotions = [0.0], 0
-        for r in mine:
-            before = r.baselines["shipped mf"]
-            for x in r.rounds:
-                if x["outcome"].endswith("*"):
-                    promotions += 1
-                    drops.append(before - x["apgr"])
-                before = x["apgr"]
+        per_replay = [
+            promotion_drops(r.baselines["shipped mf"], [(x["apgr"], x["outcome"].endswith("*")) for x in r.rounds])
+            for r in mine
+        ]
+        largest, promotions = max(d for d, _ in per_replay), sum(n for _, n in per_replay)
         sampling, evidence, confidence = rule
         lines.append(
             f"| {sampling} | {evidence} | {confidence:g} | {np.mean(at_300):.3f} | {np.mean(last):.3f} "
-            f"| {max(drops):.3f} | {promotions} |"
+            f"| {largest:.3f} | {promotions} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -47,6 +47,18 @@ class Seeded:
         return max(self.random, self.length, self.shipped)
 
 
+def promotion_drops(start: float, rounds: list[tuple[float, bool]]) -> tuple[float, int]:
+    """From an APGR of ``start`` and each round's (APGR, whether it promoted): the largest fall
+    a promotion caused (0 when none fell) and the number of promotions."""
+    largest, before, promotions = 0.0, start, 0
+    for apgr, promoted in rounds:
+        if promoted:
+            promotions += 1
+            largest = max(largest, before - apgr)
+        before = apgr
+    return largest, promotions
+
+
 def read(folder: Path, benchmark: str, sampling: str) -> Seeded | None:
     path = folder / f"{benchmark}.json"
     if not path.is_file():
@@ -54,17 +66,14 @@ def read(folder: Path, benchmark: str, sampling: str) -> Seeded | None:
     found: dict[str, Any] = json.loads(path.read_text())
     points = found["runs"][sampling]
     base = found["baselines"]
-    drops, before, promotions = [0.0], points[0]["apgr"], 0
-    for p in points[1:]:
-        if p["outcome"].startswith("promoted"):
-            promotions += 1
-            drops.append(before - p["apgr"])
-        before = p["apgr"]
+    drop, promotions = promotion_drops(
+        points[0]["apgr"], [(p["apgr"], p["outcome"].startswith("promoted")) for p in points[1:]]
+    )
     probes = [p["probe"] for p in points if p.get("probe")]
     return Seeded(
         str(folder), base["random"], base["prompt length"], points[0]["apgr"],
         [p for p in points if p["labels"] <= 300][-1]["apgr"], points[-1]["apgr"], points[-1]["labels"],
-        max(drops), promotions,
+        drop, promotions,
         [p["idle_p50_ms"] for p in probes if p["idle_p50_ms"] is not None],
         [p["round_p50_ms"] for p in probes if p["round_p50_ms"] is not None],
         sum(p["failed"] for p in probes),

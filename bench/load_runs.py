@@ -35,14 +35,15 @@ class Measured:
         answered = max(self.result.answered_all, 1)
         return {name: round(1000 * seconds / answered, 2) for name, seconds in self.cpu_s.items() if seconds > 0}
 
-    def server_cpu_ms_per_request(self) -> float:
-        return round(sum(ms for name, ms in self.cpu_ms_per_request().items() if name not in OUTSIDE), 2)
+    def server_cpu_ms_per_request(self, per_process: dict[str, float] | None = None) -> float:
+        per_process = self.cpu_ms_per_request() if per_process is None else per_process
+        return round(sum(ms for name, ms in per_process.items() if name not in OUTSIDE), 2)
 
     def overhead_ms(self, q: str) -> float:
         return round(getattr(self.result, f"{q}_ms") - 1000 * self.upstream_s, 1)
 
     def summary(self) -> dict[str, Any]:
-        r = self.result
+        r, per_process = self.result, self.cpu_ms_per_request()
         return {
             "mode": r.mode,
             "offered_per_s": r.offered_per_s,
@@ -57,8 +58,8 @@ class Measured:
             "p99_ms": round(r.p99_ms, 1),
             "overhead_p50_ms": self.overhead_ms("p50"),
             "overhead_p99_ms": self.overhead_ms("p99"),
-            "server_cpu_ms_per_request": self.server_cpu_ms_per_request(),
-            "cpu_ms_per_request": self.cpu_ms_per_request(),
+            "server_cpu_ms_per_request": self.server_cpu_ms_per_request(per_process),
+            "cpu_ms_per_request": per_process,
             **({"replicas": self.replicas} if self.replicas else {}),
         }
 

@@ -41,8 +41,8 @@ class AdaptiveBatcher(Generic[Item, Result]):
         self.handle_batch = handle_batch
         self.config = config or BatchingConfig()
         self.on_batch = on_batch
-        self._waiting: deque[tuple[Item, asyncio.Future[Result]]] = deque()
-        self._since: deque[float] = deque()  # when each waiting call arrived (time.monotonic())
+        # Each waiting call: its item, its caller's future, and when it arrived (time.monotonic()).
+        self._waiting: deque[tuple[Item, asyncio.Future[Result], float]] = deque()
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -66,8 +66,8 @@ class AdaptiveBatcher(Generic[Item, Result]):
     def _enqueue(self, items: list[Item]) -> list[asyncio.Future[Result]]:
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Result]] = [loop.create_future() for _ in items]
-        self._waiting.extend(zip(items, futures, strict=True))
-        self._since.extend([time.monotonic()] * len(items))
+        now = time.monotonic()
+        self._waiting.extend((item, future, now) for item, future in zip(items, futures, strict=True))
         self._arrived.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run())
@@ -77,9 +77,10 @@ class AdaptiveBatcher(Generic[Item, Result]):
         """Seconds the longest-waiting call not yet in a batch has waited while batches kept
         succeeding: how far behind a working stage is. 0 when none waits, or when no batch has
         succeeded since it arrived: a stage that is down is not behind (callers time out)."""
-        if not self._since or self.last_batch_done is None or self.last_batch_done < self._since[0]:
+        if not self._waiting or self.last_batch_done is None:
             return 0.0
-        return time.monotonic() - self._since[0]
+        arrived = self._waiting[0][2]
+        return time.monotonic() - arrived if self.last_batch_done >= arrived else 0.0
 
     def busy_for(self) -> float:
         """Seconds the oldest running batch has been running (0 when none runs)."""
@@ -94,21 +95,17 @@ class AdaptiveBatcher(Generic[Item, Result]):
                 task.cancel()
                 for _, future in batch:
                     future.cancel()
-            for _, future in self._waiting:
+            for _, future, _ in self._waiting:
                 future.cancel()
             self._waiting.clear()
-            self._since.clear()
             raise
 
     async def _batches(self) -> None:
         while self._waiting:
             await self._slots.acquire()
             await self._fill()
-            size = min(self.config.max_batch_size, len(self._waiting))
-            batch = [self._waiting.popleft() for _ in range(size)]
-            for _ in range(size):
-                self._since.popleft()
-            live = [(item, future) for item, future in batch if not future.done()]  # cancelled callers drop out
+            batch = [self._waiting.popleft() for _ in range(min(self.config.max_batch_size, len(self._waiting)))]
+            live = [(item, future) for item, future, _ in batch if not future.done()]  # cancelled callers drop out
             if not live:
                 self._slots.release()
                 continue
