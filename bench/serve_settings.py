@@ -7,8 +7,8 @@ upstream) once per row, each on a fresh private cluster started in a child proce
 row's environment, and measures: ``/v1/route`` (``mf``) and chat through ``random`` and ``mf``,
 requests/s at 32 clients; and the p50 of one client on each. The rows: Serve's defaults; the
 replica's own event loop for user code and for the handle router; gRPC between replicas; the
-service's settings (``routing/serve_env.py``); and those with direct ingress, the client on
-the ingress replica's own port.
+service's settings (``routing/serve_env.py``, HAProxy on the HTTP port); and those with Serve's
+Python proxy in HAProxy's place.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ CLIENTS = 32
 DEFAULTS = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0",
     "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
+    "RAY_SERVE_ENABLE_HA_PROXY": "0",
     "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
 }
 ROWS: dict[str, dict[str, str]] = {
@@ -44,7 +45,7 @@ ROWS: dict[str, dict[str, str]] = {
     },
     "gRPC between replicas": {"RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"},
     "the service's settings (serve_env.py)": SERVE_ENV,
-    "the service's settings + direct ingress": SERVE_ENV | {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
+    "the service's settings, Serve's Python proxy in HAProxy's place": SERVE_ENV | {"RAY_SERVE_ENABLE_HA_PROXY": "0"},
 }
 
 

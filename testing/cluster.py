@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import httpx
 import psutil
 import yaml
 
-from routing.serve_env import SERVE_ENV
+from routing.serve_env import HAPROXY_PORTS, SERVE_ENV, free_port
 from testing import ROOT
 from testing.traffic import wait_for
 
@@ -41,12 +40,6 @@ class Cluster:
     dashboard_url: str | None = None
     pid: int | None = None  # the serving process, when it is a child of this one
     nodes: dict[str, dict[str, float]] = field(default_factory=dict)  # node id → resources
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until_healthy(url: str, deadline_s: float = STARTUP_DEADLINE_S, status: int = 200) -> None:
@@ -163,7 +156,8 @@ def served_by_up(config_file: str, workdir: Path, extra_env: dict[str, str]) -> 
     config["http_options"]["port"] = port
     path = workdir / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRONG_", "MID_", "LOCAL_", *SERVE_ENV))}
+    own = ("STRONG_", "MID_", "LOCAL_", *SERVE_ENV, *HAPROXY_PORTS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
     env.update(extra_env, RAY_ADDRESS="local")  # a private cluster, whatever else runs on this machine
     log_path = workdir / "serve.log"
     with log_path.open("w") as log:
@@ -186,6 +180,7 @@ def served_by_up(config_file: str, workdir: Path, extra_env: dict[str, str]) -> 
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+            kill_session(process.pid)
 
 
 def _answers(url: str) -> bool:
@@ -217,7 +212,9 @@ def two_nodes(temp: Path, head_resources: str, worker_resources: str) -> Iterato
             *common,
             env=env,
         )
-        _ray_start(f"--address=127.0.0.1:{gcs}", f"--resources={worker_resources}", *common, env=env)
+        # Both nodes on one machine: the worker's HAProxy needs ports of its own.
+        worker_env = env | {key: str(free_port()) for key in HAPROXY_PORTS}
+        _ray_start(f"--address=127.0.0.1:{gcs}", f"--resources={worker_resources}", *common, env=worker_env)
         os.environ["RAY_AUTH_MODE"] = "disabled"
         ray.init(address=f"127.0.0.1:{gcs}", logging_level="ERROR", log_to_driver=False)
         nodes = {node["NodeID"]: node["Resources"] for node in ray.nodes() if node["Alive"]}
@@ -234,11 +231,38 @@ def _ray_start(*args: str, env: dict[str, str]) -> None:
 
 
 def _kill_cluster(temp: Path, gcs: int) -> None:
-    """Stops this cluster's processes only."""
+    """Stops this cluster's processes only, with what they started (HAProxy among them)."""
+    ours = []
     for process in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
         if str(temp) in cmdline or f"127.0.0.1:{gcs}" in cmdline:
-            try:
-                os.kill(process.info["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            ours += [process, *_children(process)]
+    _kill(ours)
+
+
+def kill_session(session: int) -> None:
+    """Kills what is left of the session a child was started in (``start_new_session``): a
+    service stopped abruptly can leave HAProxy running, holding its ports."""
+    left = []
+    for process in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(process.pid) == session:
+                left.append(process)
+        except ProcessLookupError:
+            pass
+    _kill(left)
+
+
+def _children(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return process.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass

@@ -23,7 +23,7 @@ from lockfile import REQUIREMENTS, pins
 from packaging.requirements import Requirement
 
 from testing import ROOT
-from testing.cluster import free_port
+from testing.cluster import free_port, kill_session
 
 DOCKERFILE = ROOT / "k8s" / "Dockerfile"
 # What building and installing the package takes, and all the build context holds.
@@ -111,6 +111,7 @@ def test_the_install_steps_give_a_service_that_answers_offline(tmp_path: Path) -
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+        kill_session(process.pid)
         log.close()
 
 

@@ -8,11 +8,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from routing.calibration import load_calibration
 from routing.resources import CHECKPOINT_DIR
-from routing.serve_env import SERVE_ENV
+from routing.serve_env import HAPROXY_PORTS, SERVE_ENV
 from testing.cluster import served_by_up
 from testing.fake_upstream import FakeUpstream
 
@@ -27,7 +28,21 @@ def serve_run(tmp_path: Path, extra_env: dict[str, str], file: str = "serve_conf
         # `up` became `serve run` in the same process, with the service's Serve settings.
         environ = Path(f"/proc/{cluster.pid}/environ").read_bytes().split(b"\0")
         assert all(f"{key}={value}".encode() in environ for key, value in SERVE_ENV.items())
+        # HAProxy takes the HTTP port, and its own ports are free ones `up` chose (not Ray's fixed ones).
+        given = dict(item.decode().split("=", 1) for item in environ if item.startswith(b"RAY_SERVE_HAPROXY_"))
+        ports = {int(given[key]) for key in HAPROXY_PORTS} | {cluster.http_port}
+        assert ports.isdisjoint({8404, 9101}) and ports <= haproxy_listening()
         yield client
+
+
+def haproxy_listening() -> set[int]:
+    return {
+        c.laddr.port
+        for process in psutil.process_iter(["name"])
+        if process.info["name"] == "haproxy"
+        for c in process.net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN
+    }
 
 
 def chat(client: httpx.Client, model: str, **fields: object) -> httpx.Response:

@@ -33,10 +33,11 @@ def up(config: Path, echo: Echo = print) -> NoReturn:
     serve_env.apply(env)
     serve = serve_executable()
     http = read_serve_config(config).get("http_options") or {}
-    settings = " ".join(f"{key}={env[key]}" for key in serve_env.SERVE_ENV)
+    settings = " ".join(f"{key}={env[key]}" for key in (*serve_env.SERVE_ENV, *serve_env.HAPROXY_PORTS))
     echo(f"{settings} serve run {config}")
+    # Without http_options.host, HAProxy listens on every interface (Ray's default under it).
     echo(
-        f"answers on http://{http.get('host', '127.0.0.1')}:{http.get('port', 8000)} once GET /health says "
+        f"answers on http://{http.get('host', '0.0.0.0')}:{http.get('port', 8000)} once GET /health says "
         "ready; Ctrl-C stops it"
     )
     sys.stdout.flush()
