@@ -12,6 +12,8 @@ the generator's own cost does not bound the figures:
   an overhead p50 over 1 s); then 80 % and 2× the knee rate, counting 503s with ``Retry-After``
   apart from other errors;
 - **streamed time to first token** at one client, through the service and from the upstream directly;
+- **idle CPU**: what the service's processes spend per second with no traffic (Ray's and Serve's
+  background work, which every request of a light load carries a share of);
 - the **direct** figures: k6 against the fake upstream alone, at the top rate of the runs.
 
 Writes ``results.json``, ``load.png`` and ``report.md`` (the table it prints) into ``--out``.
@@ -24,6 +26,7 @@ import json
 import os
 import platform
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,10 +35,11 @@ import torch
 
 from bench import limits
 from bench.load_plots import write_plots
-from bench.load_runs import UPSTREAM, Measured, first_token_ms, measured
+from bench.load_runs import DRIVER, UPSTREAM, Measured, first_token_ms, measured
 from bench.load_table import report
 from bench.peer import peer_server
 from bench.report import SATURATION, SLOW_UPSTREAM_S
+from bench.served import cpu_by_process
 from bench.tables import print_and_write
 from testing import ROOT
 from testing.apps import shipped_config
@@ -45,6 +49,7 @@ from testing.load import chat_bodies, sample_prompts
 
 BOUND_MS = 100.0
 CPU_RATE = 15  # requests/s every server under test answers: CPU per request at the same load
+SETTLE_S, IDLE_S = 5.0, 20.0  # after the deployment answers, before and while idle CPU is read
 FIRST_RATE, STEP, TOP_RATE = 4, 1.5, 160  # k6 offers whole requests per second
 MIN_REQUESTS, MAX_STEP_S = 200, 45.0
 PEER_VENV = ROOT / ".bench" / "routellm-0.2.0"
@@ -73,6 +78,12 @@ class Knee:
         if self.replicas is not None:
             run.replicas = self.replicas()
         return run
+
+    def idle_cpu(self) -> dict[str, float]:
+        """CPU ms per second of each of the service's processes with no traffic."""
+        time.sleep(SETTLE_S)
+        _, cpu_s = cpu_by_process(lambda: time.sleep(IDLE_S), {os.getpid(): DRIVER})
+        return {name: round(1000 * s / IDLE_S, 2) for name, s in cpu_s.items() if s > 0 and name != DRIVER}
 
     def open_cpu(self, url: str, model: str, own: dict[int, str]) -> dict[str, Any]:
         """At :data:`CPU_RATE` requests/s, the upstream answering at once."""
@@ -152,7 +163,8 @@ def service(bench: Knee, routers: list[str], workdir: Path) -> None:
         with deployed(shipped_config(bench.upstream.base_url, (router,)), workdir / router) as cluster:
             chat, model = cluster.url + "/v1/chat/completions", f"router-{router}-0.5"
             bench.replicas = running_replicas
-            out = {"open": bench.open_cpu(chat, model, {})}
+            out: dict[str, Any] = {"idle_cpu_ms_per_s": bench.idle_cpu()}
+            out["open"] = bench.open_cpu(chat, model, {})
             bench.upstream.behave("ok", record=False)
             out["first_token_ms"] = first_token_ms(chat, bench.bodies(model))
             out |= bench.knee(chat, model)

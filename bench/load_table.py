@@ -125,6 +125,11 @@ def report(results: dict[str, Any]) -> str:
         "",
         "```",
     ]
+    for name in ("random", "mf"):
+        idle = results.get(name, {}).get("idle_cpu_ms_per_s")
+        if idle:  # runs before this figure have none
+            lines.append(f"CPU ms per second, {name}, idle ({sum(idle.values()):.1f} in all):")
+            lines += [f"  {ms:8.2f}  {process}" for process, ms in sorted(idle.items(), key=lambda i: -i[1])] + [""]
     for name in ("random", "mf", "peer_random"):
         for mode in ("open", "closed") if name in results else ():
             run = results[name][mode]
