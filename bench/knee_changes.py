@@ -48,6 +48,14 @@ def _added_first_token(router: str) -> Figure:
     return read
 
 
+def _idle(router: str) -> Figure:
+    def read(results: dict[str, Any]) -> Any:
+        idle = results.get(router, {}).get("idle_cpu_ms_per_s")
+        return round(sum(idle.values()), 1) if idle else "–"
+
+    return read
+
+
 def _process(router: str, name: str) -> Figure:
     return lambda results: results.get(router, {}).get("open", {}).get("cpu_ms_per_request", {}).get(name, "–")
 
@@ -64,6 +72,8 @@ for _router in ("random", "mf"):
         ),
         (f"`{_router}`: of which Ingress", _process(_router, "Ingress")),
         (f"`{_router}`: of which Serve's HTTP proxy", _process(_router, "ProxyActor")),
+        (f"`{_router}`: of which ServeController", _process(_router, "ServeController")),
+        (f"`{_router}`: idle, CPU ms per second, the service's processes", _idle(_router)),
         (f"`{_router}`: of which Embedding", _process(_router, "Embedding")),
         (f"`{_router}`: req/s at 32 clients", _at(f"{_router}.closed.answered_per_s")),
         (f"`{_router}`: knee, req/s offered (2 s upstream)", _at(f"{_router}.knee_per_s")),

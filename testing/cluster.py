@@ -102,7 +102,7 @@ def deployed(
     try:
         client = serve_start(http_options=config["http_options"])
         client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)
-        cluster = Cluster(entry_url(client.get_serve_details(), http_port), http_port, _metrics_url(metrics_port))
+        cluster = Cluster(f"http://127.0.0.1:{http_port}", http_port, _metrics_url(metrics_port))
         wait_until_healthy(cluster.url + health_path)
         yield cluster
     finally:
@@ -133,16 +133,6 @@ def serve_deploy(cluster: Cluster, config: dict[str, Any], workdir: Path) -> Non
     subprocess.run(
         ["serve", "deploy", "--address", cluster.dashboard_url, str(path)], cwd=ROOT, check=True, capture_output=True
     )
-
-
-def entry_url(details: dict[str, Any], http_port: int) -> str:
-    """Where a client reaches the application: under direct ingress, the ingress replica's own
-    port (skipping the proxy); otherwise the proxy's."""
-    if os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") == "1":
-        for group in details.get("target_groups", []):
-            if group["protocol"] == "HTTP" and group["route_prefix"] == "/" and group["targets"]:
-                return f"http://127.0.0.1:{group['targets'][0]['port']}"
-    return f"http://127.0.0.1:{http_port}"
 
 
 @contextmanager
