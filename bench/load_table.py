@@ -25,8 +25,9 @@ def past_knee(run: dict[str, Any]) -> tuple[str, int, float | None]:
     answered = sum(r["answered"] for r in overloaded)
     worst = max(r["overhead_p99_ms"] for r in overloaded if r["answered"]) if answered else None
     top = max(r["offered_per_s"] for r in overloaded)
+    runs = f"{len(overloaded)} run{'s' if len(overloaded) > 1 else ''}"
     text = (
-        f"{len(overloaded)} run{'s' if len(overloaded) > 1 else ''}, up to {top} req/s: {answered} answered (overhead p99 up to {worst} ms), "
+        f"{runs}, up to {top} req/s: {answered} answered (overhead p99 up to {worst} ms), "
         f"{shed} 503 + Retry-After, {others} other errors"
     )
     return text, others, worst
