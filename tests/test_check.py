@@ -3,7 +3,9 @@ its errors, and without Ray."""
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +130,15 @@ def test_up_refuses_a_bad_config_before_starting_ray(tmp_path: Path) -> None:
     result = routellm_serve("up", str(written(tmp_path, config)))
     assert result.returncode == 2 and "args.routers.mf.checkpont: unknown key 'checkpont'" in result.stderr
     assert "serve run" not in result.stdout
+
+
+def test_up_names_what_holds_the_http_port_before_starting_ray(tmp_path: Path) -> None:
+    config = shipped()
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        config["http_options"]["port"] = port = held.getsockname()[1]
+        result = routellm_serve("up", str(written(tmp_path, config)))
+    assert result.returncode == 2, result.stderr
+    assert f"http_options.port {port} on 127.0.0.1: Address already in use (held by " in result.stderr
+    assert f"pid {os.getpid()})" in result.stderr and "serve run" not in result.stdout
