@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.load_runs import idle_total
 from bench.load_table import past_knee
 from bench.tables import print_and_write
 
@@ -50,8 +51,8 @@ def _added_first_token(router: str) -> Figure:
 
 def _idle(router: str) -> Figure:
     def read(results: dict[str, Any]) -> Any:
-        idle = results.get(router, {}).get("idle_cpu_ms_per_s")
-        return round(sum(idle.values()), 1) if idle else "–"
+        total = idle_total(results.get(router, {}))
+        return "–" if total is None else total
 
     return read
 

@@ -113,3 +113,10 @@ def _has_content(line: str) -> bool:
         return False
     choices = json.loads(line.removeprefix("data: ")).get("choices") or [{}]
     return bool((choices[0].get("delta") or {}).get("content"))
+
+
+def idle_total(run: dict[str, Any]) -> float | None:
+    """The idle CPU of a router's run, ms per second over the service's processes; None for runs
+    measured before the figure existed."""
+    idle = run.get("idle_cpu_ms_per_s")
+    return round(sum(idle.values()), 1) if idle else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.load_runs import idle_total
+
 MF_MARGIN_MS = 15.0
 SECONDS_MS = 1000.0
 
@@ -127,9 +129,10 @@ def report(results: dict[str, Any]) -> str:
         "```",
     ]
     for name in ("random", "mf"):
-        idle = results.get(name, {}).get("idle_cpu_ms_per_s")
-        if idle:  # runs before this figure have none
-            lines.append(f"CPU ms per second, {name}, idle ({sum(idle.values()):.1f} in all):")
+        total = idle_total(results.get(name, {}))
+        if total is not None:
+            idle = results[name]["idle_cpu_ms_per_s"]
+            lines.append(f"CPU ms per second, {name}, idle ({total:.1f} in all):")
             lines += [f"  {ms:8.2f}  {process}" for process, ms in sorted(idle.items(), key=lambda i: -i[1])] + [""]
     for name in ("random", "mf", "peer_random"):
         for mode in ("open", "closed") if name in results else ():

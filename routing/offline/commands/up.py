@@ -55,16 +55,14 @@ def up(config: Path, echo: Echo = print) -> NoReturn:
         for line in describe(app):
             echo(line)
     http = read_serve_config(config).get("http_options") or {}
-    check_port_free(str(http.get("host", "0.0.0.0")), int(http.get("port", 8000)))
+    # Without http_options.host, HAProxy listens on every interface (Ray's default under it).
+    host, port = str(http.get("host", "0.0.0.0")), int(http.get("port", 8000))
+    check_port_free(host, port)
     env = dict(os.environ)
     serve_env.apply(env)
     serve = serve_executable()
     settings = " ".join(f"{key}={env[key]}" for key in (*serve_env.SERVE_ENV, *serve_env.HAPROXY_PORTS))
     echo(f"{settings} serve run {config}")
-    # Without http_options.host, HAProxy listens on every interface (Ray's default under it).
-    echo(
-        f"answers on http://{http.get('host', '0.0.0.0')}:{http.get('port', 8000)} once GET /health says "
-        "ready; Ctrl-C stops it"
-    )
+    echo(f"answers on http://{host}:{port} once GET /health says ready; Ctrl-C stops it")
     sys.stdout.flush()
     os.execve(serve, [serve, "run", str(config)], env)
