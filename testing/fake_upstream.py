@@ -7,7 +7,8 @@ a wrong key. :class:`FakeUpstream` starts one and steers it over HTTP:
 
 - ``POST /_control`` with ``{"mode": ..., ...}``: ``ok`` (default), ``status`` (answer with
   ``status``, and a ``Retry-After: <retry_after>`` header when given), ``hang`` (never answer),
-  ``malformed`` (broken JSON), ``cut`` (stream the role chunk and ``cut_after`` content chunks,
+  ``malformed`` (broken JSON; with ``json``, that JSON value as the answer or a stream's one
+  chunk), ``cut`` (stream the role chunk and ``cut_after`` content chunks,
   by default all ``chunks`` of them, then drop the connection);
   with ``"times": n`` the mode applies to the next n requests only, then ``ok`` returns;
   ``"call_tools": true`` answers a request that offers tools and ends in a user turn with a call
@@ -153,7 +154,7 @@ def create_app(name: str, api_key: str | None = None) -> FastAPI:
                 behaviour["times"] -= 1
         return behaviour
 
-    async def misbehave(behaviour: dict[str, Any]) -> Response | None:
+    async def misbehave(behaviour: dict[str, Any], stream: bool) -> Response | None:
         mode = behaviour.get("mode", "ok")
         if mode == "hang":
             await asyncio.sleep(3600)
@@ -172,6 +173,11 @@ def create_app(name: str, api_key: str | None = None) -> FastAPI:
                 status_code=status,
                 headers=headers,
             )
+        if mode == "malformed" and "json" in behaviour:
+            data = json.dumps(behaviour["json"])
+            if stream:
+                return PlainTextResponse(f"data: {data}\n\ndata: [DONE]\n\n", media_type="text/event-stream")
+            return PlainTextResponse(data, media_type="application/json")
         if mode == "malformed":
             return PlainTextResponse('{"id": "x", "choices": [', media_type="application/json")
         return None
@@ -183,7 +189,7 @@ def create_app(name: str, api_key: str | None = None) -> FastAPI:
         behaviour = current()
         if behaviour.get("record", True):
             state["requests"].append({"body": body, "authorization": request.headers.get("authorization")})
-        return body, behaviour, await misbehave(behaviour)
+        return body, behaviour, await misbehave(behaviour, bool(body.get("stream")))
 
     add_native_apis(app, name, state, admitted)
 

@@ -60,6 +60,7 @@ FAULTS = {
     "429": ({"mode": "status", "status": 429}, "upstream_rate_limited", 3),
     "hang": ({"mode": "hang"}, "upstream_timeout", 1),
     "malformed": ({"mode": "malformed"}, "upstream_malformed", 1),
+    "not_an_object": ({"mode": "malformed", "json": ["an", "array"]}, "upstream_malformed", 1),
     "refused": (None, "upstream_unreachable", 0),
 }
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
+from openai import AsyncStream
 
 from routing.errors import UpstreamError
 from routing.openai_compat import async_client
@@ -13,8 +14,13 @@ from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletion
 from routing.upstreams.config import OpenAIUpstream
 from routing.upstreams.sdk_backend import SdkBackend
 
+CHAT_PATH = "/chat/completions"
+
 
 class OpenAIChatBackend(SdkBackend):
+    """Answers and chunks are read as the JSON they came in and validated once, as the service's
+    own types: the SDK's typed parse would build each twice (bench.client_hop)."""
+
     sdk = openai
     native_path = "/responses"  # the base URL ends in /v1
 
@@ -35,8 +41,8 @@ class OpenAIChatBackend(SdkBackend):
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         arguments = self._arguments(request)
         try:
-            response = await self.client.chat.completions.create(**arguments)
-            return ChatCompletion.model_validate({**response.model_dump(exclude_unset=True), "model": self.model})
+            response = await self.client.post(CHAT_PATH, body=arguments, cast_to=object)
+            return ChatCompletion.model_validate({**_object(response), "model": self.model})
         except Exception as exc:  # every failure becomes an UpstreamError the caller can act on
             raise self.error(exc) from None
 
@@ -45,7 +51,10 @@ class OpenAIChatBackend(SdkBackend):
         if request.stream_options is not None:
             arguments["stream_options"] = request.stream_options.model_dump(exclude_none=True)
         try:
-            chunks = await self.client.chat.completions.create(**arguments, stream=True)
+            asked = arguments | {"stream": True}
+            chunks = await self.client.post(
+                CHAT_PATH, body=asked, cast_to=object, stream=True, stream_cls=AsyncStream[object]
+            )
         except Exception as exc:
             raise self.error(exc) from None
         async with chunks:  # closes the upstream connection when the client goes away
@@ -53,9 +62,7 @@ class OpenAIChatBackend(SdkBackend):
             try:
                 async for chunk in chunks:
                     received += 1
-                    yield ChatCompletionChunk.model_validate(
-                        {**chunk.model_dump(exclude_unset=True), "model": self.model}
-                    )
+                    yield ChatCompletionChunk.model_validate({**_object(chunk), "model": self.model})
             except Exception as exc:
                 raise self.error(exc) from None
             if not received:
@@ -64,3 +71,9 @@ class OpenAIChatBackend(SdkBackend):
                     model=self.model,
                     reason="upstream_malformed",
                 )
+
+
+def _object(data: object) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON object was expected, not {type(data).__name__}")
+    return data
