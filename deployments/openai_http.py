@@ -72,17 +72,7 @@ def openai_app(engine: RoutingEngine, state: IngressState, admission: Admission 
         title="routellm-serve", summary="OpenAI-compatible chat completions routed between a strong and a weak model"
     )
     app.add_middleware(BodyLimit, max_bytes=engine.config.limits.max_body_bytes)
-
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next: Any) -> Any:
-        if request.url.path.startswith("/v1/"):
-            try:
-                headers = request.headers
-                request.state.key_name = state.api_keys.check(headers.get("authorization"), headers.get("x-api-key"))
-            except Unauthorized as exc:
-                return service_error_response(exc, request.url.path)
-        return await call_next(request)
-
+    app.add_middleware(Authenticated, state=state)
     if admission is not None:  # the outermost: a refused request costs no more than its headers
         app.add_middleware(Admitted, admission=admission)
     register_error_handlers(app)
@@ -278,6 +268,33 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+AUTH_HEADERS = (b"authorization", b"x-api-key")
+
+
+class Authenticated:
+    """401 for an API request (``/v1/...``) without a key that ``state.api_keys`` (reloaded with
+    the config) accepts; the name of the key that asked goes to ``request.state.key_name``. Plain
+    ASGI: Starlette's ``BaseHTTPMiddleware`` costs each request a task group and a response stream."""
+
+    def __init__(self, app: ASGIApp, state: IngressState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            headers: dict[bytes, str] = {}
+            for name, value in scope["headers"]:  # the first of a repeated header, as Starlette reads it
+                if name in AUTH_HEADERS:
+                    headers.setdefault(name, value.decode("latin-1"))
+            try:
+                key_name = self.state.api_keys.check(headers.get(b"authorization"), headers.get(b"x-api-key"))
+            except Unauthorized as exc:
+                await service_error_response(exc, scope["path"])(scope, receive, send)
+                return
+            scope.setdefault("state", {})["key_name"] = key_name
+        await self.app(scope, receive, send)
 
 
 class Admitted:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.replica_profile import parts
 from testing.fake_upstream import FakeUpstream
 from testing.k6_load import run_k6
 from testing.load import chat_bodies, run_load, sample_prompts
@@ -80,3 +81,22 @@ def test_k6_closed_loop_waits_for_each_answer(upstream: FakeUpstream) -> None:
     result = run_k6(upstream.base_url + "/chat/completions", bodies, clients=2, seconds=2, warmup_s=0)
     # Two clients that each wait 0.5 s for an answer send at most 2 × (2 s / 0.5 s) + 2 requests.
     assert 2 <= result.answered <= 10 and result.sent == result.answered
+
+
+def test_a_profiled_sample_is_charged_to_its_innermost_known_library() -> None:
+    entry = "Thread._bootstrap (threading.py:1002);Thread.run (threading.py:982)"
+    served = f"{entry};Replica.handle (ray/serve/_private/replica.py:10)"
+    raw = "\n".join(
+        [
+            f"{entry} 5",
+            f"{served};Embedding.embed (deployments/embedding.py:40);Linear.forward (torch/nn/linear.py:134) 3",
+            f"{served};RoutingEngine.plan (routing/serving/engine.py:20) 1",
+            f"{served};RoutingEngine.plan (routing/serving/engine.py:20);BaseModel.model_dump (pydantic/main.py:5) 1",
+        ]
+    )
+    assert parts(raw) == {
+        "native code (Ray's core worker, gRPC's C core, uvloop)": 0.5,
+        "model (torch, transformers)": 0.3,
+        "the service's own code": 0.1,
+        "pydantic": 0.1,
+    }
