@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench.tables import print_and_write
+from bench.tables import write_results
 from routing.openai_compat import async_client
 from routing.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from routing.upstreams.config import OpenAIUpstream
@@ -117,9 +116,7 @@ def main() -> None:
         results = asyncio.run(measure(upstream.base_url, args.calls))
     finally:
         upstream.stop()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    print_and_write(report(results), "bench.client_hop", args.out / "report.md")
+    write_results(results, report(results), "bench.client_hop", args.out)
 
 
 if __name__ == "__main__":

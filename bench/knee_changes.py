@@ -57,8 +57,16 @@ def _idle(router: str) -> Figure:
     return read
 
 
-def _process(router: str, name: str) -> Figure:
-    return lambda results: results.get(router, {}).get("open", {}).get("cpu_ms_per_request", {}).get(name, "–")
+def _process(router: str, *names: str, mode: str = "open") -> Figure:
+    """The CPU ms per request of the processes ``names`` together, at 15 req/s (``open``) or 32
+    clients (``closed``)."""
+
+    def read(results: dict[str, Any]) -> Any:
+        cpu = results.get(router, {}).get(mode, {}).get("cpu_ms_per_request", {})
+        found = [cpu[name] for name in names if name in cpu]
+        return round(sum(found), 2) if found else "–"
+
+    return read
 
 
 ROWS: list[tuple[str, Figure]] = [
@@ -73,10 +81,16 @@ for _router in ("random", "mf"):
         ),
         (f"`{_router}`: of which Ingress", _process(_router, "Ingress")),
         (f"`{_router}`: of which Serve's HTTP proxy", _process(_router, "ProxyActor")),
+        (f"`{_router}`: of which the LLM clients", _process(_router, "LLM-strong", "LLM-weak")),
         (f"`{_router}`: of which ServeController", _process(_router, "ServeController")),
         *([(f"`{_router}`: of which Embedding", _process(_router, "Embedding"))] if _router == "mf" else []),
         (f"`{_router}`: idle, CPU ms per second, the service's processes", _idle(_router)),
         (f"`{_router}`: req/s at 32 clients", _at(f"{_router}.closed.answered_per_s")),
+        (f"`{_router}`: Ingress CPU ms per request at 32 clients", _process(_router, "Ingress", mode="closed")),
+        (
+            f"`{_router}`: the LLM clients' CPU ms per request at 32 clients",
+            _process(_router, "LLM-strong", "LLM-weak", mode="closed"),
+        ),
         (f"`{_router}`: knee, req/s offered (2 s upstream)", _at(f"{_router}.knee_per_s")),
         (f"`{_router}`: overhead p99 at 80 % of the knee, ms", _at(f"{_router}.at_80_percent.overhead_p99_ms")),
         (f"`{_router}`: past the knee (the ladder above it, and 2× the knee)", _past(_router)),

@@ -15,7 +15,6 @@ to trace processes (root, or ``kernel.yama.ptrace_scope`` 0). Writes ``results.j
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import tempfile
 from collections import Counter
@@ -26,7 +25,7 @@ import psutil
 
 from bench.knee import CPU_RATE, Knee
 from bench.served import ray_actor_name
-from bench.tables import print_and_write
+from bench.tables import write_results
 from testing import ROOT
 from testing.apps import shipped_config
 from testing.cluster import deployed
@@ -138,9 +137,7 @@ def main() -> None:
                 results["routers"][router] = profiled(bench, router, args.seconds, Path(tmp))
     finally:
         upstream.stop()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    print_and_write(report(results), "bench.replica_profile", args.out / "report.md")
+    write_results(results, report(results), "bench.replica_profile", args.out)
 
 
 if __name__ == "__main__":

@@ -163,34 +163,35 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
-def print_report(results: dict[str, Any]) -> None:
+def report(results: dict[str, Any]) -> str:
+    """The scenarios' table and the figures behind it, as markdown."""
     machine = results["machine"]
-    print(
-        f"\nmachine: {machine['cpu']}, {machine['cpus']} CPUs, torch {machine['torch']}; {machine['seconds']} s per run"
-    )
-    print("\n| scenario | this service | baseline | ratio | goal |")
-    print("|---|---:|---:|---:|---|")
-    for row in table(results):
-        print("| " + " | ".join(row) + " |")
+    lines = [
+        f"machine: {machine['cpu']}, {machine['cpus']} CPUs, torch {machine['torch']}; {machine['seconds']} s per run",
+        "",
+        "| scenario | this service | baseline | ratio | goal |",
+        "|---|---:|---:|---:|---|",
+        *("| " + " | ".join(row) + " |" for row in table(results)),
+        "",
+        "```",
+    ]
     if "in_process" in results:
         rates = results["in_process"]["served_batch_per_s_1_thread"]
         one_ms = results["in_process"]["one_forward_ms_1_thread"]
-        print(f"\nOne MiniLM forward of one prompt on 1 torch thread (the Embedding replica's): {one_ms:.1f} ms")
-        print("Served batches of 32 prompts, 1 torch thread, embeddings/s:")
-        for name, rate in rates.items():
-            print(f"  {name}: {rate:.1f}")
+        lines.append(f"One MiniLM forward of one prompt on 1 torch thread (the Embedding replica's): {one_ms:.1f} ms")
+        lines.append("Served batches of 32 prompts, 1 torch thread, embeddings/s:")
+        lines += [f"  {name}: {rate:.1f}" for name, rate in rates.items()] + [""]
     if "profile" in results:
-        print(f"\nCPU per request, mf router, {SATURATION} clients (ms of CPU time, by process):")
-        for name, ms in results["profile"]["cpu_ms_per_request"].items():
-            print(f"  {ms:7.2f}  {name}")
-        print(f"\nMean batch size at {SATURATION} clients, mf router: {results['profile']['mean_batch_size']}")
-        print("\nServe's mean latency per call at 1 client, mf router (ms, from Serve's metrics):")
-        for name, ms in results["profile"]["stage_latency_ms"].items():
-            print(f"  {ms:7.2f}  {name}")
+        lines.append(f"CPU per request, mf router, {SATURATION} clients (ms of CPU time, by process):")
+        lines += [f"  {ms:7.2f}  {name}" for name, ms in results["profile"]["cpu_ms_per_request"].items()]
+        lines += ["", f"Mean batch size at {SATURATION} clients, mf router: {results['profile']['mean_batch_size']}"]
+        lines += ["", "Serve's mean latency per call at 1 client, mf router (ms, from Serve's metrics):"]
+        lines += [f"  {ms:7.2f}  {name}" for name, ms in results["profile"]["stage_latency_ms"].items()] + [""]
     if "cold_start" in results:
-        print("\nPSS at idle by process (MiB):")
-        for name, mib in list(results["cold_start"]["pss_by_process_mib"].items())[:12]:
-            print(f"  {mib:8.1f}  {name}")
+        lines.append("PSS at idle by process (MiB):")
+        pss = list(results["cold_start"]["pss_by_process_mib"].items())[:12]
+        lines += [f"  {mib:8.1f}  {name}" for name, mib in pss] + [""]
+    return "\n".join(lines) + "```\n"
 
 
 def write_table(out: Path | None, text: str, measured: Sequence[BaseModel]) -> None:

@@ -1,7 +1,7 @@
 """The benchmarks, side by side in one run: the router against the raw model limit, against
 RouteLLM 0.2.0's own server, under a slow upstream; SW ranking; cold start and memory.
 
-    python -m bench.run [--seconds 10] [--scenarios router_stage chat ...] [--out docs/benchmarks]
+    python -m bench.run [--seconds 10] [--scenarios router_stage chat ...] [--out docs/benchmarks] [--report-only]
 
 router_stage: the router stage (``/v1/route``: embedding + MF, no model call) through Serve at
     saturation, against MiniLM + MF in one process on the same cores, and with three candidates
@@ -17,7 +17,7 @@ cold_start: ``serve run serve_config.yaml`` to the first answer, and the graph's
 
 Every server runs alone on the machine while it is measured; the load generator (asyncio +
 httpx, one connection per client) and the fake upstream share its cores. Prints the table and
-writes ``results.json`` and PNG plots into ``--out``.
+writes ``report.md``, ``results.json`` and PNG plots into ``--out``.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ import torch
 from bench import coldstart, limits, sw_ranking
 from bench.peer import peer_server
 from bench.plots import write_plots
-from bench.report import SATURATION, SLOW_CLIENTS, SLOW_UPSTREAM_S, print_report, table
+from bench.report import SATURATION, SLOW_CLIENTS, SLOW_UPSTREAM_S, report, table
 from bench.served import batch_size_totals, cpu_by_process, means_during, stage_latency_totals
+from bench.tables import print_and_write
 from routing.resources import MINILM_MODEL_ID
 from testing import ROOT
 from testing.apps import shipped_config, three_model_config
@@ -197,7 +198,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS), help="which to run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    parser.add_argument("--report-only", action="store_true", help="the report and plots of --out's results, again")
     args = parser.parse_args()
+    if args.report_only:
+        results = json.loads((args.out / "results.json").read_text())
+        write_plots(results, args.out)
+        print_and_write(report(results), "bench.run", args.out / "report.md")
+        return
     bench = Bench(args.seconds)
     wanted = set(args.scenarios)
     bench.results["machine"] = {
@@ -245,8 +252,8 @@ def main() -> None:
     results = bench.results | {"table": table(bench.results)}
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     write_plots(bench.results, args.out)
-    print_report(bench.results)
-    print(f"\nwrote {args.out / 'results.json'} and plots in {args.out}")
+    print_and_write(report(bench.results), "bench.run", args.out / "report.md")
+    print(f"wrote {args.out / 'results.json'} and plots in {args.out}")
 
 
 if __name__ == "__main__":

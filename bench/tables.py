@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def print_and_write(table: str, module: str, out: Path | None) -> None:
@@ -12,3 +14,10 @@ def print_and_write(table: str, module: str, out: Path | None) -> None:
         command = " ".join([f"python -m {module}", *sys.argv[1:]])
         out.write_text(f"### `{command}`\n\n" + table)
         print(f"wrote {out}")
+
+
+def write_results(results: dict[str, Any], table: str, module: str, out: Path) -> None:
+    """``results`` as ``out/results.json``; ``table`` printed and written as ``out/report.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    print_and_write(table, module, out / "report.md")
