@@ -83,6 +83,7 @@ def test_a_published_client_key_keeps_health_unready_and_is_refused(
     state.api_keys = ApiKeys.load(auth, {})
     health = _get(app, "/health")
     assert health.status_code == 200 and "auth_error" not in health.json()
+    assert _get(app, "/v1/models", key="sk-team-2").status_code == 200  # the keys re-read are the ones in force
 
 
 def test_an_upstream_refusing_its_key_is_named_and_asked_again(
