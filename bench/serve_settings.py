@@ -1,14 +1,15 @@
 """Each Ray Serve setting on its own, against Serve's defaults, in one run.
 
-    python -m bench.serve_settings [--seconds 8]
+    python -m bench.serve_settings [--seconds 8] [--out docs/benchmarks/serve_settings.md]
 
 Deploys the shipped graph (``random`` and ``mf``, local MiniLM, both models on one fake
 upstream) once per row, each on a fresh private cluster started in a child process with that
 row's environment, and measures: ``/v1/route`` (``mf``) and chat through ``random`` and ``mf``,
 requests/s at 32 clients; and the p50 of one client on each. The rows: Serve's defaults; the
 replica's own event loop for user code and for the handle router; gRPC between replicas; the
-service's settings (``routing/serve_env.py``, HAProxy on the HTTP port); and those with Serve's
-Python proxy in HAProxy's place.
+service's settings (``routing/serve_env.py``, HAProxy on the HTTP port); those with Serve's
+Python proxy in HAProxy's place; and those with Ray's actor calls in place of gRPC between
+replicas. Prints the table and writes it to ``--out``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.tables import print_and_write
 from routing.serve_env import SERVE_ENV
 from testing import ROOT
 from testing.apps import shipped_config
@@ -46,6 +48,8 @@ ROWS: dict[str, dict[str, str]] = {
     "gRPC between replicas": {"RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"},
     "the service's settings (serve_env.py)": SERVE_ENV,
     "the service's settings, Serve's Python proxy in HAProxy's place": SERVE_ENV | {"RAY_SERVE_ENABLE_HA_PROXY": "0"},
+    "the service's settings, Ray's actor calls in place of gRPC between replicas": SERVE_ENV
+    | {"RAY_SERVE_USE_GRPC_BY_DEFAULT": "0"},
 }
 
 
@@ -92,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each measured load")
     parser.add_argument("--row", action="store_true", help=argparse.SUPPRESS)  # one row, in a child
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "serve_settings.md")
     args = parser.parse_args()
     if args.row:
         print(json.dumps(measure(args.seconds)))
@@ -101,10 +106,9 @@ def main() -> None:
         print(f"-- {name}", flush=True)
         rows[name] = run_row(env, args.seconds)
     columns = list(next(iter(rows.values())))
-    print("\n| setting | " + " | ".join(columns) + " |")
-    print("|---|" + "---:|" * len(columns))
-    for name, row in rows.items():
-        print(f"| {name} | " + " | ".join(f"{row[c]:g}" for c in columns) + " |")
+    lines = ["| setting | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    lines += [f"| {name} | " + " | ".join(f"{row[c]:g}" for c in columns) + " |" for name, row in rows.items()]
+    print_and_write("\n".join(lines) + "\n", "bench.serve_settings", args.out)
 
 
 if __name__ == "__main__":
