@@ -5,16 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from bench.load_runs import idle_total
+from bench.tables import met_or_missed
 
 MF_MARGIN_MS = 15.0
 SECONDS_MS = 1000.0
-
-
-def _bound(value: float, bound: float, at_most: bool = True) -> str:
-    """Met, or missed by how many times: the goal is ``value`` ≤ ``bound`` (≥ with ``at_most`` False)."""
-    if value <= bound if at_most else value >= bound:
-        return "met"
-    return f"missed by {_ratio(value, bound) if at_most else _ratio(bound, value)}×"
 
 
 def _ratio(a: float, b: float) -> float:
@@ -53,7 +47,7 @@ def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 "`random` CPU ms per request, all its processes, vs RouteLLM 0.2.0's server (≤ 2×)",
                 f"{ours} vs {theirs}: {ratio}×",
-                _bound(ratio, 2),
+                met_or_missed(ratio, 2),
             )
         )
         ours_rate, their_rate = results["random"]["closed"]["answered_per_s"], peer["closed"]["answered_per_s"]
@@ -62,7 +56,7 @@ def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 "(b) `random` req/s at 32 clients vs RouteLLM 0.2.0 (≥ 2×)",
                 f"{ours_rate} vs {their_rate}: {ratio}×",
-                _bound(ratio, 2, at_most=False),
+                met_or_missed(ratio, 2, at_most=False),
             )
         )
     if "mf" in results:
@@ -71,7 +65,7 @@ def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 "`mf` CPU ms per request ≤ one MiniLM forward as served + 15 ms",
                 f"{ours} vs {bound:.1f}",
-                _bound(ours, bound),
+                met_or_missed(ours, bound),
             )
         )
     for router in ("random", "mf"):
@@ -88,13 +82,13 @@ def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         )
         if "at_80_percent" in run:
             p99 = run["at_80_percent"]["overhead_p99_ms"]
-            rows.append((f"`{router}` overhead p99 at 80 % of the knee ≤ 100 ms", f"{p99} ms", _bound(p99, 100)))
+            rows.append((f"`{router}` overhead p99 at 80 % of the knee ≤ 100 ms", f"{p99} ms", met_or_missed(p99, 100)))
             text, others, worst = past_knee(run)
             label = f"`{router}` past the knee: 503 + Retry-After, no other error, none queued for seconds (p99 ≤ 1 s)"
             if others:
                 verdict = f"missed: {others} other errors"
             else:
-                verdict = "missed: none answered" if worst is None else _bound(worst, SECONDS_MS)
+                verdict = "missed: none answered" if worst is None else met_or_missed(worst, SECONDS_MS)
             rows.append((label, text, verdict))
         added = round(run["first_token_ms"] - direct_ttft, 2)
         if router == "mf":
@@ -103,11 +97,11 @@ def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 (
                     "`mf` streamed TTFT added at one client ≤ 1.5× one MiniLM forward",
                     f"{added} ms vs {bound:.1f}",
-                    _bound(added, bound),
+                    met_or_missed(added, bound),
                 )
             )
         else:
-            rows.append(("`random` streamed TTFT added at one client ≤ 10 ms", f"{added} ms", _bound(added, 10)))
+            rows.append(("`random` streamed TTFT added at one client ≤ 10 ms", f"{added} ms", met_or_missed(added, 10)))
     top = results["direct"]["slow_upstream_top_rate"]
     rows.append(
         (

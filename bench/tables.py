@@ -21,3 +21,12 @@ def write_results(results: dict[str, Any], table: str, module: str, out: Path) -
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     print_and_write(table, module, out / "report.md")
+
+
+def met_or_missed(value: float, bound: float, at_most: bool = True) -> str:
+    """``met``, or ``missed by`` how many times, for the goal ``value`` ≤ ``bound`` (≥ when
+    ``at_most`` is False)."""
+    if value <= bound if at_most else value >= bound:
+        return "met"
+    factor = value / bound if at_most else bound / value if value else float("inf")
+    return f"missed by {factor:.2f}×"
