@@ -40,7 +40,7 @@ from bench.load_table import report
 from bench.peer import peer_server
 from bench.report import SATURATION, SLOW_UPSTREAM_S
 from bench.served import cpu_by_process
-from bench.tables import print_and_write
+from bench.tables import print_and_write, write_results
 from testing import ROOT
 from testing.apps import shipped_config
 from testing.cluster import deployed
@@ -223,10 +223,8 @@ def main() -> None:
         direct(bench)
     finally:
         upstream.stop()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(bench.results, indent=1) + "\n")
+    write_results(bench.results, report(bench.results), "bench.knee", args.out)
     write_plots(bench.results, args.out)
-    print_and_write(report(bench.results), "bench.knee", args.out / "report.md")
     print(f"wrote {args.out / 'results.json'} and {args.out / 'load.png'}")
 
 

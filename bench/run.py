@@ -41,7 +41,7 @@ from bench.peer import peer_server
 from bench.plots import write_plots
 from bench.report import SATURATION, SLOW_CLIENTS, SLOW_UPSTREAM_S, report, table
 from bench.served import batch_size_totals, cpu_by_process, means_during, stage_latency_totals
-from bench.tables import print_and_write
+from bench.tables import print_and_write, write_results
 from routing.resources import MINILM_MODEL_ID
 from testing import ROOT
 from testing.apps import shipped_config, three_model_config
@@ -248,11 +248,8 @@ def main() -> None:
     if "cold_start" in wanted:
         print("-- cold start", flush=True)
         bench.results["cold_start"] = coldstart.measure().model_dump()
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = bench.results | {"table": table(bench.results)}
-    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_results(bench.results | {"table": table(bench.results)}, report(bench.results), "bench.run", args.out)
     write_plots(bench.results, args.out)
-    print_and_write(report(bench.results), "bench.run", args.out / "report.md")
     print(f"wrote {args.out / 'results.json'} and plots in {args.out}")
 
 
